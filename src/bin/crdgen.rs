@@ -1,0 +1,3 @@
+fn main() {
+    for f in ams_security_operator::crd::render().unwrap() { print!("{}", f.contents); }
+}

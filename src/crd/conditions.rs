@@ -1,0 +1,156 @@
+//! Status condition types and reasons of `MediaServicesAccount`, documented as API.
+//!
+//! Conditions follow the Kubernetes convention (`metav1.Condition`, a list-map keyed by `type`).
+//! Every type states its **polarity**:
+//! - *normal-true* types (`Ready`, `IdentityReady`, `StorageAccessReady`, `EncryptionReady`,
+//!   `AccessGrantsReady`) are `True` when all is well.
+//! - the *abnormal-true* type `CustomerKeyInaccessible` is `True` when something is wrong: Azure
+//!   has lost (or will lose) access to the customer-managed key, and the account accepts only
+//!   GET, LIST and DELETE until access is restored. Its reason names the precise cause.
+//!
+//! Reasons are PascalCase constants; tools (Argo CD health checks, alerts) may match on them, so
+//! they are part of the API and change only with a new API version. This module holds names
+//! and meanings only; computing conditions is the reconciler's status step.
+
+/// Condition types.
+pub mod types {
+    /// Normal-true. Summary: `True` when every other condition of this resource is in its good
+    /// state for the current `metadata.generation`. Its reason is the first failing step's reason.
+    pub const READY: &str = "Ready";
+    /// Normal-true. The account's managed identity matches `spec.identity`, and its principals
+    /// are known (see `status.identity`).
+    pub const IDENTITY_READY: &str = "IdentityReady";
+    /// Normal-true. The account's storage accounts and storage authentication match
+    /// `spec.storage`, and, with `grantAccess`, each identity holds Storage Blob Data Contributor
+    /// on its storage account.
+    pub const STORAGE_ACCESS_READY: &str = "StorageAccessReady";
+    /// Normal-true. The account's encryption matches `spec.encryption`: with a customer key, the
+    /// key passed its prerequisites (RSA 2048/3072/4096, vault in the account's region with
+    /// soft-delete and purge protection), the identity can use it, and the account uses the
+    /// expected version.
+    pub const ENCRYPTION_READY: &str = "EncryptionReady";
+    /// Normal-true. Every entry of `spec.accessGrants` holds its role assignment on the account.
+    pub const ACCESS_GRANTS_READY: &str = "AccessGrantsReady";
+    /// **Abnormal-true.** `True` when the account's identity cannot use the customer-managed key.
+    /// The reason is one of [`super::key_access`]'s causes; `False` with reason
+    /// [`super::reasons::KEY_ACCESSIBLE`] after a successful check, or
+    /// [`super::reasons::SYSTEM_KEY`] when the account does not use a customer key.
+    pub const CUSTOMER_KEY_INACCESSIBLE: &str = "CustomerKeyInaccessible";
+
+    /// Every condition type this operator owns. Conditions of other types on the same object
+    /// belong to someone else and are left as they are.
+    pub const ALL: [&str; 6] = [
+        READY,
+        IDENTITY_READY,
+        STORAGE_ACCESS_READY,
+        ENCRYPTION_READY,
+        ACCESS_GRANTS_READY,
+        CUSTOMER_KEY_INACCESSIBLE,
+    ];
+}
+
+/// Causes of `CustomerKeyInaccessible=True`, used as its reason.
+pub mod key_access {
+    /// The key (or the pinned version) does not exist, or was deleted.
+    pub const KEY_NOT_FOUND: &str = "KeyNotFound";
+    /// The key version in use is disabled.
+    pub const KEY_DISABLED: &str = "KeyDisabled";
+    /// The key version in use is past its expiry (`exp`).
+    pub const KEY_EXPIRED: &str = "KeyExpired";
+    /// The key version in use is not yet valid (`nbf` in the future).
+    pub const KEY_NOT_YET_VALID: &str = "KeyNotYetValid";
+    /// The vault does not exist.
+    pub const VAULT_NOT_FOUND: &str = "VaultNotFound";
+    /// The vault was deleted and is in its soft-delete retention period (it can be recovered).
+    pub const VAULT_SOFT_DELETED: &str = "VaultSoftDeleted";
+    /// The identity's permission on the key (access policy or role assignment) was removed.
+    pub const ACCESS_REVOKED: &str = "AccessRevoked";
+    /// The vault's firewall rejects the identity's requests.
+    pub const VAULT_FIREWALL_BLOCKED: &str = "VaultFirewallBlocked";
+    /// The key cannot serve as a Media Services account key (e.g. an EC key or an RSA size
+    /// other than 2048, 3072 or 4096).
+    pub const UNSUPPORTED_KEY: &str = "UnsupportedKey";
+
+    /// Every cause, for documentation and exhaustive tests.
+    pub const ALL: [&str; 9] = [
+        KEY_NOT_FOUND,
+        KEY_DISABLED,
+        KEY_EXPIRED,
+        KEY_NOT_YET_VALID,
+        VAULT_NOT_FOUND,
+        VAULT_SOFT_DELETED,
+        ACCESS_REVOKED,
+        VAULT_FIREWALL_BLOCKED,
+        UNSUPPORTED_KEY,
+    ];
+}
+
+/// Reasons shared by the other condition types.
+pub mod reasons {
+    /// The condition is in its good state.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// The step is waiting on a long-running Azure operation started earlier.
+    pub const IN_PROGRESS: &str = "InProgress";
+    /// The spec breaks a rule the schema could not express (or the apiserver did not enforce);
+    /// the message names the field. Nothing is written to Azure until the spec is fixed.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Reconciliation is paused by `spec.suspend`.
+    pub const SUSPENDED: &str = "Suspended";
+    /// Azure throttled the operator; it retries after the interval Azure asked for.
+    pub const THROTTLED: &str = "Throttled";
+    /// A grant was just made and Azure has not propagated it yet.
+    pub const PROPAGATING: &str = "Propagating";
+    /// Azure refused the operator's request for a reason only a person can fix (permissions,
+    /// quota, a prerequisite); the message says what.
+    pub const USER_ACTION_REQUIRED: &str = "UserActionRequired";
+    /// A transient Azure failure; the operator retries with backoff.
+    pub const TRANSIENT_ERROR: &str = "TransientError";
+    /// `CustomerKeyInaccessible=False`: the last key-access check succeeded.
+    pub const KEY_ACCESSIBLE: &str = "KeyAccessible";
+    /// `CustomerKeyInaccessible=False`: the account uses Microsoft-managed keys.
+    pub const SYSTEM_KEY: &str = "SystemKey";
+    /// The section of the spec is absent, so the operator leaves that part of the account as is.
+    pub const NOT_MANAGED: &str = "NotManaged";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Reasons are matched by tools, so they must be unique PascalCase words: a duplicate or a
+    /// reason with spaces would make two causes indistinguishable in an alert rule.
+    #[test]
+    fn condition_types_and_reasons_are_unique_pascal_case() {
+        let all: Vec<&str> = types::ALL
+            .iter()
+            .chain(key_access::ALL.iter())
+            .chain(
+                [
+                    reasons::SUCCEEDED,
+                    reasons::IN_PROGRESS,
+                    reasons::INVALID_SPEC,
+                    reasons::SUSPENDED,
+                    reasons::THROTTLED,
+                    reasons::PROPAGATING,
+                    reasons::USER_ACTION_REQUIRED,
+                    reasons::TRANSIENT_ERROR,
+                    reasons::KEY_ACCESSIBLE,
+                    reasons::SYSTEM_KEY,
+                    reasons::NOT_MANAGED,
+                ]
+                .iter(),
+            )
+            .copied()
+            .collect();
+        let unique: HashSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "duplicate names in {all:?}");
+        for name in all {
+            let first = name.chars().next().expect("non-empty");
+            assert!(
+                first.is_ascii_uppercase() && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{name:?} is not PascalCase"
+            );
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! ams-security-operator: reconciles the security state of Azure Media Services accounts
+//! (managed identity, trusted storage, customer-managed key, access grants) from Kubernetes
+//! custom resources.
+//!
+//! Module map:
+//! - [`crd`]: the `MediaServicesAccount` API (spec, status, conditions) and CRD generation.
+//! - [`reconcile`]: the reconcile pipeline's steps; today the pure spec validation.
+//! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
+//! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
+//!   specifications, for tests, benchmarks and the "try it without Azure" mode. It imports
+//!   nothing from [`azure`]: the specs referee both sides.
+
+pub mod azure;
+pub mod crd;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod reconcile;
