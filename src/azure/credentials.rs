@@ -1,0 +1,348 @@
+//! Entra ID credentials, chosen explicitly (there is no default chain): workload identity in a
+//! cluster, a client secret from the Kubernetes Secret a resource names in
+//! `credentialsSecretRef` (same namespace only), or managed identity.
+//!
+//! Credentials are built with azure_identity and cached: one credential, with its token cache,
+//! per distinct identity. Reading the Secret from the API server is the reconciler's job; this
+//! module takes the Secret's data already fetched. Tokens and secrets are never logged: the
+//! secret is held in `azure_core::credentials::Secret`, whose `Debug` redacts it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_identity::{
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+
+use super::cloud::AzureCloud;
+use super::error::AzureError;
+
+/// Key in the credentials Secret: the Entra tenant id.
+pub const SECRET_KEY_TENANT_ID: &str = "tenantId";
+/// Key in the credentials Secret: the application (client) id.
+pub const SECRET_KEY_CLIENT_ID: &str = "clientId";
+/// Key in the credentials Secret: the client secret.
+pub const SECRET_KEY_CLIENT_SECRET: &str = "clientSecret";
+
+/// Environment variable of workload identity: client id (set by the AKS webhook).
+pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+/// Environment variable of workload identity: tenant id.
+pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// Environment variable of workload identity: projected service-account token file.
+pub const ENV_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+
+/// Which identity the operator authenticates as.
+#[derive(Clone, Debug)]
+pub enum CredentialSource {
+    /// Entra Workload ID: a federated service-account token exchanged for an Entra token.
+    WorkloadIdentity {
+        /// Tenant id.
+        tenant_id: String,
+        /// Client id of the federated application or user-assigned identity.
+        client_id: String,
+        /// Path of the projected token file.
+        token_file: PathBuf,
+    },
+    /// A service principal's client secret, from a namespaced Kubernetes Secret.
+    ClientSecret {
+        /// Tenant id.
+        tenant_id: String,
+        /// Client id.
+        client_id: String,
+        /// The secret (redacted in `Debug`).
+        secret: Secret,
+    },
+    /// The managed identity of the node or App Service host (system-assigned when no client id).
+    ManagedIdentity {
+        /// Client id of a user-assigned identity.
+        client_id: Option<String>,
+    },
+}
+
+/// Why a credential could not be selected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialConfigError {
+    /// A workload-identity variable is missing.
+    #[error("failed to configure workload identity: environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    /// The Secret lacks a key.
+    #[error("failed to read credentials secret {secret}: key {key} is missing or empty")]
+    MissingKey {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// Missing key.
+        key: &'static str,
+    },
+    /// A value is not UTF-8.
+    #[error("failed to read credentials secret {secret}: key {key} is not UTF-8")]
+    NotUtf8 {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// Offending key.
+        key: &'static str,
+    },
+    /// The reference points into another namespace.
+    #[error("failed to use credentials secret {secret_namespace}/{secret_name}: it must be in the resource's namespace {resource_namespace}")]
+    OtherNamespace {
+        /// Namespace of the referencing resource.
+        resource_namespace: String,
+        /// Namespace named in the reference.
+        secret_namespace: String,
+        /// Secret name.
+        secret_name: String,
+    },
+}
+
+impl CredentialSource {
+    /// Workload identity from the pod's environment (as the AKS webhook injects it), read
+    /// through `lookup` so it can be tested without touching the process environment.
+    pub fn workload_identity_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CredentialConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|v| !v.is_empty()).ok_or(CredentialConfigError::MissingEnv(name));
+        Ok(Self::WorkloadIdentity {
+            tenant_id: get(ENV_TENANT_ID)?,
+            client_id: get(ENV_CLIENT_ID)?,
+            token_file: PathBuf::from(get(ENV_FEDERATED_TOKEN_FILE)?),
+        })
+    }
+
+    /// A client secret from the data of the Secret named by `credentialsSecretRef`
+    /// (keys [`SECRET_KEY_TENANT_ID`], [`SECRET_KEY_CLIENT_ID`], [`SECRET_KEY_CLIENT_SECRET`]).
+    ///
+    /// `secret_namespace` is the namespace written in the reference, if any; it must equal the
+    /// resource's namespace, because the operator never reads Secrets elsewhere.
+    pub fn client_secret_from_secret_data(
+        resource_namespace: &str,
+        secret_namespace: Option<&str>,
+        secret_name: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Self, CredentialConfigError> {
+        if let Some(ns) = secret_namespace
+            && ns != resource_namespace
+        {
+            return Err(CredentialConfigError::OtherNamespace {
+                resource_namespace: resource_namespace.to_owned(),
+                secret_namespace: ns.to_owned(),
+                secret_name: secret_name.to_owned(),
+            });
+        }
+        let secret = format!("{resource_namespace}/{secret_name}");
+        let get = |key: &'static str| -> Result<String, CredentialConfigError> {
+            let bytes = data.get(key).ok_or_else(|| CredentialConfigError::MissingKey { secret: secret.clone(), key })?;
+            let text = std::str::from_utf8(bytes).map_err(|_| CredentialConfigError::NotUtf8 { secret: secret.clone(), key })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(CredentialConfigError::MissingKey { secret: secret.clone(), key });
+            }
+            Ok(text.to_owned())
+        };
+        Ok(Self::ClientSecret {
+            tenant_id: get(SECRET_KEY_TENANT_ID)?,
+            client_id: get(SECRET_KEY_CLIENT_ID)?,
+            secret: Secret::new(get(SECRET_KEY_CLIENT_SECRET)?),
+        })
+    }
+
+    /// Short kind name for logs and metrics.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WorkloadIdentity { .. } => "WorkloadIdentity",
+            Self::ClientSecret { .. } => "ClientSecret",
+            Self::ManagedIdentity { .. } => "ManagedIdentity",
+        }
+    }
+
+    /// Identity key for the cache. A rotated client secret gives a new key, so the old
+    /// credential (and its tokens) is no longer used.
+    fn cache_key(&self) -> (u8, String, String, u64) {
+        match self {
+            Self::WorkloadIdentity { tenant_id, client_id, token_file } => {
+                (0, tenant_id.to_ascii_lowercase(), client_id.to_ascii_lowercase(), hash(&token_file))
+            }
+            Self::ClientSecret { tenant_id, client_id, secret } => {
+                (1, tenant_id.to_ascii_lowercase(), client_id.to_ascii_lowercase(), hash(&secret.secret()))
+            }
+            Self::ManagedIdentity { client_id } => {
+                (2, String::new(), client_id.clone().unwrap_or_default().to_ascii_lowercase(), 0)
+            }
+        }
+    }
+}
+
+fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// Builds credentials once per identity and shares them (and their token caches).
+pub struct CredentialCache {
+    cloud: AzureCloud,
+    transport: Option<Transport>,
+    cache: Mutex<HashMap<(u8, String, String, u64), Arc<dyn TokenCredential>>>,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache").field("cloud", &self.cloud.name()).finish_non_exhaustive()
+    }
+}
+
+impl CredentialCache {
+    /// A cache whose credentials talk to `cloud`'s authority host over `transport`
+    /// (`None`: azure_core's default transport).
+    #[must_use]
+    pub fn new(cloud: AzureCloud, transport: Option<Transport>) -> Self {
+        Self { cloud, transport, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            transport: self.transport.clone(),
+            cloud: Some(self.cloud.sdk_configuration()),
+            // Token requests get one quick retry at most; the calling operation has a budget.
+            retry: RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+                initial_delay: azure_core::time::Duration::milliseconds(200),
+                max_retries: 1,
+                max_total_elapsed: azure_core::time::Duration::seconds(5),
+                max_delay: azure_core::time::Duration::seconds(1),
+            }),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// Number of distinct credentials built so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether no credential was built yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shared credential for `source`, built on first use.
+    pub fn get(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
+        let key = source.cache_key();
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let credential = self.build(source)?;
+        cache.insert(key, credential.clone());
+        Ok(credential)
+    }
+
+    fn build(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
+        let fail = |e: azure_core::Error| AzureError::Credential {
+            operation: "build credential",
+            resource: source.kind().to_owned(),
+            source: e,
+        };
+        Ok(match source {
+            CredentialSource::WorkloadIdentity { tenant_id, client_id, token_file } => {
+                let options = WorkloadIdentityCredentialOptions {
+                    credential_options: ClientAssertionCredentialOptions { client_options: self.client_options() },
+                    client_id: Some(client_id.clone()),
+                    tenant_id: Some(tenant_id.clone()),
+                    token_file_path: Some(token_file.clone()),
+                };
+                WorkloadIdentityCredential::new(Some(options)).map_err(fail)?
+            }
+            CredentialSource::ClientSecret { tenant_id, client_id, secret } => {
+                let options = ClientSecretCredentialOptions { client_options: self.client_options() };
+                ClientSecretCredential::new(tenant_id, client_id.clone(), secret.clone(), Some(options)).map_err(fail)?
+            }
+            CredentialSource::ManagedIdentity { client_id } => {
+                let options = ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: self.client_options(),
+                    ..ManagedIdentityCredentialOptions::default()
+                };
+                ManagedIdentityCredential::new(Some(options)).map_err(fail)?
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn workload_identity_reads_the_three_webhook_variables() {
+        let env = |k: &str| match k {
+            ENV_TENANT_ID => Some("72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned()),
+            ENV_CLIENT_ID => Some("11111111-1111-1111-1111-111111111111".to_owned()),
+            ENV_FEDERATED_TOKEN_FILE => Some("/var/run/secrets/azure/tokens/azure-identity-token".to_owned()),
+            _ => None,
+        };
+        let src = CredentialSource::workload_identity_from_env(env).expect("complete");
+        assert!(matches!(&src, CredentialSource::WorkloadIdentity { token_file, .. } if token_file.ends_with("azure-identity-token")));
+        let missing = CredentialSource::workload_identity_from_env(|k| (k != ENV_FEDERATED_TOKEN_FILE).then(|| "x".to_owned()));
+        assert_eq!(missing.err(), Some(CredentialConfigError::MissingEnv(ENV_FEDERATED_TOKEN_FILE)));
+    }
+
+    #[test]
+    fn client_secret_is_read_from_secret_data_and_redacted_in_debug() {
+        let d = data(&[("tenantId", "t"), ("clientId", "c"), ("clientSecret", "s3cr3t-value\n")]);
+        let src = CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d).expect("complete");
+        let debug = format!("{src:?}");
+        assert!(!debug.contains("s3cr3t-value"), "secret leaked into Debug: {debug}");
+        match src {
+            CredentialSource::ClientSecret { tenant_id, client_id, secret } => {
+                assert_eq!((tenant_id.as_str(), client_id.as_str(), secret.secret()), ("t", "c", "s3cr3t-value"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_secret_errors_name_the_secret_and_key_but_not_the_value() {
+        let d = data(&[("tenantId", "t"), ("clientId", " ")]);
+        let err = CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d).expect_err("incomplete");
+        assert_eq!(err, CredentialConfigError::MissingKey { secret: "media/azure-creds".into(), key: "clientId" });
+        let mut bad = data(&[("tenantId", "t"), ("clientId", "c")]);
+        bad.insert("clientSecret".into(), vec![0xff, 0xfe]);
+        assert!(matches!(
+            CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &bad),
+            Err(CredentialConfigError::NotUtf8 { key: "clientSecret", .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_in_other_namespaces_are_refused() {
+        let d = data(&[("tenantId", "t"), ("clientId", "c"), ("clientSecret", "s")]);
+        let err = CredentialSource::client_secret_from_secret_data("media", Some("kube-system"), "azure-creds", &d).expect_err("refused");
+        assert!(err.to_string().starts_with("failed to use credentials secret kube-system/azure-creds"), "{err}");
+        assert!(CredentialSource::client_secret_from_secret_data("media", Some("media"), "azure-creds", &d).is_ok());
+    }
+
+    /// One credential per identity: the same identity shares its token cache, a rotated
+    /// secret or another identity gets its own.
+    #[test]
+    fn cache_shares_one_credential_per_identity() {
+        let cache = CredentialCache::new(AzureCloud::AzurePublic, None);
+        let a = CredentialSource::ClientSecret { tenant_id: "tenant".into(), client_id: "app".into(), secret: Secret::new("one") };
+        let a_again = CredentialSource::ClientSecret { tenant_id: "TENANT".into(), client_id: "APP".into(), secret: Secret::new("one") };
+        let rotated = CredentialSource::ClientSecret { tenant_id: "tenant".into(), client_id: "app".into(), secret: Secret::new("two") };
+        let c1 = cache.get(&a).expect("builds");
+        let c2 = cache.get(&a_again).expect("builds");
+        assert!(Arc::ptr_eq(&c1, &c2), "same identity must share a credential");
+        let c3 = cache.get(&rotated).expect("builds");
+        assert!(!Arc::ptr_eq(&c1, &c3));
+        assert_eq!(cache.len(), 2);
+    }
+}

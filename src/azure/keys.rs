@@ -1,0 +1,318 @@
+//! Key Vault keys (data plane, api-version 7.5) through azure_security_keyvault_keys: get a
+//! key (latest or a version), list its versions, and the facts the operator checks (type,
+//! RSA size from the modulus, enabled, not-before, expiry).
+//!
+//! The SDK's client does Key Vault's challenge authentication and checks that the vault host
+//! belongs to the challenge's resource. Vault URLs outside the configured cloud are refused
+//! before any token is requested. No key material beyond the public modulus is read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use azure_core::credentials::TokenCredential;
+use azure_security_keyvault_keys::models::{Key, KeyProperties, KeyType};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use azure_core::time::OffsetDateTime;
+use futures::TryStreamExt;
+use url::Url;
+
+use super::API_VERSION_KEY_VAULT_KEYS;
+use super::arm::ClientSettings;
+use super::cloud::AzureCloud;
+use super::error::{AzureError, ErrorClass, from_sdk};
+use super::metrics::{AzureMetrics, OUTCOME_OK};
+
+/// Key types the operator distinguishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA, software-protected.
+    Rsa,
+    /// RSA in an HSM.
+    RsaHsm,
+    /// Elliptic curve, software-protected.
+    Ec,
+    /// Elliptic curve in an HSM.
+    EcHsm,
+    /// Symmetric or unknown.
+    Other(String),
+}
+
+impl KeyKind {
+    /// Whether Media Services can wrap its account key with it.
+    #[must_use]
+    pub fn is_rsa(&self) -> bool {
+        matches!(self, Self::Rsa | Self::RsaHsm)
+    }
+}
+
+impl From<&KeyType> for KeyKind {
+    fn from(k: &KeyType) -> Self {
+        match k {
+            KeyType::Rsa => Self::Rsa,
+            KeyType::RsaHsm => Self::RsaHsm,
+            KeyType::Ec => Self::Ec,
+            KeyType::EcHsm => Self::EcHsm,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// What the operator knows about one key version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Versioned key id, `https://{vault}/keys/{name}/{version}`.
+    pub kid: String,
+    /// Key name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Type.
+    pub kind: KeyKind,
+    /// RSA modulus size in bits.
+    pub rsa_bits: Option<u32>,
+    /// Enabled flag (Azure's default is enabled).
+    pub enabled: bool,
+    /// Not usable before.
+    pub not_before: Option<OffsetDateTime>,
+    /// Not usable after.
+    pub expires: Option<OffsetDateTime>,
+    /// Permitted operations, e.g. `wrapKey`.
+    pub key_ops: Vec<String>,
+}
+
+impl KeyInfo {
+    /// Whether the key is usable at `now`: enabled and within not-before/expiry.
+    #[must_use]
+    pub fn is_active_at(&self, now: OffsetDateTime) -> bool {
+        self.enabled && self.not_before.is_none_or(|nbf| nbf <= now) && self.expires.is_none_or(|exp| now < exp)
+    }
+}
+
+/// One version in a key's version list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyVersionInfo {
+    /// Versioned key id.
+    pub kid: String,
+    /// Version.
+    pub version: String,
+    /// Enabled flag.
+    pub enabled: bool,
+    /// Created.
+    pub created: Option<OffsetDateTime>,
+    /// Not usable before.
+    pub not_before: Option<OffsetDateTime>,
+    /// Not usable after.
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// Size in bits of a big-endian unsigned modulus (leading zero bytes ignored).
+#[must_use]
+pub fn modulus_bits(n: &[u8]) -> Option<u32> {
+    let start = n.iter().position(|b| *b != 0)?;
+    let significant = u32::try_from(n.len() - start).ok()?;
+    Some((significant - 1) * 8 + (8 - n[start].leading_zeros()))
+}
+
+
+/// Split `https://{vault}/keys/{name}/{version}` into `(name, version)`.
+#[must_use]
+pub fn split_kid(kid: &str) -> Option<(String, String)> {
+    let url = Url::parse(kid).ok()?;
+    let mut segs = url.path_segments()?.filter(|s| !s.is_empty());
+    if segs.next()? != "keys" {
+        return None;
+    }
+    let name = segs.next()?.to_owned();
+    let version = segs.next().unwrap_or_default().to_owned();
+    Some((name, version))
+}
+
+/// Convert the SDK's key bundle into [`KeyInfo`].
+pub fn key_info(key: &Key) -> Option<KeyInfo> {
+    let jwk = key.key.as_ref()?;
+    let kid = jwk.kid.clone()?;
+    let (name, version) = split_kid(&kid)?;
+    let kind = jwk.kty.as_ref().map_or(KeyKind::Other(String::new()), KeyKind::from);
+    let rsa_bits = if kind.is_rsa() { jwk.n.as_deref().and_then(modulus_bits) } else { None };
+    let attrs = key.attributes.as_ref();
+    Some(KeyInfo {
+        kid,
+        name,
+        version,
+        kind,
+        rsa_bits,
+        enabled: attrs.and_then(|a| a.enabled).unwrap_or(true),
+        not_before: (attrs.and_then(|a| a.not_before)),
+        expires: (attrs.and_then(|a| a.expires)),
+        key_ops: jwk.key_ops.clone().unwrap_or_default(),
+    })
+}
+
+/// Convert one item of a version list.
+pub fn key_version_info(p: &KeyProperties) -> Option<KeyVersionInfo> {
+    let kid = p.kid.clone()?;
+    let (_, version) = split_kid(&kid)?;
+    let attrs = p.attributes.as_ref();
+    Some(KeyVersionInfo {
+        kid,
+        version,
+        enabled: attrs.and_then(|a| a.enabled).unwrap_or(true),
+        created: (attrs.and_then(|a| a.created)),
+        not_before: (attrs.and_then(|a| a.not_before)),
+        expires: (attrs.and_then(|a| a.expires)),
+    })
+}
+
+/// Key Vault keys client over many vaults, one SDK client per (vault, credential).
+pub struct KeyVaultKeys {
+    cloud: AzureCloud,
+    settings: ClientSettings,
+    clients: Mutex<HashMap<(String, usize), Arc<KeyClient>>>,
+    metrics: Arc<AzureMetrics>,
+}
+
+impl std::fmt::Debug for KeyVaultKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVaultKeys").field("cloud", &self.cloud.name()).finish_non_exhaustive()
+    }
+}
+
+impl KeyVaultKeys {
+    /// Clients for vaults of `cloud`.
+    #[must_use]
+    pub fn new(cloud: AzureCloud, settings: ClientSettings) -> Self {
+        let metrics = settings.metrics.clone();
+        Self { cloud, settings, clients: Mutex::new(HashMap::new()), metrics }
+    }
+
+    fn client(&self, operation: &'static str, vault_url: &str, credential: &Arc<dyn TokenCredential>) -> Result<Arc<KeyClient>, AzureError> {
+        let invalid = |reason: String| AzureError::InvalidInput { operation, resource: vault_url.to_owned(), reason };
+        let url = Url::parse(vault_url).map_err(|e| invalid(format!("not a URL ({e})")))?;
+        if !self.cloud.is_vault_url(&url) {
+            return Err(invalid(format!("not a vault of {} (expected https://<name>.{}/)", self.cloud.name(), self.cloud.key_vault_dns_suffix())));
+        }
+        let base = format!("https://{}/", url.host_str().unwrap_or_default().to_ascii_lowercase());
+        // NB: the credential's address identifies it: the cache hands out one Arc per identity.
+        let key = (base.clone(), Arc::as_ptr(credential).cast::<()>() as usize);
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let options = KeyClientOptions {
+            api_version: API_VERSION_KEY_VAULT_KEYS.to_owned(),
+            client_options: self.settings.client_options(),
+            verify_challenge_resource: Some(true),
+        };
+        let client = Arc::new(KeyClient::new(&base, credential.clone(), Some(options)).map_err(|e| from_sdk(operation, vault_url, e))?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    async fn timed<T, F>(&self, operation: &'static str, resource: &str, fut: F) -> Result<T, AzureError>
+    where
+        F: std::future::Future<Output = Result<T, AzureError>>,
+    {
+        let started = Instant::now();
+        let span = tracing::debug_span!("azure_call", operation, resource, api_version = API_VERSION_KEY_VAULT_KEYS);
+        let result = match tokio::time::timeout(self.settings.call_timeout, tracing::Instrument::instrument(fut, span)).await {
+            Ok(r) => r,
+            Err(_) => Err(AzureError::Timeout { operation, resource: resource.to_owned(), timeout: self.settings.call_timeout }),
+        };
+        self.metrics.record(operation, result.as_ref().map_or_else(AzureError::reason, |_| OUTCOME_OK), started.elapsed());
+        result
+    }
+
+    /// Get a key (latest version when `version` is `None`); `None` when it does not exist.
+    pub async fn get_key(
+        &self,
+        credential: &Arc<dyn TokenCredential>,
+        vault_url: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<KeyInfo>, AzureError> {
+        const OP: &str = "get key";
+        let resource = format!("{}/keys/{name}/{}", vault_url.trim_end_matches('/'), version.unwrap_or_default());
+        self.timed(OP, &resource, async {
+            let client = self.client(OP, vault_url, credential)?;
+            let options = azure_security_keyvault_keys::models::KeyClientGetKeyOptions {
+                key_version: version.map(str::to_owned),
+                ..Default::default()
+            };
+            let key = match client.get_key(name, Some(options)).await {
+                Ok(r) => r.into_model().map_err(|e| from_sdk(OP, &resource, e))?,
+                Err(e) => {
+                    let err = from_sdk(OP, &resource, e);
+                    return if err.class() == ErrorClass::NotFound { Ok(None) } else { Err(err) };
+                }
+            };
+            key_info(&key).map(Some).ok_or_else(|| AzureError::Decode {
+                operation: OP,
+                resource: resource.clone(),
+                source: "key bundle without kid or key".into(),
+            })
+        })
+        .await
+    }
+
+    /// All versions of a key, following `nextLink`.
+    pub async fn list_key_versions(
+        &self,
+        credential: &Arc<dyn TokenCredential>,
+        vault_url: &str,
+        name: &str,
+    ) -> Result<Vec<KeyVersionInfo>, AzureError> {
+        const OP: &str = "list key versions";
+        let resource = format!("{}/keys/{name}", vault_url.trim_end_matches('/'));
+        self.timed(OP, &resource, async {
+            let client = self.client(OP, vault_url, credential)?;
+            let pager = client.list_key_properties_versions(name, None).map_err(|e| from_sdk(OP, &resource, e))?;
+            let items: Vec<KeyProperties> = pager.try_collect().await.map_err(|e| from_sdk(OP, &resource, e))?;
+            Ok(items.iter().filter_map(key_version_info).collect())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modulus_size_ignores_leading_zero_bytes() {
+        let mut n2048 = vec![0u8];
+        n2048.push(0xc3);
+        n2048.extend(std::iter::repeat_n(0xffu8, 255));
+        assert_eq!(modulus_bits(&n2048), Some(2048));
+        let mut n3072 = vec![0x80u8];
+        n3072.extend(std::iter::repeat_n(1u8, 383));
+        assert_eq!(modulus_bits(&n3072), Some(3072));
+        assert_eq!(modulus_bits(&[0x01]), Some(1));
+        assert_eq!(modulus_bits(&[0, 0]), None);
+    }
+
+    #[test]
+    fn kid_splits_into_name_and_version() {
+        assert_eq!(split_kid("https://myvault.vault.azure.net/keys/CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71"), Some(("CreateSoftKeyTest".into(), "78deebed173b48e48f55abf87ed4cf71".into())));
+        assert_eq!(split_kid("https://myvault.vault.azure.net/keys/k"), Some(("k".into(), String::new())));
+        assert_eq!(split_kid("https://myvault.vault.azure.net/secrets/k/v"), None);
+    }
+
+    #[test]
+    fn activity_window_honours_enabled_nbf_and_exp() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let mut k = KeyInfo {
+            kid: "k".into(), name: "n".into(), version: "v".into(), kind: KeyKind::Rsa, rsa_bits: Some(2048),
+            enabled: true, not_before: None, expires: None, key_ops: vec![],
+        };
+        assert!(k.is_active_at(now));
+        k.expires = Some(now);
+        assert!(!k.is_active_at(now), "expiry is exclusive");
+        k.expires = None;
+        k.not_before = Some(now + azure_core::time::Duration::seconds(1));
+        assert!(!k.is_active_at(now));
+        k.not_before = None;
+        k.enabled = false;
+        assert!(!k.is_active_at(now));
+    }
+}

@@ -1,0 +1,167 @@
+//! The HTTP transport under every Azure client: reqwest with rustls, as azure_core uses by
+//! default, plus two explicit, off-by-default settings used to reach the emulator:
+//! an extra trusted CA (added to the system roots, never replacing them) and a resolver that
+//! maps Azure host names (exact or `*.suffix`) to a socket address.
+//!
+//! URLs stay the real `https://` Azure ones and TLS is verified as usual, so nothing here
+//! weakens TLS against real Azure. This module does not authenticate or retry.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::http::Transport;
+
+/// Map one host name, or every host under a suffix (`*.vault.azure.net`), to an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostOverride {
+    /// `management.azure.com` or `*.vault.azure.net`.
+    pub pattern: String,
+    /// Where to connect instead.
+    pub addr: SocketAddr,
+}
+
+impl HostOverride {
+    fn matches(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        match self.pattern.strip_prefix("*.") {
+            Some(suffix) => host
+                .len()
+                .checked_sub(suffix.len() + 1)
+                .is_some_and(|cut| host.is_char_boundary(cut) && host[cut..].eq_ignore_ascii_case(&format!(".{suffix}")) && cut > 0),
+            None => host.eq_ignore_ascii_case(&self.pattern),
+        }
+    }
+}
+
+/// Transport settings. The default talks to real Azure with the system's trust store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// PEM of one more CA to trust, in addition to the system roots.
+    pub extra_root_ca_pem: Option<String>,
+    /// Host name overrides (DNS), tried in order.
+    pub host_overrides: Vec<HostOverride>,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self { extra_root_ca_pem: None, host_overrides: Vec::new(), connect_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Why the transport could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The extra CA is not valid PEM.
+    #[error("failed to read the extra trusted CA certificate")]
+    InvalidCa(#[source] reqwest::Error),
+    /// reqwest refused the configuration (e.g. no usable TLS roots).
+    #[error("failed to build the https client")]
+    Build(#[source] reqwest::Error),
+}
+
+impl TransportConfig {
+    /// Settings to reach an emulator at `addr` whose CA is `ca_pem`: every Azure host of the
+    /// public, US Government and China clouds resolves to `addr`.
+    #[must_use]
+    pub fn emulator(addr: SocketAddr, ca_pem: &str) -> Self {
+        let hosts = [
+            "login.microsoftonline.com",
+            "login.microsoftonline.us",
+            "login.chinacloudapi.cn",
+            "management.azure.com",
+            "management.usgovcloudapi.net",
+            "management.chinacloudapi.cn",
+            "*.vault.azure.net",
+            "*.vault.usgovcloudapi.net",
+            "*.vault.azure.cn",
+        ];
+        Self {
+            extra_root_ca_pem: Some(ca_pem.to_owned()),
+            host_overrides: hosts.iter().map(|h| HostOverride { pattern: (*h).to_owned(), addr }).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether any emulator-style setting is on.
+    #[must_use]
+    pub fn is_customised(&self) -> bool {
+        self.extra_root_ca_pem.is_some() || !self.host_overrides.is_empty()
+    }
+
+    /// Build the reqwest client.
+    pub fn build_client(&self) -> Result<reqwest::Client, TransportError> {
+        // Same shape as azure_core's default client: no redirects (ARM never relies on them),
+        // a bounded connect time; per-attempt timeouts are the retry policy's job.
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &self.extra_root_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(TransportError::InvalidCa)?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if !self.host_overrides.is_empty() {
+            builder = builder.dns_resolver(Arc::new(OverrideResolver { overrides: self.host_overrides.clone() }));
+        }
+        builder.build().map_err(TransportError::Build)
+    }
+
+    /// Build the azure_core transport.
+    pub fn build(&self) -> Result<Transport, TransportError> {
+        Ok(Transport::new(Arc::new(self.build_client()?)))
+    }
+}
+
+struct OverrideResolver {
+    overrides: Vec<HostOverride>,
+}
+
+impl reqwest::dns::Resolve for OverrideResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let hit = self.overrides.iter().find(|o| o.matches(&host)).map(|o| o.addr);
+        Box::pin(async move {
+            if let Some(addr) = hit {
+                let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(addr));
+                return Ok(addrs);
+            }
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_match_exact_hosts_and_wildcard_suffixes_only() {
+        let addr: SocketAddr = "127.0.0.1:8443".parse().expect("addr");
+        let exact = HostOverride { pattern: "management.azure.com".into(), addr };
+        let wild = HostOverride { pattern: "*.vault.azure.net".into(), addr };
+        assert!(exact.matches("management.azure.com"));
+        assert!(exact.matches("MANAGEMENT.azure.com."));
+        assert!(!exact.matches("evilmanagement.azure.com"));
+        assert!(wild.matches("myvault.vault.azure.net"));
+        assert!(!wild.matches("vault.azure.net"), "the bare suffix is not a vault");
+        assert!(!wild.matches("myvault.vault.azure.net.evil.com"));
+        assert!(!wild.matches("myvaultvault.azure.net"));
+    }
+
+    #[test]
+    fn default_transport_has_no_overrides_and_builds() {
+        let cfg = TransportConfig::default();
+        assert!(!cfg.is_customised());
+        cfg.build().expect("default transport builds");
+    }
+
+    #[test]
+    fn invalid_extra_ca_is_rejected() {
+        let cfg = TransportConfig { extra_root_ca_pem: Some("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into()), ..TransportConfig::default() };
+        assert!(cfg.build().is_err());
+    }
+}
