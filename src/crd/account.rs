@@ -38,29 +38,29 @@ use super::patterns;
 #[x_kube(
     validation = Rule::new(
         "!has(self.storage) || self.storage.authentication != 'ManagedIdentity' || has(self.identity)"
-    ).message("identity is required when storage.authentication is ManagedIdentity"),
+    ).message("identity is required when storage.authentication is ManagedIdentity").field_path(".identity"),
     validation = Rule::new(
         "!has(self.encryption) || self.encryption.type != 'CustomerKey' || has(self.identity)"
-    ).message("identity is required when encryption.type is CustomerKey"),
+    ).message("identity is required when encryption.type is CustomerKey").field_path(".identity"),
     validation = Rule::new(
         "!has(self.storage) || !has(self.identity) || self.storage.accounts.all(a, !has(a.identity) || \
          has(a.identity.userAssignedIdentity) || self.identity.type.startsWith('SystemAssigned'))"
-    ).message("storage.accounts[].identity.useSystemAssignedIdentity needs identity.type SystemAssigned or SystemAssigned,UserAssigned"),
+    ).message("storage.accounts[].identity.useSystemAssignedIdentity needs identity.type SystemAssigned or SystemAssigned,UserAssigned").field_path(".storage.accounts"),
     validation = Rule::new(
         "!has(self.storage) || self.storage.accounts.all(a, !has(a.identity) || !has(a.identity.userAssignedIdentity) || \
          (has(self.identity) && has(self.identity.userAssignedIdentities) && \
          self.identity.userAssignedIdentities.exists(u, u.lowerAscii() == a.identity.userAssignedIdentity.lowerAscii())))"
-    ).message("storage.accounts[].identity.userAssignedIdentity must be listed in identity.userAssignedIdentities"),
+    ).message("storage.accounts[].identity.userAssignedIdentity must be listed in identity.userAssignedIdentities").field_path(".storage.accounts"),
     validation = Rule::new(
         "!has(self.encryption) || self.encryption.type != 'CustomerKey' || !has(self.identity) || \
          (has(self.encryption.identity) && has(self.encryption.identity.userAssignedIdentity)) || \
          self.identity.type.startsWith('SystemAssigned')"
-    ).message("encryption uses the system-assigned identity unless encryption.identity.userAssignedIdentity is set, so identity.type must include SystemAssigned"),
+    ).message("encryption uses the system-assigned identity unless encryption.identity.userAssignedIdentity is set, so identity.type must include SystemAssigned").field_path(".encryption.identity"),
     validation = Rule::new(
         "!has(self.encryption) || !has(self.encryption.identity) || !has(self.encryption.identity.userAssignedIdentity) || \
          (has(self.identity) && has(self.identity.userAssignedIdentities) && \
          self.identity.userAssignedIdentities.exists(u, u.lowerAscii() == self.encryption.identity.userAssignedIdentity.lowerAscii()))"
-    ).message("encryption.identity.userAssignedIdentity must be listed in identity.userAssignedIdentities"),
+    ).message("encryption.identity.userAssignedIdentity must be listed in identity.userAssignedIdentities").field_path(".encryption.identity"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MediaServicesAccountSpec {
@@ -95,8 +95,9 @@ pub struct MediaServicesAccountSpec {
     /// and looks for drift in Azure. A Go-style duration between 10s and 24h, e.g. `30s`, `5m`.
     #[serde(default = "default_key_access_check_interval")]
     #[schemars(with = "String", pattern(patterns::DURATION), length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('10s') && duration(self) <= duration('24h')")
-        .message("keyAccessCheckInterval must be between 10s and 24h"))]
+    #[x_kube(validation = Rule::new(
+        "!self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') || (duration(self) >= duration('10s') && duration(self) <= duration('24h'))"
+    ).message("keyAccessCheckInterval must be between 10s and 24h"))]
     pub key_access_check_interval: kube::core::Duration,
 
     /// What deleting this resource does in Azure. `Retain` (default): nothing; the account keeps
@@ -147,7 +148,7 @@ pub struct AccountReference {
 #[derive(Clone, Debug, Deserialize, KubeSchema, PartialEq, Eq, Serialize)]
 #[x_kube(validation = Rule::new(
     "self.type.contains('UserAssigned') == (has(self.userAssignedIdentities) && size(self.userAssignedIdentities) > 0)"
-).message("userAssignedIdentities must list at least one identity when type includes UserAssigned, and must be empty otherwise"))]
+).message("userAssignedIdentities must list at least one identity when type includes UserAssigned, and must be empty otherwise").field_path(".userAssignedIdentities"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentitySpec {
     /// `None`, `SystemAssigned`, `UserAssigned`, or `SystemAssigned,UserAssigned` (no space).
@@ -192,12 +193,12 @@ impl IdentityType {
 /// Storage accounts and the way the Media Services account authenticates to them.
 #[derive(Clone, Debug, Deserialize, KubeSchema, PartialEq, Eq, Serialize)]
 #[x_kube(
-    validation = Rule::new("self.accounts.exists_one(a, a.type == 'Primary')")
-        .message("exactly one storage account must have type Primary"),
+    validation = Rule::new("size(self.accounts) == 0 || self.accounts.exists_one(a, a.type == 'Primary')")
+        .message("exactly one storage account must have type Primary").field_path(".accounts"),
     validation = Rule::new("self.authentication != 'ManagedIdentity' || self.accounts.all(a, has(a.identity))")
-        .message("every storage account needs an identity when authentication is ManagedIdentity"),
+        .message("every storage account needs an identity when authentication is ManagedIdentity").field_path(".accounts"),
     validation = Rule::new("self.authentication == 'ManagedIdentity' || self.accounts.all(a, !has(a.identity))")
-        .message("storage account identities apply only when authentication is ManagedIdentity"),
+        .message("storage account identities apply only when authentication is ManagedIdentity").field_path(".accounts"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
@@ -277,7 +278,7 @@ pub struct ResourceIdentity {
 #[derive(Clone, Debug, Deserialize, KubeSchema, PartialEq, Eq, Serialize)]
 #[x_kube(
     validation = Rule::new("self.type != 'CustomerKey' || has(self.keyIdentifier)")
-        .message("keyIdentifier is required when type is CustomerKey"),
+        .message("keyIdentifier is required when type is CustomerKey").field_path(".keyIdentifier"),
     validation = Rule::new("self.type == 'CustomerKey' || (!has(self.keyIdentifier) && !has(self.identity))")
         .message("keyIdentifier and identity apply only when type is CustomerKey"),
 )]

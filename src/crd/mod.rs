@@ -21,10 +21,41 @@ pub const GROUP: &str = "ams-security.io";
 /// API version of the kinds.
 pub const VERSION: &str = "v1alpha1";
 
+/// Field manager for every server-side apply the operator makes (status included), so ownership
+/// of fields is stable across restarts and versions.
+pub const FIELD_MANAGER: &str = "ams-security-operator";
+
 /// Every CRD this operator serves, in a stable order.
 #[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![MediaServicesAccount::crd()]
+    vec![MediaServicesAccount::crd()].into_iter().map(without_nullable).collect()
+}
+
+/// Drops `nullable: true` from a CRD's schemas.
+///
+/// NB: apiservers before 1.23 publish a `nullable` field to OpenAPI v2 without its type and
+/// properties, so `kubectl explain` shows nothing below it and kubectl's client-side validation
+/// skips it. The operator never writes `null` (every optional field is omitted when unset), so
+/// nothing needs `nullable`, and without it users get the field docs and early errors.
+fn without_nullable(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("nullable");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut value = serde_json::to_value(&*schema).expect("schema serializes");
+            strip(&mut value);
+            *schema = serde_json::from_value(value).expect("schema deserializes");
+        }
+    }
+    crd
 }
 
 /// A generated CRD file: where it goes and what it holds.

@@ -86,8 +86,13 @@ pub fn validate_object(object: &serde_json::Value) -> Result<MediaServicesAccoun
     }
     let spec: MediaServicesAccountSpec = serde_path_to_error::deserialize(spec_value).map_err(|err| {
         let path = err.path().to_string();
-        let field = if path == "." { "spec".to_owned() } else { format!("spec.{path}") };
-        SpecErrors(vec![FieldError { field, message: err.into_inner().to_string() }])
+        let mut field = if path == "." { "spec".to_owned() } else { format!("spec.{path}") };
+        let message = err.into_inner().to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            field = format!("{field}.{missing}");
+        }
+        SpecErrors(vec![FieldError { field, message }])
     })?;
     validate_spec(&spec)?;
     Ok(spec)

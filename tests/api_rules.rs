@@ -1,0 +1,121 @@
+//! The API's rules, checked without a cluster: every example passes the operator's validator and
+//! the CRD's CEL rules; every invalid manifest is rejected by the validator naming its field, and
+//! each CEL-layer one is also rejected by the CRD's own CEL rules (evaluated with kube's CEL
+//! evaluator against the generated schema, so the rules users get are not dead text).
+
+mod common;
+
+use ams_security_operator::crd::{self, MediaServicesAccount};
+use ams_security_operator::reconcile::validate::{SpecErrors, validate_object};
+use common::manifests::{self, Layer};
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+
+fn crd_schema() -> serde_json::Value {
+    let crd = serde_json::to_value(MediaServicesAccount::crd()).expect("CRD serializes");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+fn cel_errors(object: &serde_json::Value) -> Vec<String> {
+    match Validator::new().validate(&crd_schema(), object, None) {
+        Ok(()) => vec![],
+        Err(errors) => errors.as_slice().iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect(),
+    }
+}
+
+/// Examples are what users copy: each must pass every rule users will meet.
+#[test]
+fn every_example_passes_the_validator_and_the_cel_rules() {
+    let mut problems = Vec::new();
+    for (file, object) in manifests::examples() {
+        if let Err(errors) = validate_object(&object) {
+            problems.push(format!("{file}: validator: {errors}"));
+        }
+        let cel = cel_errors(&object);
+        if !cel.is_empty() {
+            problems.push(format!("{file}: CEL: {cel:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "examples rejected:\n{}", problems.join("\n"));
+}
+
+/// Every bad manifest is rejected by the operator's validator, and the first error names the
+/// field the manifest's header says (or a field below it).
+#[test]
+fn every_invalid_manifest_is_rejected_by_the_validator_naming_its_field() {
+    let cases = manifests::invalid();
+    assert!(cases.len() >= 20, "only {} invalid manifests", cases.len());
+    let mut problems = Vec::new();
+    for case in &cases {
+        match validate_object(&case.object) {
+            Ok(_) => problems.push(format!("{}: accepted", case.file)),
+            Err(SpecErrors(errors)) => {
+                if !errors.iter().any(|e| e.field.starts_with(&case.field)) {
+                    problems.push(format!("{}: expected an error on {}, got {errors:?}", case.file, case.field));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "validator disagrees with the table:\n{}", problems.join("\n"));
+}
+
+/// Rules that only CEL can express are real: the generated CRD's rules reject each CEL-layer
+/// manifest, and the error names the field (in its path or its message).
+#[test]
+fn cel_rules_in_the_crd_reject_every_cel_layer_manifest() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for case in manifests::invalid().iter().filter(|c| c.layer == Layer::Cel) {
+        checked += 1;
+        let errors = cel_errors(&case.object);
+        let leaf = manifests::leaf(&case.field);
+        if errors.is_empty() {
+            problems.push(format!("{}: accepted by the CEL rules", case.file));
+        } else if !errors.iter().any(|e| e.contains(leaf)) {
+            problems.push(format!("{}: no CEL error mentions {leaf}: {errors:?}", case.file));
+        }
+    }
+    assert!(checked >= 10, "only {checked} CEL-layer manifests");
+    assert!(problems.is_empty(), "CEL rules disagree with the table:\n{}", problems.join("\n"));
+}
+
+/// Schema-layer manifests must not depend on CEL: the CEL rules alone accept them, which proves
+/// the apiserver test exercises the OpenAPI schema and not a rule 1.20 would drop.
+#[test]
+fn schema_layer_manifests_break_no_cel_rule_of_their_own() {
+    let offenders: Vec<_> = manifests::invalid()
+        .into_iter()
+        .filter(|c| c.layer == Layer::Schema && c.object.pointer("/spec/account").is_some())
+        .filter_map(|c| {
+            let errors = cel_errors(&c.object);
+            (!errors.is_empty()).then(|| format!("{}: {errors:?}", c.file))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "schema-layer manifests also break CEL rules:\n{}", offenders.join("\n"));
+}
+
+/// The binary's `validate` subcommand is what CI pipelines run: it fails on a bad manifest and
+/// prints the field, and passes the examples.
+#[test]
+fn validate_subcommand_reports_fields_and_exit_status() {
+    let binary = env!("CARGO_BIN_EXE_ams-security-operator");
+    let examples: Vec<_> = std::fs::read_dir(common::project_path("examples"))
+        .expect("examples dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    let ok = std::process::Command::new(binary).arg("validate").args(&examples).output().expect("runs");
+    assert!(ok.status.success(), "examples failed validation: {}", String::from_utf8_lossy(&ok.stderr));
+
+    let bad = common::project_path("tests/manifests/invalid/two-primary-storage-accounts.yaml");
+    let out = std::process::Command::new(binary).arg("validate").arg(&bad).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad manifest passed");
+    assert!(stderr.contains("spec.storage.accounts: exactly one storage account must have type Primary"), "{stderr}");
+}
+
+/// The generated CRDs list every kind once.
+#[test]
+fn crd_all_lists_each_kind_once() {
+    let names: Vec<_> = crd::all().into_iter().filter_map(|c| c.metadata.name).collect();
+    assert_eq!(names, vec!["mediaservicesaccounts.ams-security.io"]);
+}
