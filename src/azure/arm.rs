@@ -1,4 +1,4 @@
-//! The ARM client: typed GET/PUT/PATCH/DELETE and `nextLink` pagination on azure_core's
+//! The ARM client: typed GET/PUT/PATCH/DELETE and `nextLink` pagination on `azure_core`'s
 //! pipeline (bearer-token policy, bounded retries, per-subscription rate limit), and
 //! non-blocking long-running operations ([`Started`], [`PendingOperation`]).
 //!
@@ -30,7 +30,7 @@ pub const MAX_PAGES: usize = 50;
 /// Shared settings of the ARM and Key Vault clients.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
-    /// Transport (`None`: azure_core's default).
+    /// Transport (`None`: `azure_core`'s default).
     pub transport: Option<Transport>,
     /// Retry and timeout budget of one call.
     pub budget: RetryBudget,
@@ -58,7 +58,7 @@ impl Default for ClientSettings {
 }
 
 impl ClientSettings {
-    /// azure_core client options carrying this transport and the bounded retry policy; the
+    /// `azure_core` client options carrying this transport and the bounded retry policy; the
     /// SDK's own retry (about a minute by default) is switched off.
     #[must_use]
     pub fn client_options(&self) -> ClientOptions {
@@ -222,7 +222,7 @@ impl ArmClient {
             reason: format!("request body does not serialize ({e})"),
         })?;
         let answer = self.send(operation, id, method, url, Some(bytes)).await?;
-        self.started(operation, id, api_version, &resource_url, answer)
+        self.started(operation, id, api_version, &resource_url, &answer)
     }
 
     /// DELETE a resource. `Done(false)` when it did not exist.
@@ -263,7 +263,7 @@ impl ArmClient {
         id: &str,
         api_version: &str,
         resource_url: &str,
-        answer: Answer,
+        answer: &Answer,
     ) -> Result<Started<T>, AzureError> {
         match super::lro::start(answer.status, &answer.lro, &answer.body, resource_url) {
             None => Self::decode(operation, id, &answer.body).map(Started::Done),

@@ -302,7 +302,7 @@ impl AzureClients {
         let timeout = self.settings.call_timeout;
         match tokio::time::timeout(timeout, credential.get_token(&[scope.as_str()], None)).await {
             Err(_) => Err(AzureError::Timeout { operation: OP, resource: source.kind().to_owned(), timeout }),
-            Ok(Err(e)) => Err(AzureError::Credential { operation: OP, resource: source.kind().to_owned(), source: e }),
+            Ok(Err(e)) => Err(AzureError::Credential { operation: OP, resource: source.kind().to_owned(), source: Box::new(e) }),
             Ok(Ok(token)) => Ok(token.expires_on),
         }
     }

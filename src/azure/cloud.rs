@@ -170,7 +170,7 @@ impl AzureCloud {
             })
     }
 
-    /// The SDK's cloud configuration, used by azure_identity to pick the authority host.
+    /// The SDK's cloud configuration, used by `azure_identity` to pick the authority host.
     #[must_use]
     pub fn sdk_configuration(&self) -> Arc<azure_core::cloud::CloudConfiguration> {
         use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -180,7 +180,7 @@ impl AzureCloud {
             Self::AzureChina => CloudConfiguration::AzureChina,
             Self::Custom(c) => {
                 let mut custom = CustomConfiguration::default();
-                custom.authority_host = c.authority_host.as_str().trim_end_matches('/').to_owned();
+                c.authority_host.as_str().trim_end_matches('/').clone_into(&mut custom.authority_host);
                 CloudConfiguration::Custom(custom)
             }
         })

@@ -2,7 +2,7 @@
 //! cluster, a client secret from the Kubernetes Secret a resource names in
 //! `credentialsSecretRef` (same namespace only), or managed identity.
 //!
-//! Credentials are built with azure_identity and cached: one credential, with its token cache,
+//! Credentials are built with `azure_identity` and cached: one credential, with its token cache,
 //! per distinct identity. Reading the Secret from the API server is the reconciler's job; this
 //! module takes the Secret's data already fetched. Tokens and secrets are never logged: the
 //! secret is held in `azure_core::credentials::Secret`, whose `Debug` redacts it.
@@ -160,7 +160,7 @@ impl CredentialSource {
 
     /// Identity key for the cache. A rotated client secret gives a new key, so the old
     /// credential (and its tokens) is no longer used.
-    fn cache_key(&self) -> (u8, String, String, u64) {
+    fn cache_key(&self) -> IdentityKey {
         match self {
             Self::WorkloadIdentity { tenant_id, client_id, token_file } => {
                 (0, tenant_id.to_ascii_lowercase(), client_id.to_ascii_lowercase(), hash(&token_file))
@@ -175,6 +175,9 @@ impl CredentialSource {
     }
 }
 
+/// Kind, tenant, client id, and a fingerprint of the secret or token file.
+type IdentityKey = (u8, String, String, u64);
+
 fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
@@ -185,7 +188,7 @@ fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
 pub struct CredentialCache {
     cloud: AzureCloud,
     transport: Option<Transport>,
-    cache: Mutex<HashMap<(u8, String, String, u64), Arc<dyn TokenCredential>>>,
+    cache: Mutex<HashMap<IdentityKey, Arc<dyn TokenCredential>>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -196,7 +199,7 @@ impl std::fmt::Debug for CredentialCache {
 
 impl CredentialCache {
     /// A cache whose credentials talk to `cloud`'s authority host over `transport`
-    /// (`None`: azure_core's default transport).
+    /// (`None`: `azure_core`'s default transport).
     #[must_use]
     pub fn new(cloud: AzureCloud, transport: Option<Transport>) -> Self {
         Self { cloud, transport, cache: Mutex::new(HashMap::new()) }
@@ -245,7 +248,7 @@ impl CredentialCache {
         let fail = |e: azure_core::Error| AzureError::Credential {
             operation: "build credential",
             resource: source.kind().to_owned(),
-            source: e,
+            source: Box::new(e),
         };
         Ok(match source {
             CredentialSource::WorkloadIdentity { tenant_id, client_id, token_file } => {
@@ -265,7 +268,6 @@ impl CredentialCache {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                     client_options: self.client_options(),
-                    ..ManagedIdentityCredentialOptions::default()
                 };
                 ManagedIdentityCredential::new(Some(options)).map_err(fail)?
             }

@@ -27,7 +27,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    /// Stable PascalCase name, usable as a metric label.
+    /// Stable `PascalCase` name, usable as a metric label.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,7 +160,7 @@ pub enum AzureError {
         retry_after: Option<Duration>,
         /// The SDK error, holding the raw response.
         #[source]
-        source: azure_core::Error,
+        source: Box<azure_core::Error>,
     },
     /// A long-running operation finished unsuccessfully.
     #[error("failed to {operation} {resource}: the operation ended {status} with {code}: {message}")]
@@ -185,7 +185,7 @@ pub enum AzureError {
         resource: String,
         /// The SDK error.
         #[source]
-        source: azure_core::Error,
+        source: Box<azure_core::Error>,
     },
     /// The call did not finish within its budget.
     #[error("failed to {operation} {resource}: no answer within {timeout:?}")]
@@ -206,7 +206,7 @@ pub enum AzureError {
         resource: String,
         /// The SDK error (tokens are never part of it).
         #[source]
-        source: azure_core::Error,
+        source: Box<azure_core::Error>,
     },
     /// Our own per-subscription rate limit has no budget left for this call.
     #[error("failed to {operation} {resource}: the client-side request budget of subscription {subscription} is spent")]
@@ -300,7 +300,7 @@ impl AzureError {
         }
     }
 
-    /// Stable PascalCase reason for events and metric labels.
+    /// Stable `PascalCase` reason for events and metric labels.
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
@@ -378,10 +378,10 @@ pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core:
                 code,
                 message,
                 retry_after,
-                source: err,
+                source: Box::new(err),
             }
         }
-        ErrorKind::Credential => AzureError::Credential { operation, resource, source: err },
+        ErrorKind::Credential => AzureError::Credential { operation, resource, source: Box::new(err) },
         ErrorKind::Io | ErrorKind::Connection => {
             if crate::azure::policy::is_timeout(&err) {
                 AzureError::Timeout {
@@ -390,17 +390,17 @@ pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core:
                     timeout: crate::azure::policy::timeout_of(&err),
                 }
             } else {
-                AzureError::Connection { operation, resource, source: err }
+                AzureError::Connection { operation, resource, source: Box::new(err) }
             }
         }
         ErrorKind::DataConversion => AzureError::Decode { operation, resource, source: Box::new(err) },
-        _ => {
+        ErrorKind::Other => {
             // The bearer-token policy reports token failures as `Other` wrapping the
             // credential's error; anything else unrecognised is not the user's to fix.
             if is_credential_failure(&err) {
-                AzureError::Credential { operation, resource, source: err }
+                AzureError::Credential { operation, resource, source: Box::new(err) }
             } else {
-                AzureError::Connection { operation, resource, source: err }
+                AzureError::Connection { operation, resource, source: Box::new(err) }
             }
         }
     }

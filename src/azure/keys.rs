@@ -1,4 +1,4 @@
-//! Key Vault keys (data plane, api-version 7.5) through azure_security_keyvault_keys: get a
+//! Key Vault keys (data plane, api-version 7.5) through `azure_security_keyvault_keys`: get a
 //! key (latest or a version), list its versions, and the facts the operator checks (type,
 //! RSA size from the modulus, enabled, not-before, expiry).
 //!
@@ -129,18 +129,19 @@ pub fn split_kid(kid: &str) -> Option<(String, String)> {
 }
 
 /// Convert the SDK's key bundle into [`KeyInfo`].
+#[must_use]
 pub fn key_info(key: &Key) -> Option<KeyInfo> {
     let jwk = key.key.as_ref()?;
     let kid = jwk.kid.clone()?;
     let (name, version) = split_kid(&kid)?;
-    let kind = jwk.kty.as_ref().map_or(KeyKind::Other(String::new()), KeyKind::from);
-    let rsa_bits = if kind.is_rsa() { jwk.n.as_deref().and_then(modulus_bits) } else { None };
+    let key_kind = jwk.kty.as_ref().map_or(KeyKind::Other(String::new()), KeyKind::from);
+    let rsa_bits = if key_kind.is_rsa() { jwk.n.as_deref().and_then(modulus_bits) } else { None };
     let attrs = key.attributes.as_ref();
     Some(KeyInfo {
         kid,
         name,
         version,
-        kind,
+        kind: key_kind,
         rsa_bits,
         enabled: attrs.and_then(|a| a.enabled).unwrap_or(true),
         not_before: (attrs.and_then(|a| a.not_before)),
@@ -150,6 +151,7 @@ pub fn key_info(key: &Key) -> Option<KeyInfo> {
 }
 
 /// Convert one item of a version list.
+#[must_use]
 pub fn key_version_info(p: &KeyProperties) -> Option<KeyVersionInfo> {
     let kid = p.kid.clone()?;
     let (_, version) = split_kid(&kid)?;

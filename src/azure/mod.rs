@@ -2,11 +2,11 @@
 //!
 //! The reconciler depends on the [`AzureApi`] trait and builds real clients with
 //! [`AzureClients::new`] and [`AzureClients::api`]. Underneath: [`credentials`] (explicitly
-//! chosen azure_identity credentials, cached per identity), [`cloud`] (endpoints of each
+//! chosen `azure_identity` credentials, cached per identity), [`cloud`] (endpoints of each
 //! cloud), [`transport`] (reqwest; the emulator is reached only through explicit extra-CA and
-//! host-resolution settings), [`arm`] (azure_core pipeline with bounded retries and a
+//! host-resolution settings), [`arm`] (`azure_core` pipeline with bounded retries and a
 //! per-subscription rate limit), [`lro`] (long-running operations as parkable values),
-//! [`keys`] (azure_security_keyvault_keys), [`error`] (one error type and its classification).
+//! [`keys`] (`azure_security_keyvault_keys`), [`error`] (one error type and its classification).
 //!
 //! This module does not decide what to change in Azure and never reads Kubernetes objects.
 

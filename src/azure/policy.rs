@@ -1,5 +1,5 @@
 //! Pipeline policies that bound every Azure call: a retry policy with a small, total budget
-//! and a per-attempt timeout (replacing azure_core's ~60 s default), and ARM's client-side
+//! and a per-attempt timeout (replacing `azure_core`'s ~60 s default), and ARM's client-side
 //! rate limit per subscription.
 //!
 //! 429/503 answers are retried only when the server's `Retry-After` fits the budget; otherwise
@@ -37,7 +37,7 @@ pub struct RetryBudget {
 
 impl Default for RetryBudget {
     /// At most about 15 s per call in the worst case (two 5 s attempts plus backoff), far
-    /// below azure_core's default minute.
+    /// below `azure_core`'s default minute.
     fn default() -> Self {
         Self {
             max_retries: 2,

@@ -56,7 +56,7 @@ impl ResourceId {
             }
             provider = Some(it.next().ok_or_else(|| err("has no provider namespace"))?.to_owned());
             let rest: Vec<&str> = it.collect();
-            if rest.is_empty() || rest.len() % 2 != 0 {
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
                 return Err(err("resource types and names do not pair up"));
             }
             for pair in rest.chunks(2) {

@@ -1,4 +1,4 @@
-//! The HTTP transport under every Azure client: reqwest with rustls, as azure_core uses by
+//! The HTTP transport under every Azure client: reqwest with rustls, as `azure_core` uses by
 //! default, plus two explicit, off-by-default settings used to reach the emulator:
 //! an extra trusted CA (added to the system roots, never replacing them) and a resolver that
 //! maps Azure host names (exact or `*.suffix`) to a socket address.
@@ -108,7 +108,7 @@ impl TransportConfig {
         builder.build().map_err(TransportError::Build)
     }
 
-    /// Build the azure_core transport.
+    /// Build the `azure_core` transport.
     pub fn build(&self) -> Result<Transport, TransportError> {
         Ok(Transport::new(Arc::new(self.build_client()?)))
     }
