@@ -53,7 +53,7 @@ have_binaries() {
 }
 
 cmd_build() {
-  apt_install etcd-server openssl curl ca-certificates
+  apt_install etcd-server openssl curl ca-certificates iproute2
   if have_binaries; then
     log "using cached binaries in $BIN_DIR"
     return 0
@@ -125,6 +125,17 @@ start_daemon() {
   echo $! >"$STATE_DIR/$name.pid"
 }
 
+# Fails unless every listening socket of the processes started here is on 127.0.0.1.
+check_loopback_only() {
+  local pids exposed
+  pids=$(cat "$STATE_DIR"/*.pid | paste -sd'|')
+  exposed=$(ss -Hltnp 2>/dev/null | grep -E "pid=($pids)," | awk '{print $4}' | grep -v '^127\.0\.0\.1:' || true)
+  if [ -n "$exposed" ]; then
+    cmd_down quiet
+    die "refusing to run: listening beyond loopback on: $exposed"
+  fi
+}
+
 cmd_up() {
   if [ -n "${AMS_TEST_KUBECONFIG:-}" ]; then
     kubectl_any --kubeconfig "$AMS_TEST_KUBECONFIG" --request-timeout=5s get --raw /readyz >/dev/null ||
@@ -188,6 +199,7 @@ EOF
     --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route'
   # The default namespace's ServiceAccount appears once the controller-manager works.
   wait_for kube-controller-manager 60 "$BIN_DIR/kubectl" --kubeconfig "$(kubeconfig_path)" get serviceaccount default -n default
+  check_loopback_only
   log "up: apiserver https://127.0.0.1:$api_port (state in $STATE_DIR)"
   kubeconfig_path
 }
