@@ -34,8 +34,9 @@ step 1800 "cargo clippy -D warnings" cargo clippy --all-targets --all-features -
 
 started_here=
 if [ -z "${AMS_TEST_KUBECONFIG:-}" ]; then
+  # Reuse a control plane that is already up (and leave it up); stop only one started here.
+  scripts/control-plane.sh env >/dev/null 2>&1 || started_here=1
   step 2400 "control plane (kube-apiserver 1.20.2; first run builds it)" scripts/control-plane.sh up
-  started_here=1
   eval "$(scripts/control-plane.sh env)"
   export AMS_TEST_KUBECONFIG AMS_KUBECTL
 fi
