@@ -12,7 +12,10 @@ use ams_security_operator::{crd, reconcile::validate};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "Reconciles the security state of Azure Media Services accounts")]
+#[command(
+    version,
+    about = "Reconciles the security state of Azure Media Services accounts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,15 +71,24 @@ fn validate_files(files: &[PathBuf]) -> ExitCode {
             let value: serde_json::Value = match serde::Deserialize::deserialize(document) {
                 Ok(value) => value,
                 Err(err) => {
-                    eprintln!("{}: document {}: failed to parse YAML: {err}", path.display(), index + 1);
+                    eprintln!(
+                        "{}: document {}: failed to parse YAML: {err}",
+                        path.display(),
+                        index + 1
+                    );
                     failed = true;
                     continue;
                 }
             };
-            if value.is_null() || value.get("kind").and_then(|k| k.as_str()) != Some("MediaServicesAccount") {
+            if value.is_null()
+                || value.get("kind").and_then(|k| k.as_str()) != Some("MediaServicesAccount")
+            {
                 continue;
             }
-            let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("<unnamed>");
+            let name = value
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("<unnamed>");
             match validate::validate_object(&value) {
                 Ok(_) => println!("{}: {name}: valid", path.display()),
                 Err(errors) => {
@@ -88,5 +100,9 @@ fn validate_files(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -19,7 +19,11 @@ fn crd_schema() -> serde_json::Value {
 fn cel_errors(object: &serde_json::Value) -> Vec<String> {
     match Validator::new().validate(&crd_schema(), object, None) {
         Ok(()) => vec![],
-        Err(errors) => errors.as_slice().iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect(),
+        Err(errors) => errors
+            .as_slice()
+            .iter()
+            .map(|e| format!("{}: {}", e.field_path, e.message))
+            .collect(),
     }
 }
 
@@ -36,7 +40,11 @@ fn every_example_passes_the_validator_and_the_cel_rules() {
             problems.push(format!("{file}: CEL: {cel:?}"));
         }
     }
-    assert!(problems.is_empty(), "examples rejected:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "examples rejected:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Every bad manifest is rejected by the operator's validator, and the first error names the
@@ -51,12 +59,19 @@ fn every_invalid_manifest_is_rejected_by_the_validator_naming_its_field() {
             Ok(_) => problems.push(format!("{}: accepted", case.file)),
             Err(SpecErrors(errors)) => {
                 if !errors.iter().any(|e| e.field.starts_with(&case.field)) {
-                    problems.push(format!("{}: expected an error on {}, got {errors:?}", case.file, case.field));
+                    problems.push(format!(
+                        "{}: expected an error on {}, got {errors:?}",
+                        case.file, case.field
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "validator disagrees with the table:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "validator disagrees with the table:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Rules that only CEL can express are real: the generated CRD's rules reject each CEL-layer
@@ -65,18 +80,28 @@ fn every_invalid_manifest_is_rejected_by_the_validator_naming_its_field() {
 fn cel_rules_in_the_crd_reject_every_cel_layer_manifest() {
     let mut problems = Vec::new();
     let mut checked = 0;
-    for case in manifests::invalid().iter().filter(|c| c.layer == Layer::Cel) {
+    for case in manifests::invalid()
+        .iter()
+        .filter(|c| c.layer == Layer::Cel)
+    {
         checked += 1;
         let errors = cel_errors(&case.object);
         let leaf = manifests::leaf(&case.field);
         if errors.is_empty() {
             problems.push(format!("{}: accepted by the CEL rules", case.file));
         } else if !errors.iter().any(|e| e.contains(leaf)) {
-            problems.push(format!("{}: no CEL error mentions {leaf}: {errors:?}", case.file));
+            problems.push(format!(
+                "{}: no CEL error mentions {leaf}: {errors:?}",
+                case.file
+            ));
         }
     }
     assert!(checked >= 10, "only {checked} CEL-layer manifests");
-    assert!(problems.is_empty(), "CEL rules disagree with the table:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "CEL rules disagree with the table:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Schema-layer manifests must not depend on CEL: the CEL rules alone accept them, which proves
@@ -91,7 +116,11 @@ fn schema_layer_manifests_break_no_cel_rule_of_their_own() {
             (!errors.is_empty()).then(|| format!("{}: {errors:?}", c.file))
         })
         .collect();
-    assert!(offenders.is_empty(), "schema-layer manifests also break CEL rules:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "schema-layer manifests also break CEL rules:\n{}",
+        offenders.join("\n")
+    );
 }
 
 /// The binary's `validate` subcommand is what CI pipelines run: it fails on a bad manifest and
@@ -103,20 +132,39 @@ fn validate_subcommand_reports_fields_and_exit_status() {
         .expect("examples dir")
         .map(|e| e.expect("entry").path())
         .collect();
-    let ok = std::process::Command::new(binary).arg("validate").args(&examples).output().expect("runs");
-    assert!(ok.status.success(), "examples failed validation: {}", String::from_utf8_lossy(&ok.stderr));
+    let ok = std::process::Command::new(binary)
+        .arg("validate")
+        .args(&examples)
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "examples failed validation: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let bad = common::project_path("tests/manifests/invalid/two-primary-storage-accounts.yaml");
-    let out = std::process::Command::new(binary).arg("validate").arg(&bad).output().expect("runs");
+    let out = std::process::Command::new(binary)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a bad manifest passed");
-    assert!(stderr.contains("spec.storage.accounts: exactly one storage account must have type Primary"), "{stderr}");
+    assert!(
+        stderr
+            .contains("spec.storage.accounts: exactly one storage account must have type Primary"),
+        "{stderr}"
+    );
 }
 
 /// The generated CRDs list every kind once.
 #[test]
 fn crd_all_lists_each_kind_once() {
-    let names: Vec<_> = crd::all().into_iter().filter_map(|c| c.metadata.name).collect();
+    let names: Vec<_> = crd::all()
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     assert_eq!(names, vec!["mediaservicesaccounts.ams-security.io"]);
 }
 
@@ -129,11 +177,22 @@ fn crd_all_lists_each_kind_once() {
 fn every_cel_rule_is_bounded_within_the_cost_budget() {
     use kube::core::cel::{compile_schema, estimate_rule_cost};
 
-    fn walk(path: &str, node: &serde_json::Value, found: &mut Vec<(String, String, serde_json::Value)>) {
+    fn walk(
+        path: &str,
+        node: &serde_json::Value,
+        found: &mut Vec<(String, String, serde_json::Value)>,
+    ) {
         let Some(map) = node.as_object() else { return };
-        if let Some(rules) = map.get("x-kubernetes-validations").and_then(|r| r.as_array()) {
+        if let Some(rules) = map
+            .get("x-kubernetes-validations")
+            .and_then(|r| r.as_array())
+        {
             for rule in rules {
-                found.push((path.to_owned(), rule["rule"].as_str().expect("rule text").to_owned(), node.clone()));
+                found.push((
+                    path.to_owned(),
+                    rule["rule"].as_str().expect("rule text").to_owned(),
+                    node.clone(),
+                ));
             }
         }
         if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
@@ -147,7 +206,11 @@ fn every_cel_rule_is_bounded_within_the_cost_budget() {
     }
     let mut rules = Vec::new();
     walk("", &crd_schema(), &mut rules);
-    assert!(rules.len() >= 15, "expected the CRD's CEL rules, found {}", rules.len());
+    assert!(
+        rules.len() >= 15,
+        "expected the CRD's CEL rules, found {}",
+        rules.len()
+    );
     let warnings: Vec<String> = rules
         .iter()
         .flat_map(|(path, rule, node)| {
@@ -156,5 +219,9 @@ fn every_cel_rule_is_bounded_within_the_cost_budget() {
                 .map(move |w| format!("{path}: {rule}: {:?}: {}", w.kind, w.message))
         })
         .collect();
-    assert!(warnings.is_empty(), "CEL analysis warnings:\n{}", warnings.join("\n"));
+    assert!(
+        warnings.is_empty(),
+        "CEL analysis warnings:\n{}",
+        warnings.join("\n")
+    );
 }

@@ -18,7 +18,8 @@ fn dynamic_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 
 /// Creates `object` and returns the apiserver's rejection message, or `None` if it was accepted.
 async fn create_rejection(api: &Api<DynamicObject>, object: &Value) -> Option<String> {
-    let object: DynamicObject = serde_json::from_value(object.clone()).expect("manifest is an object");
+    let object: DynamicObject =
+        serde_json::from_value(object.clone()).expect("manifest is an object");
     match api.create(&PostParams::default(), &object).await {
         Ok(_) => None,
         Err(kube::Error::Api(status)) => {
@@ -41,13 +42,27 @@ fn named(object: &Value, name: &str) -> Value {
 async fn every_example_applies_with_kubectl() {
     with_temp_ns("examples", |client, ns| async move {
         let examples = project_path("examples");
-        kubectl_ok(&["apply", "-n", &ns, "-f", examples.to_str().expect("utf-8 path")]);
+        kubectl_ok(&[
+            "apply",
+            "-n",
+            &ns,
+            "-f",
+            examples.to_str().expect("utf-8 path"),
+        ]);
         let api: Api<MediaServicesAccount> = Api::namespaced(client, &ns);
-        let mut names: Vec<_> = api.list(&Default::default()).await.expect("list").items.into_iter()
-            .filter_map(|o| o.metadata.name).collect();
+        let mut names: Vec<_> = api
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .collect();
         names.sort();
-        let mut expected: Vec<_> = manifests::examples().into_iter()
-            .map(|(_, o)| o["metadata"]["name"].as_str().expect("named").to_owned()).collect();
+        let mut expected: Vec<_> = manifests::examples()
+            .into_iter()
+            .map(|(_, o)| o["metadata"]["name"].as_str().expect("named").to_owned())
+            .collect();
         expected.sort();
         assert_eq!(names, expected, "not every example was stored");
     })
@@ -152,22 +167,43 @@ fn status_patch(version: &str) -> Value {
 async fn printer_columns_show_ready_key_access_and_key_version() {
     with_temp_ns("columns", |client, ns| async move {
         let example = project_path("examples/customer-key-user-assigned.yaml");
-        kubectl_ok(&["apply", "-n", &ns, "-f", example.to_str().expect("utf-8 path")]);
+        kubectl_ok(&[
+            "apply",
+            "-n",
+            &ns,
+            "-f",
+            example.to_str().expect("utf-8 path"),
+        ]);
         let api: Api<MediaServicesAccount> = Api::namespaced(client, &ns);
         let version = "0123456789abcdef0123456789abcdef";
-        api.patch_status("fabrikam-media", &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(status_patch(version)))
-            .await
-            .expect("status apply");
+        api.patch_status(
+            "fabrikam-media",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(status_patch(version)),
+        )
+        .await
+        .expect("status apply");
 
         let table = kubectl_ok(&["get", "msa", "-n", &ns]);
         let mut lines = table.lines();
         let header: Vec<_> = lines.next().expect("header").split_whitespace().collect();
-        assert_eq!(header, ["NAME", "READY", "KEYACCESS", "KEYVERSION", "AGE"], "{table}");
+        assert_eq!(
+            header,
+            ["NAME", "READY", "KEYACCESS", "KEYVERSION", "AGE"],
+            "{table}"
+        );
         let row: Vec<_> = lines.next().expect("a row").split_whitespace().collect();
-        assert_eq!(&row[..4], ["fabrikam-media", "True", "KeyAccessible", version], "{table}");
+        assert_eq!(
+            &row[..4],
+            ["fabrikam-media", "True", "KeyAccessible", version],
+            "{table}"
+        );
 
         let wide = kubectl_ok(&["get", "msa", "-n", &ns, "-o", "wide"]);
-        assert!(wide.lines().next().is_some_and(|h| h.contains("ACCOUNT")), "{wide}");
+        assert!(
+            wide.lines().next().is_some_and(|h| h.contains("ACCOUNT")),
+            "{wide}"
+        );
         assert!(wide.contains("fabrikammedia"), "{wide}");
 
         // The category lets people list every Azure-facing resource at once.
@@ -183,37 +219,85 @@ async fn printer_columns_show_ready_key_access_and_key_version() {
 async fn status_is_writable_only_through_the_status_subresource() {
     with_temp_ns("status", |client, ns| async move {
         let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns);
-        let (_, mut object) = manifests::examples().into_iter()
-            .find(|(file, _)| file == "customer-key-user-assigned.yaml").expect("example present");
+        let (_, mut object) = manifests::examples()
+            .into_iter()
+            .find(|(file, _)| file == "customer-key-user-assigned.yaml")
+            .expect("example present");
         object["status"] = status_patch("11111111111111111111111111111111")["status"].clone();
-        let created = api.create(&PostParams::default(), &serde_json::from_value(object).expect("typed")).await.expect("create");
-        assert_eq!(created.status, None, "status sent on create must be dropped");
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(object).expect("typed"),
+            )
+            .await
+            .expect("create");
+        assert_eq!(
+            created.status, None,
+            "status sent on create must be dropped"
+        );
         let name = created.metadata.name.clone().expect("named");
         assert_eq!(created.metadata.generation, Some(1));
 
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(status_patch("22222222222222222222222222222222")))
-            .await
-            .expect("status apply");
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(status_patch("22222222222222222222222222222222")),
+        )
+        .await
+        .expect("status apply");
         let after_status = api.get(&name).await.expect("get");
-        let encryption = after_status.status.as_ref().and_then(|s| s.encryption.as_ref()).expect("status written");
-        assert_eq!(encryption.key_version.as_deref(), Some("22222222222222222222222222222222"));
-        assert_eq!(after_status.metadata.generation, Some(1), "a status write must not bump generation");
+        let encryption = after_status
+            .status
+            .as_ref()
+            .and_then(|s| s.encryption.as_ref())
+            .expect("status written");
+        assert_eq!(
+            encryption.key_version.as_deref(),
+            Some("22222222222222222222222222222222")
+        );
+        assert_eq!(
+            after_status.metadata.generation,
+            Some(1),
+            "a status write must not bump generation"
+        );
 
         // A merge patch of status through the main resource is ignored.
-        let sneaky = json!({"status": {"encryption": {"keyVersion": "33333333333333333333333333333333"}}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&sneaky)).await.expect("patch main");
+        let sneaky =
+            json!({"status": {"encryption": {"keyVersion": "33333333333333333333333333333333"}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&sneaky))
+            .await
+            .expect("patch main");
         let after_main = api.get(&name).await.expect("get");
         assert_eq!(
-            after_main.status.as_ref().and_then(|s| s.encryption.as_ref()).and_then(|e| e.key_version.as_deref()),
+            after_main
+                .status
+                .as_ref()
+                .and_then(|s| s.encryption.as_ref())
+                .and_then(|e| e.key_version.as_deref()),
             Some("22222222222222222222222222222222"),
             "status changed through the main resource"
         );
 
         // A spec change through /status is ignored; through the main resource it bumps generation.
         let spec_via_status = json!({"spec": {"suspend": true}});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&spec_via_status)).await.expect("patch status");
-        assert!(!api.get(&name).await.expect("get").spec.suspend, "spec changed through /status");
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&spec_via_status)).await.expect("patch spec");
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&spec_via_status),
+        )
+        .await
+        .expect("patch status");
+        assert!(
+            !api.get(&name).await.expect("get").spec.suspend,
+            "spec changed through /status"
+        );
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&spec_via_status),
+        )
+        .await
+        .expect("patch spec");
         let suspended = api.get(&name).await.expect("get");
         assert!(suspended.spec.suspend);
         assert_eq!(suspended.metadata.generation, Some(2));
@@ -230,7 +314,11 @@ async fn kubectl_explain_shows_field_documentation() {
     let mut last = String::new();
     for _ in 0..40 {
         let out = kubectl(&["explain", "msa.spec.encryption"]);
-        last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if out.status.success() && last.contains("keyIdentifier") && last.contains("track") {
             return;
         }

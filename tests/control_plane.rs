@@ -21,18 +21,30 @@ async fn deleted_namespaces_finish_deleting() {
     let mut ns = Namespace::default();
     ns.metadata.name = Some(name.clone());
     ns.metadata.labels = Some([(common::TEST_LABEL.to_owned(), "true".to_owned())].into());
-    let created = namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    let created = namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
     let uid = created.metadata.uid.clone().expect("uid");
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("content".into());
-    configmaps.create(&PostParams::default(), &cm).await.expect("create content");
-
-    namespaces.delete(&name, &DeleteParams::default()).await.expect("delete namespace");
-    tokio::time::timeout(Duration::from_secs(60), await_condition(namespaces, &name, conditions::is_deleted(&uid)))
+    configmaps
+        .create(&PostParams::default(), &cm)
         .await
-        .expect("namespace still present after 60s: is kube-controller-manager running?")
-        .expect("watch namespace");
+        .expect("create content");
+
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(namespaces, &name, conditions::is_deleted(&uid)),
+    )
+    .await
+    .expect("namespace still present after 60s: is kube-controller-manager running?")
+    .expect("watch namespace");
 }
 
 /// An object whose owner is deleted is garbage-collected, as the operator's owned objects will be.

@@ -18,14 +18,22 @@ fn committed_crds_match_the_rust_types() {
             }
         }
     }
-    assert!(stale.is_empty(), "run `cargo run --bin crdgen` and commit the result:\n{}", stale.join("\n"));
+    assert!(
+        stale.is_empty(),
+        "run `cargo run --bin crdgen` and commit the result:\n{}",
+        stale.join("\n")
+    );
 }
 
 /// Nothing but generated files lives in the CRD directories, so a removed kind's stale CRD
 /// cannot linger and be installed by `kubectl apply -f crds/`.
 #[test]
 fn crd_directories_hold_only_generated_files() {
-    let expected: Vec<String> = crd::render().expect("CRDs render").into_iter().map(|f| f.file_name).collect();
+    let expected: Vec<String> = crd::render()
+        .expect("CRDs render")
+        .into_iter()
+        .map(|f| f.file_name)
+        .collect();
     for dir in crd::CRD_DIRS {
         let mut found: Vec<String> = std::fs::read_dir(common::project_path(dir))
             .unwrap_or_else(|err| panic!("{dir}: {err}"))

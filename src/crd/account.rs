@@ -180,7 +180,10 @@ impl IdentityType {
     /// Whether the account has a system-assigned identity.
     #[must_use]
     pub fn has_system_assigned(self) -> bool {
-        matches!(self, Self::SystemAssigned | Self::SystemAssignedUserAssigned)
+        matches!(
+            self,
+            Self::SystemAssigned | Self::SystemAssignedUserAssigned
+        )
     }
 
     /// Whether the account has user-assigned identities.
@@ -346,7 +349,9 @@ pub struct AccessGrant {
 ///
 /// Owner and User Access Administrator are deliberately absent: a security operator should not
 /// hand out the right to grant further rights by a short name.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize, PartialOrd, Ord,
+)]
 pub enum BuiltInRole {
     /// Media Services Account Administrator.
     MediaServicesAccountAdministrator,
@@ -373,7 +378,9 @@ impl BuiltInRole {
             Self::MediaServicesLiveEventsAdministrator => "532bc159-b25e-42c0-969e-a1d439f60d77",
             Self::MediaServicesMediaOperator => "e4395492-1534-4db2-bedf-88c14621589c",
             Self::MediaServicesPolicyAdministrator => "c4bba371-dacd-4a26-b320-7250bca963ae",
-            Self::MediaServicesStreamingEndpointsAdministrator => "99dba123-b5fe-44d5-874c-ced7199a5804",
+            Self::MediaServicesStreamingEndpointsAdministrator => {
+                "99dba123-b5fe-44d5-874c-ced7199a5804"
+            }
             Self::Reader => "acdd72a7-3385-48ef-bd42-f606fba81ae7",
             Self::Contributor => "b24988ac-6180-42a0-ab88-20f7382dd24c",
         }
@@ -516,7 +523,8 @@ mod tests {
     /// (`SystemAssigned, UserAssigned`) is rejected by Azure and must be rejected here too.
     #[test]
     fn identity_type_uses_azure_spelling() {
-        let both: IdentityType = serde_json::from_str("\"SystemAssigned,UserAssigned\"").expect("parses");
+        let both: IdentityType =
+            serde_json::from_str("\"SystemAssigned,UserAssigned\"").expect("parses");
         assert_eq!(both, IdentityType::SystemAssignedUserAssigned);
         assert!(both.has_system_assigned() && both.has_user_assigned());
         assert!(serde_json::from_str::<IdentityType>("\"SystemAssigned, UserAssigned\"").is_err());

@@ -28,7 +28,10 @@ pub const FIELD_MANAGER: &str = "ams-security-operator";
 /// Every CRD this operator serves, in a stable order.
 #[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![MediaServicesAccount::crd()].into_iter().map(without_nullable).collect()
+    vec![MediaServicesAccount::crd()]
+        .into_iter()
+        .map(without_nullable)
+        .collect()
 }
 
 /// Drops `nullable: true` from a CRD's schemas.
@@ -49,7 +52,11 @@ fn without_nullable(mut crd: CustomResourceDefinition) -> CustomResourceDefiniti
         }
     }
     for version in &mut crd.spec.versions {
-        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
             let mut value = serde_json::to_value(&*schema).expect("schema serializes");
             strip(&mut value);
             *schema = serde_json::from_value(value).expect("schema deserializes");
@@ -93,13 +100,17 @@ pub fn render() -> Result<Vec<CrdFile>, serde_yaml_ng::Error> {
 /// Paths of the committed CRD files under `root`, for each directory in [`CRD_DIRS`].
 #[must_use]
 pub fn committed_paths(root: &Path, file: &CrdFile) -> Vec<PathBuf> {
-    CRD_DIRS.iter().map(|dir| root.join(dir).join(&file.file_name)).collect()
+    CRD_DIRS
+        .iter()
+        .map(|dir| root.join(dir).join(&file.file_name))
+        .collect()
 }
 
 /// Schema of `status.conditions`: `metav1.Condition` items as a list-map keyed by `type`, so
 /// that server-side apply merges conditions from different managers instead of replacing the list.
 pub(crate) fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
-    let item = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>();
+    let item =
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>();
     serde_json::from_value(json!({
         "type": "array",
         "x-kubernetes-list-type": "map",
@@ -112,7 +123,9 @@ pub(crate) fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
 /// Removes `null` from an `Option<UnitEnum>`'s `enum` list. Apiservers before 1.22 reject a CRD
 /// whose enum lists `null`, and an omitted field already expresses "unset".
 pub(crate) fn remove_null_from_enum(schema: &mut Schema) {
-    let Some(object) = schema.as_object_mut() else { return };
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
     if let Some(Value::Array(values)) = object.get_mut("enum") {
         values.retain(|v| !v.is_null());
     }
@@ -155,7 +168,11 @@ mod tests {
         }
         let mut found = Vec::new();
         for crd in all() {
-            walk("", &serde_json::to_value(&crd).expect("serializes"), &mut found);
+            walk(
+                "",
+                &serde_json::to_value(&crd).expect("serializes"),
+                &mut found,
+            );
         }
         assert!(found.is_empty(), "null inside enum at: {found:?}");
     }
@@ -167,8 +184,18 @@ mod tests {
         let crd = serde_json::to_value(MediaServicesAccount::crd()).expect("serializes");
         let conditions = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
             ["properties"]["conditions"];
-        assert_eq!(conditions["x-kubernetes-list-type"], "map", "{conditions:#}");
-        assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]), "{conditions:#}");
-        assert_eq!(conditions["items"]["required"], json!(["lastTransitionTime", "message", "reason", "status", "type"]));
+        assert_eq!(
+            conditions["x-kubernetes-list-type"], "map",
+            "{conditions:#}"
+        );
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            json!(["type"]),
+            "{conditions:#}"
+        );
+        assert_eq!(
+            conditions["items"]["required"],
+            json!(["lastTransitionTime", "message", "reason", "status", "type"])
+        );
     }
 }

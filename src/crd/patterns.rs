@@ -6,7 +6,8 @@
 //! collection segments match in any case; names keep the case rules Azure documents.
 
 /// A subscription id: a UUID.
-pub const SUBSCRIPTION_ID: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+pub const SUBSCRIPTION_ID: &str =
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// A Microsoft Entra object id (principal id): a UUID.
 pub const PRINCIPAL_ID: &str = SUBSCRIPTION_ID;
@@ -52,7 +53,9 @@ mod tests {
     use regex::Regex;
 
     fn matches(pattern: &str, value: &str) -> bool {
-        Regex::new(pattern).expect("pattern compiles").is_match(value)
+        Regex::new(pattern)
+            .expect("pattern compiles")
+            .is_match(value)
     }
 
     /// Each pattern is exercised with values users really write, so a typo in a pattern shows
@@ -60,8 +63,16 @@ mod tests {
     #[test]
     fn patterns_accept_real_identifiers_and_reject_near_misses() {
         let cases: &[(&str, &str, bool)] = &[
-            (SUBSCRIPTION_ID, "00000000-1111-2222-3333-444444444444", true),
-            (SUBSCRIPTION_ID, "00000000-1111-2222-3333-44444444444", false),
+            (
+                SUBSCRIPTION_ID,
+                "00000000-1111-2222-3333-444444444444",
+                true,
+            ),
+            (
+                SUBSCRIPTION_ID,
+                "00000000-1111-2222-3333-44444444444",
+                false,
+            ),
             (RESOURCE_GROUP, "contoso-media_rg.(prod)", true),
             (RESOURCE_GROUP, "ends-with-dot.", false),
             (RESOURCE_GROUP, "", false),
@@ -96,18 +107,46 @@ mod tests {
                 "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/Contoso-Media",
                 false,
             ),
-            (KEY_IDENTIFIER, "https://contoso-kv.vault.azure.net/keys/media-key", true),
+            (
+                KEY_IDENTIFIER,
+                "https://contoso-kv.vault.azure.net/keys/media-key",
+                true,
+            ),
             (
                 KEY_IDENTIFIER,
                 "https://contoso-kv.vault.azure.net/keys/media-key/0123456789abcdef0123456789abcdef",
                 true,
             ),
-            (KEY_IDENTIFIER, "https://contoso-kv.vault.usgovcloudapi.net/keys/k", true),
-            (KEY_IDENTIFIER, "http://contoso-kv.vault.azure.net/keys/media-key", false),
-            (KEY_IDENTIFIER, "https://contoso-kv.vault.azure.net/secrets/media-key", false),
-            (KEY_IDENTIFIER, "https://contoso-kv.vault.azure.net/keys/media-key/v1", false),
-            (KEY_IDENTIFIER, "https://contoso-kv.vault.azure.net/keys/media-key/", false),
-            (ROLE_DEFINITION_ID, "ba92f5b4-2d11-453d-a403-e96b0029c9fe", true),
+            (
+                KEY_IDENTIFIER,
+                "https://contoso-kv.vault.usgovcloudapi.net/keys/k",
+                true,
+            ),
+            (
+                KEY_IDENTIFIER,
+                "http://contoso-kv.vault.azure.net/keys/media-key",
+                false,
+            ),
+            (
+                KEY_IDENTIFIER,
+                "https://contoso-kv.vault.azure.net/secrets/media-key",
+                false,
+            ),
+            (
+                KEY_IDENTIFIER,
+                "https://contoso-kv.vault.azure.net/keys/media-key/v1",
+                false,
+            ),
+            (
+                KEY_IDENTIFIER,
+                "https://contoso-kv.vault.azure.net/keys/media-key/",
+                false,
+            ),
+            (
+                ROLE_DEFINITION_ID,
+                "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+                true,
+            ),
             (
                 ROLE_DEFINITION_ID,
                 "/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe",
@@ -129,8 +168,14 @@ mod tests {
         let wrong: Vec<_> = cases
             .iter()
             .filter(|(pattern, value, expected)| matches(pattern, value) != *expected)
-            .map(|(pattern, value, expected)| format!("{value:?} should match={expected} {pattern}"))
+            .map(|(pattern, value, expected)| {
+                format!("{value:?} should match={expected} {pattern}")
+            })
             .collect();
-        assert!(wrong.is_empty(), "patterns disagree with expectations:\n{}", wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "patterns disagree with expectations:\n{}",
+            wrong.join("\n")
+        );
     }
 }

@@ -17,8 +17,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::crd::account::{
-    AccessGrant, EncryptionSpec, EncryptionType, IdentitySpec, MediaServicesAccountSpec, ResourceIdentity,
-    StorageAccountType, StorageAuthentication, StorageSpec,
+    AccessGrant, EncryptionSpec, EncryptionType, IdentitySpec, MediaServicesAccountSpec,
+    ResourceIdentity, StorageAccountType, StorageAuthentication, StorageSpec,
 };
 use crate::crd::patterns;
 
@@ -62,7 +62,12 @@ pub fn validate_spec(spec: &MediaServicesAccountSpec) -> Result<(), SpecErrors> 
     check_access_grants(&spec.access_grants, &mut v);
     check_interval(spec, &mut v);
     if let Some(secret) = &spec.credentials_secret_ref {
-        v.pattern("spec.credentialsSecretRef.name", &secret.name, &OBJECT_NAME, "a Kubernetes object name");
+        v.pattern(
+            "spec.credentialsSecretRef.name",
+            &secret.name,
+            &OBJECT_NAME,
+            "a Kubernetes object name",
+        );
     }
     v.into_result()
 }
@@ -73,10 +78,15 @@ pub fn validate_spec(spec: &MediaServicesAccountSpec) -> Result<(), SpecErrors> 
 /// # Errors
 /// [`SpecErrors`] for a value that does not deserialize or breaks a rule.
 pub fn validate_object(object: &serde_json::Value) -> Result<MediaServicesAccountSpec, SpecErrors> {
-    let spec_value = object.get("spec").cloned().unwrap_or(serde_json::Value::Null);
+    let spec_value = object
+        .get("spec")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
     // kube's Duration also parses forms the schema's pattern refuses (`us`, `ns`, a sign), so
     // the user's text is checked here, while it is still text.
-    if let Some(interval) = spec_value.get("keyAccessCheckInterval").and_then(serde_json::Value::as_str)
+    if let Some(interval) = spec_value
+        .get("keyAccessCheckInterval")
+        .and_then(serde_json::Value::as_str)
         && !DURATION.is_match(interval)
     {
         return Err(SpecErrors(vec![FieldError {
@@ -84,23 +94,32 @@ pub fn validate_object(object: &serde_json::Value) -> Result<MediaServicesAccoun
             message: format!("{interval:?} is not a duration such as 30s or 5m"),
         }]));
     }
-    let spec: MediaServicesAccountSpec = serde_path_to_error::deserialize(spec_value).map_err(|err| {
-        let path = err.path().to_string();
-        let mut field = if path == "." { "spec".to_owned() } else { format!("spec.{path}") };
-        let message = err.into_inner().to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-            field = format!("{field}.{missing}");
-        }
-        SpecErrors(vec![FieldError { field, message }])
-    })?;
+    let spec: MediaServicesAccountSpec =
+        serde_path_to_error::deserialize(spec_value).map_err(|err| {
+            let path = err.path().to_string();
+            let mut field = if path == "." {
+                "spec".to_owned()
+            } else {
+                format!("spec.{path}")
+            };
+            let message = err.into_inner().to_string();
+            // serde reports a missing field at its parent; name the field itself.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next())
+            {
+                field = format!("{field}.{missing}");
+            }
+            SpecErrors(vec![FieldError { field, message }])
+        })?;
     validate_spec(&spec)?;
     Ok(spec)
 }
 
 macro_rules! regex {
     ($name:ident, $pattern:expr) => {
-        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pattern).expect("pattern compiles"));
+        static $name: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new($pattern).expect("pattern compiles"));
     };
 }
 regex!(SUBSCRIPTION_ID, patterns::SUBSCRIPTION_ID);
@@ -108,7 +127,10 @@ regex!(PRINCIPAL_ID, patterns::PRINCIPAL_ID);
 regex!(RESOURCE_GROUP, patterns::RESOURCE_GROUP);
 regex!(ACCOUNT_NAME, patterns::ACCOUNT_NAME);
 regex!(LOCATION, patterns::LOCATION);
-regex!(USER_ASSIGNED_IDENTITY_ID, patterns::USER_ASSIGNED_IDENTITY_ID);
+regex!(
+    USER_ASSIGNED_IDENTITY_ID,
+    patterns::USER_ASSIGNED_IDENTITY_ID
+);
 regex!(STORAGE_ACCOUNT_ID, patterns::STORAGE_ACCOUNT_ID);
 regex!(KEY_IDENTIFIER, patterns::KEY_IDENTIFIER);
 regex!(ROLE_DEFINITION_ID, patterns::ROLE_DEFINITION_ID);
@@ -120,7 +142,10 @@ struct Violations(Vec<FieldError>);
 
 impl Violations {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn pattern(&mut self, field: &str, value: &str, re: &Regex, what: &str) {
@@ -131,28 +156,50 @@ impl Violations {
 
     fn arm_id(&mut self, field: &str, value: &str, re: &Regex, what: &str) {
         if value.len() > patterns::MAX_ARM_ID_LENGTH as usize {
-            self.push(field, format!("must be at most {} characters", patterns::MAX_ARM_ID_LENGTH));
+            self.push(
+                field,
+                format!("must be at most {} characters", patterns::MAX_ARM_ID_LENGTH),
+            );
         } else {
             self.pattern(field, value, re, what);
         }
     }
 
     fn into_result(self) -> Result<(), SpecErrors> {
-        if self.0.is_empty() { Ok(()) } else { Err(SpecErrors(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecErrors(self.0))
+        }
     }
 }
 
 fn check_account(spec: &MediaServicesAccountSpec, v: &mut Violations) {
     let a = &spec.account;
-    v.pattern("spec.account.subscriptionId", &a.subscription_id, &SUBSCRIPTION_ID, "a subscription id (UUID)");
+    v.pattern(
+        "spec.account.subscriptionId",
+        &a.subscription_id,
+        &SUBSCRIPTION_ID,
+        "a subscription id (UUID)",
+    );
     v.pattern(
         "spec.account.resourceGroup",
         &a.resource_group,
         &RESOURCE_GROUP,
         "a resource group name (1-90 letters, digits, _-.() not ending in .)",
     );
-    v.pattern("spec.account.name", &a.name, &ACCOUNT_NAME, "an account name (3-24 lowercase letters and digits)");
-    v.pattern("spec.account.location", &a.location, &LOCATION, "a canonical Azure region such as westeurope");
+    v.pattern(
+        "spec.account.name",
+        &a.name,
+        &ACCOUNT_NAME,
+        "an account name (3-24 lowercase letters and digits)",
+    );
+    v.pattern(
+        "spec.account.location",
+        &a.location,
+        &LOCATION,
+        "a canonical Azure region such as westeurope",
+    );
 }
 
 fn check_identity(identity: &IdentitySpec, v: &mut Violations) {
@@ -164,12 +211,23 @@ fn check_identity(identity: &IdentitySpec, v: &mut Violations) {
         );
     }
     if listed.len() > 32 {
-        v.push("spec.identity.userAssignedIdentities", "must have at most 32 items");
+        v.push(
+            "spec.identity.userAssignedIdentities",
+            "must have at most 32 items",
+        );
     }
     for (i, id) in listed.iter().enumerate() {
         let field = format!("spec.identity.userAssignedIdentities[{i}]");
-        v.arm_id(&field, id, &USER_ASSIGNED_IDENTITY_ID, "the ARM id of a user-assigned identity");
-        if listed[..i].iter().any(|earlier| earlier.eq_ignore_ascii_case(id)) {
+        v.arm_id(
+            &field,
+            id,
+            &USER_ASSIGNED_IDENTITY_ID,
+            "the ARM id of a user-assigned identity",
+        );
+        if listed[..i]
+            .iter()
+            .any(|earlier| earlier.eq_ignore_ascii_case(id))
+        {
             v.push(field, "repeats an identity listed earlier");
         }
     }
@@ -178,20 +236,44 @@ fn check_identity(identity: &IdentitySpec, v: &mut Violations) {
 fn check_storage(storage: &StorageSpec, identity: Option<&IdentitySpec>, v: &mut Violations) {
     let managed = storage.authentication == StorageAuthentication::ManagedIdentity;
     if storage.accounts.is_empty() || storage.accounts.len() > 16 {
-        v.push("spec.storage.accounts", "must have between 1 and 16 storage accounts");
+        v.push(
+            "spec.storage.accounts",
+            "must have between 1 and 16 storage accounts",
+        );
     }
-    let primaries = storage.accounts.iter().filter(|a| a.type_ == StorageAccountType::Primary).count();
+    let primaries = storage
+        .accounts
+        .iter()
+        .filter(|a| a.type_ == StorageAccountType::Primary)
+        .count();
     if primaries != 1 && !storage.accounts.is_empty() {
-        v.push("spec.storage.accounts", format!("exactly one storage account must have type Primary, found {primaries}"));
+        v.push(
+            "spec.storage.accounts",
+            format!("exactly one storage account must have type Primary, found {primaries}"),
+        );
     }
     if managed && identity.is_none() {
-        v.push("spec.identity", "is required when storage.authentication is ManagedIdentity");
+        v.push(
+            "spec.identity",
+            "is required when storage.authentication is ManagedIdentity",
+        );
     }
     for (i, account) in storage.accounts.iter().enumerate() {
         let field = format!("spec.storage.accounts[{i}]");
-        v.arm_id(&format!("{field}.id"), &account.id, &STORAGE_ACCOUNT_ID, "the ARM id of a storage account");
-        if storage.accounts[..i].iter().any(|earlier| earlier.id.eq_ignore_ascii_case(&account.id)) {
-            v.push(format!("{field}.id"), "repeats a storage account listed earlier");
+        v.arm_id(
+            &format!("{field}.id"),
+            &account.id,
+            &STORAGE_ACCOUNT_ID,
+            "the ARM id of a storage account",
+        );
+        if storage.accounts[..i]
+            .iter()
+            .any(|earlier| earlier.id.eq_ignore_ascii_case(&account.id))
+        {
+            v.push(
+                format!("{field}.id"),
+                "repeats a storage account listed earlier",
+            );
         }
         match (&account.identity, managed) {
             (None, true) => v.push(
@@ -203,7 +285,12 @@ fn check_storage(storage: &StorageSpec, identity: Option<&IdentitySpec>, v: &mut
                 "applies only when storage.authentication is ManagedIdentity",
             ),
             (Some(resource_identity), true) => {
-                check_resource_identity(&format!("{field}.identity"), resource_identity, identity, v);
+                check_resource_identity(
+                    &format!("{field}.identity"),
+                    resource_identity,
+                    identity,
+                    v,
+                );
             }
             (None, false) => {}
         }
@@ -219,9 +306,15 @@ fn check_resource_identity(
     identity: Option<&IdentitySpec>,
     v: &mut Violations,
 ) {
-    match (chosen.use_system_assigned_identity, &chosen.user_assigned_identity) {
+    match (
+        chosen.use_system_assigned_identity,
+        &chosen.user_assigned_identity,
+    ) {
         (true, Some(_)) | (false, None) => {
-            v.push(field, "set exactly one of useSystemAssignedIdentity: true or userAssignedIdentity");
+            v.push(
+                field,
+                "set exactly one of useSystemAssignedIdentity: true or userAssignedIdentity",
+            );
         }
         (true, None) => {
             if let Some(identity) = identity
@@ -235,17 +328,32 @@ fn check_resource_identity(
         }
         (false, Some(id)) => {
             let id_field = format!("{field}.userAssignedIdentity");
-            v.arm_id(&id_field, id, &USER_ASSIGNED_IDENTITY_ID, "the ARM id of a user-assigned identity");
-            let listed =
-                identity.is_some_and(|i| i.user_assigned_identities.iter().any(|u| u.eq_ignore_ascii_case(id)));
+            v.arm_id(
+                &id_field,
+                id,
+                &USER_ASSIGNED_IDENTITY_ID,
+                "the ARM id of a user-assigned identity",
+            );
+            let listed = identity.is_some_and(|i| {
+                i.user_assigned_identities
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(id))
+            });
             if !listed {
-                v.push(id_field, "must be listed in identity.userAssignedIdentities");
+                v.push(
+                    id_field,
+                    "must be listed in identity.userAssignedIdentities",
+                );
             }
         }
     }
 }
 
-fn check_encryption(encryption: &EncryptionSpec, identity: Option<&IdentitySpec>, v: &mut Violations) {
+fn check_encryption(
+    encryption: &EncryptionSpec,
+    identity: Option<&IdentitySpec>,
+    v: &mut Violations,
+) {
     match encryption.type_ {
         EncryptionType::CustomerKey => {
             match &encryption.key_identifier {
@@ -261,10 +369,15 @@ fn check_encryption(encryption: &EncryptionSpec, identity: Option<&IdentitySpec>
                 ),
             }
             if identity.is_none() {
-                v.push("spec.identity", "is required when encryption.type is CustomerKey");
+                v.push(
+                    "spec.identity",
+                    "is required when encryption.type is CustomerKey",
+                );
             }
             match &encryption.identity {
-                Some(chosen) => check_resource_identity("spec.encryption.identity", chosen, identity, v),
+                Some(chosen) => {
+                    check_resource_identity("spec.encryption.identity", chosen, identity, v)
+                }
                 None => {
                     if let Some(identity) = identity
                         && !identity.type_.has_system_assigned()
@@ -279,10 +392,16 @@ fn check_encryption(encryption: &EncryptionSpec, identity: Option<&IdentitySpec>
         }
         EncryptionType::SystemKey => {
             if encryption.key_identifier.is_some() {
-                v.push("spec.encryption.keyIdentifier", "applies only when type is CustomerKey");
+                v.push(
+                    "spec.encryption.keyIdentifier",
+                    "applies only when type is CustomerKey",
+                );
             }
             if encryption.identity.is_some() {
-                v.push("spec.encryption.identity", "applies only when type is CustomerKey");
+                v.push(
+                    "spec.encryption.identity",
+                    "applies only when type is CustomerKey",
+                );
             }
         }
     }
@@ -307,7 +426,10 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
                 &USER_ASSIGNED_IDENTITY_ID,
                 "the ARM id of a user-assigned identity",
             ),
-            _ => v.push(field.clone(), "set exactly one of principalId or identityResourceId"),
+            _ => v.push(
+                field.clone(),
+                "set exactly one of principalId or identityResourceId",
+            ),
         }
         match (&grant.role, &grant.role_definition_id) {
             (Some(_), None) => {}
@@ -327,7 +449,9 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
 
 fn check_interval(spec: &MediaServicesAccountSpec, v: &mut Violations) {
     let interval: std::time::Duration = spec.key_access_check_interval.into();
-    if !(std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(24 * 3600)).contains(&interval) {
+    if !(std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(24 * 3600))
+        .contains(&interval)
+    {
         v.push("spec.keyAccessCheckInterval", "must be between 10s and 24h");
     }
 }
@@ -350,7 +474,11 @@ mod tests {
         })
     }
 
-    fn with(mut object: serde_json::Value, pointer: &str, value: serde_json::Value) -> serde_json::Value {
+    fn with(
+        mut object: serde_json::Value,
+        pointer: &str,
+        value: serde_json::Value,
+    ) -> serde_json::Value {
         let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
         let target = object.pointer_mut(parent).expect("parent exists");
         target[key] = value;
@@ -374,7 +502,10 @@ mod tests {
     fn minimal_spec_is_valid_and_gets_defaults() {
         let spec = validate_object(&base()).expect("valid");
         assert_eq!(spec.key_access_check_interval.to_string(), "30s");
-        assert_eq!(spec.deletion_policy, crate::crd::account::DeletionPolicy::Retain);
+        assert_eq!(
+            spec.deletion_policy,
+            crate::crd::account::DeletionPolicy::Retain
+        );
         assert!(!spec.suspend);
     }
 
@@ -383,12 +514,28 @@ mod tests {
     fn each_violation_names_its_field() {
         let sys = json!({"type": "SystemAssigned"});
         let cases: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
-            ("bad subscription", with(base(), "/spec/account/subscriptionId", json!("nope")), vec!["spec.account.subscriptionId"]),
-            ("upper-case name", with(base(), "/spec/account/name", json!("Contoso")), vec!["spec.account.name"]),
-            ("spaced region", with(base(), "/spec/account/location", json!("West Europe")), vec!["spec.account.location"]),
+            (
+                "bad subscription",
+                with(base(), "/spec/account/subscriptionId", json!("nope")),
+                vec!["spec.account.subscriptionId"],
+            ),
+            (
+                "upper-case name",
+                with(base(), "/spec/account/name", json!("Contoso")),
+                vec!["spec.account.name"],
+            ),
+            (
+                "spaced region",
+                with(base(), "/spec/account/location", json!("West Europe")),
+                vec!["spec.account.location"],
+            ),
             (
                 "unknown identity type",
-                with(base(), "/spec/identity", json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": [UA]})),
+                with(
+                    base(),
+                    "/spec/identity",
+                    json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": [UA]}),
+                ),
                 vec!["spec.identity.type"],
             ),
             (
@@ -398,32 +545,52 @@ mod tests {
             ),
             (
                 "identities without user-assigned type",
-                with(base(), "/spec/identity", json!({"type": "SystemAssigned", "userAssignedIdentities": [UA]})),
+                with(
+                    base(),
+                    "/spec/identity",
+                    json!({"type": "SystemAssigned", "userAssignedIdentities": [UA]}),
+                ),
                 vec!["spec.identity.userAssignedIdentities"],
             ),
             (
                 "two primaries",
-                with(with(base(), "/spec/identity", sys.clone()), "/spec/storage", json!({"accounts": [
+                with(
+                    with(base(), "/spec/identity", sys.clone()),
+                    "/spec/storage",
+                    json!({"accounts": [
                     {"id": SA, "type": "Primary"},
-                    {"id": SA.replace("contosomedia", "second"), "type": "Primary"}]})),
+                    {"id": SA.replace("contosomedia", "second"), "type": "Primary"}]}),
+                ),
                 vec!["spec.storage.accounts"],
             ),
             (
                 "managed identity storage without identity",
-                with(with(base(), "/spec/identity", sys.clone()), "/spec/storage", json!({"authentication": "ManagedIdentity", "accounts": [
-                    {"id": SA, "type": "Primary"}]})),
+                with(
+                    with(base(), "/spec/identity", sys.clone()),
+                    "/spec/storage",
+                    json!({"authentication": "ManagedIdentity", "accounts": [
+                    {"id": SA, "type": "Primary"}]}),
+                ),
                 vec!["spec.storage.accounts[0].identity"],
             ),
             (
                 "storage uses unlisted user-assigned identity",
-                with(with(base(), "/spec/identity", sys.clone()), "/spec/storage", json!({"authentication": "ManagedIdentity", "accounts": [
-                    {"id": SA, "type": "Primary", "identity": {"userAssignedIdentity": UA}}]})),
+                with(
+                    with(base(), "/spec/identity", sys.clone()),
+                    "/spec/storage",
+                    json!({"authentication": "ManagedIdentity", "accounts": [
+                    {"id": SA, "type": "Primary", "identity": {"userAssignedIdentity": UA}}]}),
+                ),
                 vec!["spec.storage.accounts[0].identity.userAssignedIdentity"],
             ),
             (
                 "storage uses absent system identity",
                 with(
-                    with(base(), "/spec/identity", json!({"type": "UserAssigned", "userAssignedIdentities": [UA]})),
+                    with(
+                        base(),
+                        "/spec/identity",
+                        json!({"type": "UserAssigned", "userAssignedIdentities": [UA]}),
+                    ),
                     "/spec/storage",
                     json!({"authentication": "ManagedIdentity", "accounts": [{"id": SA, "type": "Primary", "identity": {"useSystemAssignedIdentity": true}}]}),
                 ),
@@ -431,43 +598,79 @@ mod tests {
             ),
             (
                 "customer key without identifier",
-                with(with(base(), "/spec/identity", sys.clone()), "/spec/encryption", json!({"type": "CustomerKey"})),
+                with(
+                    with(base(), "/spec/identity", sys.clone()),
+                    "/spec/encryption",
+                    json!({"type": "CustomerKey"}),
+                ),
                 vec!["spec.encryption.keyIdentifier"],
             ),
             (
                 "customer key without identity",
-                with(base(), "/spec/encryption", json!({"type": "CustomerKey", "keyIdentifier": KEY})),
+                with(
+                    base(),
+                    "/spec/encryption",
+                    json!({"type": "CustomerKey", "keyIdentifier": KEY}),
+                ),
                 vec!["spec.identity"],
             ),
             (
                 "system key with identifier",
-                with(base(), "/spec/encryption", json!({"type": "SystemKey", "keyIdentifier": KEY})),
+                with(
+                    base(),
+                    "/spec/encryption",
+                    json!({"type": "SystemKey", "keyIdentifier": KEY}),
+                ),
                 vec!["spec.encryption.keyIdentifier"],
             ),
             (
                 "secret key URL",
-                with(with(base(), "/spec/identity", sys.clone()), "/spec/encryption", json!({"type": "CustomerKey", "keyIdentifier": "https://contoso-kv.vault.azure.net/secrets/media-key"})),
+                with(
+                    with(base(), "/spec/identity", sys.clone()),
+                    "/spec/encryption",
+                    json!({"type": "CustomerKey", "keyIdentifier": "https://contoso-kv.vault.azure.net/secrets/media-key"}),
+                ),
                 vec!["spec.encryption.keyIdentifier"],
             ),
             (
                 "grant with both principal forms",
-                with(base(), "/spec/accessGrants", json!([{"principalId": "00000000-1111-2222-3333-444444444444", "identityResourceId": UA, "role": "Reader"}])),
+                with(
+                    base(),
+                    "/spec/accessGrants",
+                    json!([{"principalId": "00000000-1111-2222-3333-444444444444", "identityResourceId": UA, "role": "Reader"}]),
+                ),
                 vec!["spec.accessGrants[0]"],
             ),
             (
                 "grant without role",
-                with(base(), "/spec/accessGrants", json!([{"principalId": "00000000-1111-2222-3333-444444444444"}])),
+                with(
+                    base(),
+                    "/spec/accessGrants",
+                    json!([{"principalId": "00000000-1111-2222-3333-444444444444"}]),
+                ),
                 vec!["spec.accessGrants[0]"],
             ),
             (
                 "duplicate grant",
-                with(base(), "/spec/accessGrants", json!([
+                with(
+                    base(),
+                    "/spec/accessGrants",
+                    json!([
                     {"principalId": "00000000-1111-2222-3333-444444444444", "role": "Reader"},
-                    {"principalId": "00000000-1111-2222-3333-444444444444", "role": "Reader"}])),
+                    {"principalId": "00000000-1111-2222-3333-444444444444", "role": "Reader"}]),
+                ),
                 vec!["spec.accessGrants[1]"],
             ),
-            ("interval too short", with(base(), "/spec/keyAccessCheckInterval", json!("5s")), vec!["spec.keyAccessCheckInterval"]),
-            ("interval not a duration", with(base(), "/spec/keyAccessCheckInterval", json!("often")), vec!["spec.keyAccessCheckInterval"]),
+            (
+                "interval too short",
+                with(base(), "/spec/keyAccessCheckInterval", json!("5s")),
+                vec!["spec.keyAccessCheckInterval"],
+            ),
+            (
+                "interval not a duration",
+                with(base(), "/spec/keyAccessCheckInterval", json!("often")),
+                vec!["spec.keyAccessCheckInterval"],
+            ),
         ];
         let mut wrong = Vec::new();
         for (name, object, expected) in cases {
@@ -476,7 +679,11 @@ mod tests {
                 wrong.push(format!("{name}: expected {expected:?}, got {got:?}"));
             }
         }
-        assert!(wrong.is_empty(), "field paths differ:\n{}", wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "field paths differ:\n{}",
+            wrong.join("\n")
+        );
     }
 
     /// All violations come back together, so one round trip shows everything to fix.
@@ -487,6 +694,9 @@ mod tests {
             "/spec/account/location",
             json!("West Europe"),
         );
-        assert_eq!(fields(&object), vec!["spec.account.name", "spec.account.location"]);
+        assert_eq!(
+            fields(&object),
+            vec!["spec.account.name", "spec.account.location"]
+        );
     }
 }

@@ -51,7 +51,8 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 
 fn parse(path: &PathBuf) -> (String, Value) {
     let text = std::fs::read_to_string(path).expect("readable manifest");
-    let object: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let object: Value =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     (text, object)
 }
 
@@ -61,7 +62,13 @@ pub fn examples() -> Vec<(String, Value)> {
         .iter()
         .map(|path| {
             let (_, object) = parse(path);
-            (path.file_name().expect("file name").to_string_lossy().into_owned(), object)
+            (
+                path.file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
+                object,
+            )
         })
         .collect()
 }
@@ -85,7 +92,11 @@ pub fn invalid() -> Vec<Invalid> {
                 other => panic!("{}: unknown layer {other:?}", path.display()),
             };
             Invalid {
-                file: path.file_name().expect("file name").to_string_lossy().into_owned(),
+                file: path
+                    .file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
                 object,
                 field: header("field"),
                 layer,

@@ -47,14 +47,30 @@ fn kubeconfig_path() -> PathBuf {
 /// does not answer.
 pub async fn client() -> Client {
     let path = kubeconfig_path();
-    let kubeconfig = Kubeconfig::read_from(&path)
-        .unwrap_or_else(|err| panic!("failed to read AMS_TEST_KUBECONFIG={}: {err}; {HOW_TO_START}", path.display()));
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|err| {
+        panic!(
+            "failed to read AMS_TEST_KUBECONFIG={}: {err}; {HOW_TO_START}",
+            path.display()
+        )
+    });
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .unwrap_or_else(|err| panic!("failed to load AMS_TEST_KUBECONFIG={}: {err}", path.display()));
+        .unwrap_or_else(|err| {
+            panic!(
+                "failed to load AMS_TEST_KUBECONFIG={}: {err}",
+                path.display()
+            )
+        });
     let client = Client::try_from(config).expect("client builds");
-    if let Err(err) = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-        panic!("the apiserver in AMS_TEST_KUBECONFIG={} does not answer: {err}; {HOW_TO_START}", path.display());
+    if let Err(err) = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        panic!(
+            "the apiserver in AMS_TEST_KUBECONFIG={} does not answer: {err}; {HOW_TO_START}",
+            path.display()
+        );
     }
     client
 }
@@ -62,7 +78,10 @@ pub async fn client() -> Client {
 /// The apiserver's minor version (e.g. 20 for 1.20.2).
 pub async fn server_minor(client: &Client) -> u32 {
     let info = client.apiserver_version().await.expect("version");
-    info.minor.trim_end_matches('+').parse().expect("numeric minor version")
+    info.minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("numeric minor version")
 }
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
@@ -83,7 +102,9 @@ pub async fn install_crds(client: &Client) {
                     Some(current) => {
                         let mut desired = crd.clone();
                         desired.metadata.resource_version = current.metadata.resource_version;
-                        api.replace(&name, &PostParams::default(), &desired).await.map(|_| ())
+                        api.replace(&name, &PostParams::default(), &desired)
+                            .await
+                            .map(|_| ())
                     }
                 };
                 match result {
@@ -114,7 +135,10 @@ where
 {
     let client = client().await;
     install_crds(&client).await;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
     let name = format!(
         "ams-{prefix}-{}-{:x}{}",
         std::process::id(),
@@ -125,14 +149,27 @@ where
     let mut ns = Namespace::default();
     ns.metadata.name = Some(name.clone());
     ns.metadata.labels = Some([(TEST_LABEL.to_owned(), "true".to_owned())].into());
-    namespaces.create(&PostParams::default(), &ns).await.expect("create test namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create test namespace");
 
-    let outcome = AssertUnwindSafe(test(client.clone(), name.clone())).catch_unwind().await;
+    let outcome = AssertUnwindSafe(test(client.clone(), name.clone()))
+        .catch_unwind()
+        .await;
     if outcome.is_err() {
         eprintln!("---- diagnostics for namespace {name} ----");
-        for args in [&["get", "msa", "-o", "yaml"][..], &["get", "events", "--sort-by=.lastTimestamp"][..]] {
+        for args in [
+            &["get", "msa", "-o", "yaml"][..],
+            &["get", "events", "--sort-by=.lastTimestamp"][..],
+        ] {
             let out = kubectl(&[args, &["-n", &name]].concat());
-            eprintln!("$ kubectl {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "$ kubectl {}\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     if std::env::var_os("AMS_TEST_KEEP_NS").is_none() {
@@ -151,12 +188,14 @@ pub fn kubectl_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("AMS_KUBECTL").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    let cache = std::env::var_os("AMS_CACHE_DIR").map(PathBuf::from).or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|c| c.join("ams-security-operator"))
-    });
+    let cache = std::env::var_os("AMS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|c| c.join("ams-security-operator"))
+        });
     cache
         .map(|c| c.join("k8s-1.20.2/bin/kubectl"))
         .filter(|p| p.exists())
