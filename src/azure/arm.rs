@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
-use azure_core::http::{ClientOptions, Context, Method, Pipeline, RawResponse, Request, RetryOptions, Transport, Url};
+use azure_core::http::{
+    ClientOptions, Context, Method, Pipeline, RawResponse, Request, RetryOptions, Transport, Url,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -65,7 +67,10 @@ impl ClientSettings {
         ClientOptions {
             transport: self.transport.clone(),
             retry: RetryOptions::none(),
-            per_call_policies: vec![Arc::new(BudgetRetryPolicy::new(self.budget, self.metrics.clone()))],
+            per_call_policies: vec![Arc::new(BudgetRetryPolicy::new(
+                self.budget,
+                self.metrics.clone(),
+            ))],
             ..ClientOptions::default()
         }
     }
@@ -92,8 +97,12 @@ fn lro_headers(raw: &RawResponse) -> LroHeaders {
     use azure_core::http::headers::HeaderName;
     let h = raw.headers();
     LroHeaders {
-        azure_async_operation: h.get_optional_str(&HeaderName::from_static("azure-asyncoperation")).map(str::to_owned),
-        location: h.get_optional_str(&HeaderName::from_static("location")).map(str::to_owned),
+        azure_async_operation: h
+            .get_optional_str(&HeaderName::from_static("azure-asyncoperation"))
+            .map(str::to_owned),
+        location: h
+            .get_optional_str(&HeaderName::from_static("location"))
+            .map(str::to_owned),
         retry_after: super::policy::retry_after(h),
     }
 }
@@ -101,9 +110,19 @@ fn lro_headers(raw: &RawResponse) -> LroHeaders {
 impl ArmClient {
     /// A client for `cloud`'s ARM endpoint, authenticating with `credential`.
     #[must_use]
-    pub fn new(cloud: &AzureCloud, credential: Arc<dyn TokenCredential>, settings: &ClientSettings) -> Self {
-        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [cloud.resource_manager_scope()]));
-        let limit: Arc<dyn Policy> = Arc::new(RateLimitPolicy::new(settings.limiter.clone(), settings.rate_limit_max_wait));
+    pub fn new(
+        cloud: &AzureCloud,
+        credential: Arc<dyn TokenCredential>,
+        settings: &ClientSettings,
+    ) -> Self {
+        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(
+            credential,
+            [cloud.resource_manager_scope()],
+        ));
+        let limit: Arc<dyn Policy> = Arc::new(RateLimitPolicy::new(
+            settings.limiter.clone(),
+            settings.rate_limit_max_wait,
+        ));
         let pipeline = Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
@@ -112,7 +131,12 @@ impl ArmClient {
             vec![limit, auth],
             None,
         );
-        Self { endpoint: cloud.resource_manager(), pipeline, call_timeout: settings.call_timeout, metrics: settings.metrics.clone() }
+        Self {
+            endpoint: cloud.resource_manager(),
+            pipeline,
+            call_timeout: settings.call_timeout,
+            metrics: settings.metrics.clone(),
+        }
     }
 
     /// The ARM endpoint.
@@ -122,25 +146,42 @@ impl ArmClient {
     }
 
     /// URL of `path` (an id or scope path) with `api-version`.
-    fn url(&self, operation: &'static str, path: &str, api_version: &str) -> Result<Url, AzureError> {
-        let mut url = self.endpoint.join(path.trim_start_matches('/')).map_err(|e| AzureError::InvalidInput {
-            operation,
-            resource: path.to_owned(),
-            reason: format!("not a valid ARM path ({e})"),
-        })?;
-        url.query_pairs_mut().append_pair("api-version", api_version);
+    fn url(
+        &self,
+        operation: &'static str,
+        path: &str,
+        api_version: &str,
+    ) -> Result<Url, AzureError> {
+        let mut url = self
+            .endpoint
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| AzureError::InvalidInput {
+                operation,
+                resource: path.to_owned(),
+                reason: format!("not a valid ARM path ({e})"),
+            })?;
+        url.query_pairs_mut()
+            .append_pair("api-version", api_version);
         Ok(url)
     }
 
     /// Accept a URL Azure handed us (polling, `nextLink`) only if it is on our ARM endpoint.
-    fn trusted_url(&self, operation: &'static str, resource: &str, candidate: &str) -> Result<Url, AzureError> {
+    fn trusted_url(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        candidate: &str,
+    ) -> Result<Url, AzureError> {
         let url = Url::parse(candidate).map_err(|e| AzureError::InvalidInput {
             operation,
             resource: resource.to_owned(),
             reason: format!("azure returned an invalid URL ({e})"),
         })?;
         let same_host = url.scheme() == "https"
-            && url.host_str().zip(self.endpoint.host_str()).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+            && url
+                .host_str()
+                .zip(self.endpoint.host_str())
+                .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
             && url.port_or_known_default() == self.endpoint.port_or_known_default();
         if same_host {
             Ok(url)
@@ -148,7 +189,11 @@ impl ArmClient {
             Err(AzureError::InvalidInput {
                 operation,
                 resource: resource.to_owned(),
-                reason: format!("azure returned a URL outside {} ({})", self.endpoint, url.host_str().unwrap_or("no host")),
+                reason: format!(
+                    "azure returned a URL outside {} ({})",
+                    self.endpoint,
+                    url.host_str().unwrap_or("no host")
+                ),
             })
         }
     }
@@ -161,7 +206,16 @@ impl ArmClient {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, AzureError> {
-        let span = tracing::debug_span!("azure_call", operation, resource, api_version = url.query_pairs().find(|(k, _)| k == "api-version").map(|(_, v)| v.into_owned()).unwrap_or_default());
+        let span = tracing::debug_span!(
+            "azure_call",
+            operation,
+            resource,
+            api_version = url
+                .query_pairs()
+                .find(|(k, _)| k == "api-version")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        );
         let started = Instant::now();
         let result = async {
             let mut request = Request::new(url, method);
@@ -171,10 +225,23 @@ impl ArmClient {
                 request.set_body(body);
             }
             let ctx = Context::new();
-            match tokio::time::timeout(self.call_timeout, self.pipeline.send(&ctx, &mut request, None)).await {
-                Err(_) => Err(AzureError::Timeout { operation, resource: resource.to_owned(), timeout: self.call_timeout }),
+            match tokio::time::timeout(
+                self.call_timeout,
+                self.pipeline.send(&ctx, &mut request, None),
+            )
+            .await
+            {
+                Err(_) => Err(AzureError::Timeout {
+                    operation,
+                    resource: resource.to_owned(),
+                    timeout: self.call_timeout,
+                }),
                 Ok(Err(e)) => Err(from_sdk(operation, resource, e)),
-                Ok(Ok(raw)) => Ok(Answer { status: u16::from(raw.status()), lro: lro_headers(&raw), body: raw.body().as_ref().to_vec() }),
+                Ok(Ok(raw)) => Ok(Answer {
+                    status: u16::from(raw.status()),
+                    lro: lro_headers(&raw),
+                    body: raw.body().as_ref().to_vec(),
+                }),
             }
         }
         .instrument(span)
@@ -185,17 +252,36 @@ impl ArmClient {
         };
         self.metrics.record(operation, outcome, started.elapsed());
         if let Err(e) = &result {
-            tracing::debug!(operation, resource, reason = e.reason(), class = e.class().as_str(), "azure call failed");
+            tracing::debug!(
+                operation,
+                resource,
+                reason = e.reason(),
+                class = e.class().as_str(),
+                "azure call failed"
+            );
         }
         result
     }
 
-    fn decode<T: DeserializeOwned>(operation: &'static str, resource: &str, body: &[u8]) -> Result<T, AzureError> {
-        serde_json::from_slice(body).map_err(|e| AzureError::Decode { operation, resource: resource.to_owned(), source: Box::new(e) })
+    fn decode<T: DeserializeOwned>(
+        operation: &'static str,
+        resource: &str,
+        body: &[u8],
+    ) -> Result<T, AzureError> {
+        serde_json::from_slice(body).map_err(|e| AzureError::Decode {
+            operation,
+            resource: resource.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// GET a resource; `None` when it does not exist.
-    pub async fn get<T: DeserializeOwned>(&self, operation: &'static str, id: &str, api_version: &str) -> Result<Option<T>, AzureError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        id: &str,
+        api_version: &str,
+    ) -> Result<Option<T>, AzureError> {
         let url = self.url(operation, id, api_version)?;
         match self.send(operation, id, Method::Get, url, None).await {
             Ok(answer) => Self::decode(operation, id, &answer.body).map(Some),
@@ -226,7 +312,12 @@ impl ArmClient {
     }
 
     /// DELETE a resource. `Done(false)` when it did not exist.
-    pub async fn delete(&self, operation: &'static str, id: &str, api_version: &str) -> Result<Started<bool>, AzureError> {
+    pub async fn delete(
+        &self,
+        operation: &'static str,
+        id: &str,
+        api_version: &str,
+    ) -> Result<Started<bool>, AzureError> {
         let url = self.url(operation, id, api_version)?;
         let resource_url = url.to_string();
         let answer = match self.send(operation, id, Method::Delete, url, None).await {
@@ -252,7 +343,12 @@ impl ArmClient {
         }
     }
 
-    fn checked_polling(&self, operation: &'static str, id: &str, polling: PollingMethod) -> Result<PollingMethod, AzureError> {
+    fn checked_polling(
+        &self,
+        operation: &'static str,
+        id: &str,
+        polling: PollingMethod,
+    ) -> Result<PollingMethod, AzureError> {
         self.trusted_url(operation, id, polling.url())?;
         Ok(polling)
     }
@@ -278,14 +374,21 @@ impl ArmClient {
     }
 
     /// Poll a parked operation once. Never waits for it to finish.
-    pub async fn poll<T: DeserializeOwned>(&self, pending: &PendingOperation) -> Result<PollOutcome<T>, AzureError> {
+    pub async fn poll<T: DeserializeOwned>(
+        &self,
+        pending: &PendingOperation,
+    ) -> Result<PollOutcome<T>, AzureError> {
         const OP: &str = "poll long-running operation";
         let id = pending.resource_id.as_str();
         let url = self.trusted_url(OP, id, pending.polling.url())?;
         let answer = self.send(OP, id, Method::Get, url, None).await?;
         match super::lro::step(&pending.polling, answer.status, &answer.lro, &answer.body) {
             PollStep::InProgress { retry_after } => Ok(PollOutcome::InProgress { retry_after }),
-            PollStep::Failed { status, code, message } => Err(AzureError::OperationFailed {
+            PollStep::Failed {
+                status,
+                code,
+                message,
+            } => Err(AzureError::OperationFailed {
                 operation: static_operation(&pending.operation),
                 resource: id.to_owned(),
                 status,
@@ -301,7 +404,13 @@ impl ArmClient {
             }
             PollStep::SucceededFetchResource => {
                 // Async-operation polling ends with a GET of the resource (ARM's final-state rule).
-                let final_state = self.get::<T>("get resource after long-running operation", id, &pending.api_version).await?;
+                let final_state = self
+                    .get::<T>(
+                        "get resource after long-running operation",
+                        id,
+                        &pending.api_version,
+                    )
+                    .await?;
                 Ok(PollOutcome::Succeeded(final_state))
             }
         }
@@ -340,5 +449,417 @@ impl ArmClient {
 /// Operation names of parked operations come back as owned strings; map the ones this crate
 /// creates to their static names so errors and metrics keep bounded labels.
 fn static_operation(name: &str) -> &'static str {
-    super::client::OPERATIONS.iter().find(|op| **op == name).copied().unwrap_or("complete long-running operation")
+    super::client::OPERATIONS
+        .iter()
+        .find(|op| **op == name)
+        .copied()
+        .unwrap_or("complete long-running operation")
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ARM client's budgets and LRO handling, end to end through the real pipeline with a
+    //! scripted transport in place of the network.
+
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use azure_core::credentials::{AccessToken, TokenRequestOptions};
+    use azure_core::http::headers::Headers;
+    use azure_core::http::policies::PolicyResult;
+    use azure_core::http::{AsyncRawResponse, StatusCode};
+
+    use super::*;
+    use crate::azure::models::media::MediaAccount;
+
+    #[derive(Debug)]
+    struct FixedToken;
+
+    #[async_trait]
+    impl TokenCredential for FixedToken {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Ok(AccessToken::new(
+                "token",
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    /// One scripted answer: status, headers, body, and how long to take.
+    struct Reply(u16, Vec<(&'static str, String)>, &'static str, Duration);
+
+    #[derive(Debug, Default)]
+    struct Script {
+        replies: Mutex<VecDeque<(u16, Vec<(&'static str, String)>, &'static str, Duration)>>,
+        seen: Mutex<Vec<(String, String, bool)>>,
+    }
+
+    #[async_trait]
+    impl Policy for Script {
+        async fn send(
+            &self,
+            _: &Context,
+            request: &mut Request,
+            _: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            let auth = request
+                .headers()
+                .get_optional_str(&azure_core::http::headers::AUTHORIZATION)
+                .is_some();
+            self.seen.lock().expect("lock").push((
+                request.method().to_string(),
+                request.url().to_string(),
+                auth,
+            ));
+            let next = self.replies.lock().expect("lock").pop_front();
+            let (status, headers, body, delay) = next.expect("more requests than scripted");
+            tokio::time::sleep(delay).await;
+            let mut h = Headers::new();
+            for (k, v) in headers {
+                h.insert(k, v);
+            }
+            Ok(AsyncRawResponse::from_bytes(
+                StatusCode::from(status),
+                h,
+                body.as_bytes().to_vec(),
+            ))
+        }
+    }
+
+    fn client(replies: Vec<Reply>) -> (ArmClient, Arc<Script>, Arc<AzureMetrics>) {
+        let script = Arc::new(Script::default());
+        *script.replies.lock().expect("lock") = replies
+            .into_iter()
+            .map(|Reply(s, h, b, d)| (s, h, b, d))
+            .collect();
+        let settings = ClientSettings {
+            transport: Some(Transport::with_policy(script.clone())),
+            ..ClientSettings::default()
+        };
+        let metrics = settings.metrics.clone();
+        (
+            ArmClient::new(&AzureCloud::AzurePublic, Arc::new(FixedToken), &settings),
+            script,
+            metrics,
+        )
+    }
+
+    const ID: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a";
+    const ACCOUNT: &str = r#"{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a","location":"westus","properties":{"provisioningState":"Succeeded"}}"#;
+    const FAST: Duration = Duration::ZERO;
+
+    fn ok(body: &'static str) -> Reply {
+        Reply(200, vec![], body, FAST)
+    }
+
+    /// 5xx answers are retried within the budget, with the token on every attempt.
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_are_retried_within_the_budget() {
+        let (c, script, metrics) = client(vec![
+            Reply(500, vec![], "", FAST),
+            Reply(503, vec![], "", FAST),
+            ok(ACCOUNT),
+        ]);
+        let got: Option<MediaAccount> = c
+            .get("get media services account", ID, "2023-01-01")
+            .await
+            .expect("third attempt succeeds");
+        assert_eq!(got.and_then(|a| a.location).as_deref(), Some("westus"));
+        let seen = script.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen.iter().all(|(_, url, auth)| *auth
+                && url.starts_with("https://management.azure.com/subscriptions/s/")
+                && url.ends_with("api-version=2023-01-01")),
+            "{seen:?}"
+        );
+        let snap = metrics.snapshot();
+        assert_eq!((snap.http_attempts, snap.http_retries), (3, 2));
+        assert_eq!(snap.count("get media services account", OUTCOME_OK), 1);
+    }
+
+    /// Retries are bounded: a persistent 5xx ends as a transient error after max_retries.
+    #[tokio::test(start_paused = true)]
+    async fn persistent_server_errors_end_as_transient_after_bounded_retries() {
+        let body = r#"{"error":{"code":"InternalServerError","message":"boom"}}"#;
+        let (c, script, _) = client(vec![
+            Reply(500, vec![], body, FAST),
+            Reply(500, vec![], body, FAST),
+            Reply(500, vec![], body, FAST),
+        ]);
+        let err = c
+            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .await
+            .expect_err("fails");
+        assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+        assert_eq!(err.code(), Some("InternalServerError"));
+        assert_eq!(
+            script.seen.lock().expect("lock").len(),
+            3,
+            "1 attempt + 2 retries"
+        );
+    }
+
+    /// A 429 whose Retry-After exceeds the budget comes back at once as Throttled with the delay.
+    #[tokio::test(start_paused = true)]
+    async fn long_retry_after_is_handed_to_the_reconciler_not_slept() {
+        let body = r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow down"}}"#;
+        let (c, script, _) = client(vec![Reply(
+            429,
+            vec![("retry-after", "30".into())],
+            body,
+            FAST,
+        )]);
+        let start = tokio::time::Instant::now();
+        let err = c
+            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .await
+            .expect_err("throttled");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "must not sleep 30 s inside a reconcile"
+        );
+        assert_eq!(err.class(), ErrorClass::Throttled);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(err.reason(), "AzureThrottled");
+        assert_eq!(script.seen.lock().expect("lock").len(), 1);
+    }
+
+    /// A short Retry-After is honoured in place.
+    #[tokio::test(start_paused = true)]
+    async fn short_retry_after_is_honoured_then_retried() {
+        let (c, _, _) = client(vec![
+            Reply(429, vec![("retry-after", "1".into())], "", FAST),
+            ok(ACCOUNT),
+        ]);
+        let start = tokio::time::Instant::now();
+        c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .await
+            .expect("retried");
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "waited {:?}",
+            start.elapsed()
+        );
+    }
+
+    /// An attempt that hangs is cut at the per-try timeout; all attempts hanging ends as Timeout.
+    #[tokio::test(start_paused = true)]
+    async fn hanging_answers_time_out_within_the_call_budget() {
+        let slow = || Reply(200, vec![], ACCOUNT, Duration::from_secs(600));
+        let (c, _, _) = client(vec![slow(), slow(), slow()]);
+        let start = tokio::time::Instant::now();
+        let err = c
+            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .await
+            .expect_err("times out");
+        assert_eq!(err.class(), ErrorClass::Transient);
+        assert!(matches!(err, AzureError::Timeout { .. }), "{err:?}");
+        assert!(
+            start.elapsed() <= Duration::from_secs(16),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_found_reads_as_none() {
+        let (c, _, _) = client(vec![Reply(
+            404,
+            vec![],
+            r#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#,
+            FAST,
+        )]);
+        assert_eq!(
+            c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+                .await
+                .expect("ok"),
+            None
+        );
+    }
+
+    /// PATCH → 202 parks the operation; polls report progress, then the final resource.
+    #[tokio::test(start_paused = true)]
+    async fn patch_returns_a_pending_operation_that_polls_to_completion() {
+        let op = "https://management.azure.com/subscriptions/s/providers/Microsoft.Media/locations/westus/mediaServicesOperationStatuses/1?api-version=2023-01-01";
+        let (c, script, _) = client(vec![
+            Reply(
+                202,
+                vec![
+                    ("azure-asyncoperation", op.into()),
+                    ("retry-after", "10".into()),
+                ],
+                "",
+                FAST,
+            ),
+            Reply(
+                200,
+                vec![("retry-after", "5".into())],
+                r#"{"name":"1","status":"InProgress"}"#,
+                FAST,
+            ),
+            ok(r#"{"name":"1","status":"Succeeded"}"#),
+            ok(ACCOUNT),
+        ]);
+        let started: Started<MediaAccount> = c
+            .write(
+                "update media services account",
+                Method::Patch,
+                ID,
+                "2023-01-01",
+                &serde_json::json!({"tags":{}}),
+            )
+            .await
+            .expect("accepted");
+        let Started::Pending(pending) = started else {
+            panic!("expected pending, got {started:?}")
+        };
+        assert_eq!(pending.retry_after(), Some(Duration::from_secs(10)));
+        let parked = serde_json::to_string(&pending).expect("parks");
+        let pending: PendingOperation = serde_json::from_str(&parked).expect("unparks");
+        assert_eq!(
+            c.poll::<MediaAccount>(&pending).await.expect("polls"),
+            PollOutcome::InProgress {
+                retry_after: Some(Duration::from_secs(5))
+            }
+        );
+        let PollOutcome::Succeeded(Some(account)) =
+            c.poll::<MediaAccount>(&pending).await.expect("polls")
+        else {
+            panic!("expected success")
+        };
+        assert_eq!(account.id.as_deref(), Some(ID));
+        let seen = script.seen.lock().expect("lock").clone();
+        assert_eq!(seen[0].0, "PATCH");
+        assert!(
+            seen[3]
+                .1
+                .contains("/mediaservices/a?api-version=2023-01-01"),
+            "final GET of the resource: {seen:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_operation_surfaces_its_code() {
+        let op = "https://management.azure.com/subscriptions/s/providers/Microsoft.Media/locations/westus/mediaServicesOperationStatuses/2?api-version=2023-01-01";
+        let (c, _, _) = client(vec![
+            Reply(202, vec![("azure-asyncoperation", op.into())], "", FAST),
+            ok(
+                r#"{"name":"2","status":"Failed","error":{"code":"BadRequest","message":"Storage account cannot be accessed."}}"#,
+            ),
+        ]);
+        let Started::Pending(p) = c
+            .write::<_, MediaAccount>(
+                "update media services account",
+                Method::Patch,
+                ID,
+                "2023-01-01",
+                &serde_json::json!({}),
+            )
+            .await
+            .expect("accepted")
+        else {
+            panic!("pending")
+        };
+        let err = c.poll::<MediaAccount>(&p).await.expect_err("failed");
+        assert_eq!(err.code(), Some("BadRequest"));
+        assert_eq!(err.class(), ErrorClass::UserActionRequired);
+        assert!(
+            err.to_string()
+                .starts_with("failed to update media services account /subscriptions/s/"),
+            "{err}"
+        );
+    }
+
+    /// The token only goes to the ARM endpoint: a polling URL elsewhere is refused unsent.
+    #[tokio::test(start_paused = true)]
+    async fn polling_urls_on_other_hosts_are_refused() {
+        let (c, script, _) = client(vec![Reply(
+            202,
+            vec![("azure-asyncoperation", "https://evil.example.com/op".into())],
+            "",
+            FAST,
+        )]);
+        let err = c
+            .write::<_, MediaAccount>(
+                "update media services account",
+                Method::Patch,
+                ID,
+                "2023-01-01",
+                &serde_json::json!({}),
+            )
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, AzureError::InvalidInput { .. }), "{err:?}");
+        assert_eq!(script.seen.lock().expect("lock").len(), 1);
+    }
+
+    /// Lists follow nextLink across pages.
+    #[tokio::test(start_paused = true)]
+    async fn lists_follow_next_link() {
+        let (c, script, _) = client(vec![
+            ok(
+                r#"{"value":[{"name":"a"}],"nextLink":"https://management.azure.com/subscriptions/s/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$skiptoken=x"}"#,
+            ),
+            ok(r#"{"value":[{"name":"b"},{"name":"c"}]}"#),
+        ]);
+        let items: Vec<serde_json::Value> = c
+            .list(
+                "list role assignments",
+                "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments",
+                "2022-04-01",
+                None,
+            )
+            .await
+            .expect("lists");
+        let names: Vec<_> = items.iter().filter_map(|v| v["name"].as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(
+            script.seen.lock().expect("lock")[1]
+                .1
+                .contains("skiptoken=x")
+        );
+    }
+
+    /// The client-side limiter refuses beyond its bucket without sending.
+    #[tokio::test(start_paused = true)]
+    async fn client_side_rate_limit_refuses_without_sending() {
+        let script = Arc::new(Script::default());
+        *script.replies.lock().expect("lock") =
+            (0..2).map(|_| (200, vec![], ACCOUNT, FAST)).collect();
+        let limiter = Arc::new(RateLimiter::new(crate::azure::ratelimit::RateLimitConfig {
+            read: crate::azure::ratelimit::BucketConfig {
+                capacity: 2.0,
+                refill_per_second: 0.1,
+            },
+            ..Default::default()
+        }));
+        let settings = ClientSettings {
+            transport: Some(Transport::with_policy(script.clone())),
+            limiter,
+            ..ClientSettings::default()
+        };
+        let c = ArmClient::new(&AzureCloud::AzurePublic, Arc::new(FixedToken), &settings);
+        for _ in 0..2 {
+            c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+                .await
+                .expect("within bucket");
+        }
+        let err = c
+            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .await
+            .expect_err("bucket empty");
+        assert!(
+            matches!(&err, AzureError::RateLimited { subscription, .. } if subscription == "s"),
+            "{err:?}"
+        );
+        assert_eq!(err.class(), ErrorClass::Throttled);
+        assert_eq!(script.seen.lock().expect("lock").len(), 2);
+    }
 }

@@ -20,16 +20,27 @@ use super::error::AzureError;
 use super::keys::{KeyInfo, KeyVaultKeys, KeyVersionInfo};
 use super::lro::{PendingOperation, PollOutcome, Started};
 use super::metrics::{AzureMetrics, MetricsSnapshot};
-use super::models::authorization::{RoleAssignment, RoleAssignmentCreate, RoleAssignmentProperties, RoleDefinition};
-use super::models::keyvault::{AccessPolicyEntry, AccessPolicyUpdateKind, Vault, VaultAccessPolicyParameters, VaultAccessPolicyProperties};
+use super::models::authorization::{
+    RoleAssignment, RoleAssignmentCreate, RoleAssignmentProperties, RoleDefinition,
+};
+use super::models::keyvault::{
+    AccessPolicyEntry, AccessPolicyUpdateKind, Vault, VaultAccessPolicyParameters,
+    VaultAccessPolicyProperties,
+};
 use super::models::media::{MediaAccount, MediaAccountUpdate};
 use super::models::msi::UserAssignedIdentity;
-use super::models::storage::{NetworkRuleSet, StorageAccount, StorageAccountNetworkUpdate, StorageAccountNetworkUpdateProperties};
+use super::models::storage::{
+    NetworkRuleSet, StorageAccount, StorageAccountNetworkUpdate,
+    StorageAccountNetworkUpdateProperties,
+};
 use super::policy::RetryBudget;
 use super::ratelimit::{RateLimitConfig, RateLimiter};
 use super::resource_id::ResourceId;
 use super::transport::{TransportConfig, TransportError};
-use super::{API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_MGMT, API_VERSION_MANAGED_IDENTITY, API_VERSION_MEDIA, API_VERSION_STORAGE};
+use super::{
+    API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_MGMT, API_VERSION_MANAGED_IDENTITY,
+    API_VERSION_MEDIA, API_VERSION_STORAGE,
+};
 
 const OP_GET_MEDIA: &str = "get media services account";
 const OP_UPDATE_MEDIA: &str = "update media services account";
@@ -44,7 +55,11 @@ const OP_CREATE_ROLE_ASSIGNMENT: &str = "create role assignment";
 const OP_DELETE_ROLE_ASSIGNMENT: &str = "delete role assignment";
 
 /// Every operation name this crate parks as a [`PendingOperation`].
-pub(crate) const OPERATIONS: &[&str] = &[OP_UPDATE_MEDIA, OP_UPDATE_STORAGE, OP_DELETE_ROLE_ASSIGNMENT];
+pub(crate) const OPERATIONS: &[&str] = &[
+    OP_UPDATE_MEDIA,
+    OP_UPDATE_STORAGE,
+    OP_DELETE_ROLE_ASSIGNMENT,
+];
 
 /// The Azure operations the reconciler uses. Object-safe: hold it as `Arc<dyn AzureApi>`.
 #[async_trait]
@@ -52,31 +67,76 @@ pub trait AzureApi: Send + Sync {
     /// Read a Media Services account; `None` if it does not exist.
     async fn get_media_account(&self, id: &ResourceId) -> Result<Option<MediaAccount>, AzureError>;
     /// PATCH a Media Services account (identity, storage, encryption). Usually long-running.
-    async fn update_media_account(&self, id: &ResourceId, update: &MediaAccountUpdate) -> Result<Started<MediaAccount>, AzureError>;
+    async fn update_media_account(
+        &self,
+        id: &ResourceId,
+        update: &MediaAccountUpdate,
+    ) -> Result<Started<MediaAccount>, AzureError>;
     /// Poll a parked operation once; the final resource body (JSON) when it succeeded.
-    async fn poll_operation(&self, operation: &PendingOperation) -> Result<PollOutcome<serde_json::Value>, AzureError>;
+    async fn poll_operation(
+        &self,
+        operation: &PendingOperation,
+    ) -> Result<PollOutcome<serde_json::Value>, AzureError>;
     /// Read a storage account; `None` if it does not exist.
-    async fn get_storage_account(&self, id: &ResourceId) -> Result<Option<StorageAccount>, AzureError>;
+    async fn get_storage_account(
+        &self,
+        id: &ResourceId,
+    ) -> Result<Option<StorageAccount>, AzureError>;
     /// Replace a storage account's firewall (`networkAcls`).
-    async fn update_storage_network_rules(&self, id: &ResourceId, rules: &NetworkRuleSet) -> Result<Started<StorageAccount>, AzureError>;
+    async fn update_storage_network_rules(
+        &self,
+        id: &ResourceId,
+        rules: &NetworkRuleSet,
+    ) -> Result<Started<StorageAccount>, AzureError>;
     /// Read a vault (management plane); `None` if it does not exist.
     async fn get_vault(&self, id: &ResourceId) -> Result<Option<Vault>, AzureError>;
     /// Add, replace or remove access policy entries of a vault.
-    async fn update_vault_access_policy(&self, vault: &ResourceId, kind: AccessPolicyUpdateKind, entries: &[AccessPolicyEntry]) -> Result<(), AzureError>;
+    async fn update_vault_access_policy(
+        &self,
+        vault: &ResourceId,
+        kind: AccessPolicyUpdateKind,
+        entries: &[AccessPolicyEntry],
+    ) -> Result<(), AzureError>;
     /// Read a user-assigned identity; `None` if it does not exist.
-    async fn get_user_assigned_identity(&self, id: &ResourceId) -> Result<Option<UserAssignedIdentity>, AzureError>;
+    async fn get_user_assigned_identity(
+        &self,
+        id: &ResourceId,
+    ) -> Result<Option<UserAssignedIdentity>, AzureError>;
     /// Read a role definition by GUID at a scope; `None` if it does not exist.
-    async fn get_role_definition(&self, scope: &str, role_guid: &str) -> Result<Option<RoleDefinition>, AzureError>;
+    async fn get_role_definition(
+        &self,
+        scope: &str,
+        role_guid: &str,
+    ) -> Result<Option<RoleDefinition>, AzureError>;
     /// Role assignments at (and above) a scope, optionally of one principal.
-    async fn list_role_assignments(&self, scope: &str, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>, AzureError>;
+    async fn list_role_assignments(
+        &self,
+        scope: &str,
+        principal_id: Option<&str>,
+    ) -> Result<Vec<RoleAssignment>, AzureError>;
     /// Grant `role_guid` at `scope` to a service principal, as assignment `name` (a GUID).
-    async fn create_role_assignment(&self, scope: &ResourceId, name: &str, role_guid: &str, principal_id: &str) -> Result<RoleAssignment, AzureError>;
+    async fn create_role_assignment(
+        &self,
+        scope: &ResourceId,
+        name: &str,
+        role_guid: &str,
+        principal_id: &str,
+    ) -> Result<RoleAssignment, AzureError>;
     /// Delete a role assignment by full id; `false` when it was already gone.
     async fn delete_role_assignment(&self, id: &str) -> Result<bool, AzureError>;
     /// Read a key (latest version when `version` is `None`); `None` if it does not exist.
-    async fn get_key(&self, vault_url: &str, name: &str, version: Option<&str>) -> Result<Option<KeyInfo>, AzureError>;
+    async fn get_key(
+        &self,
+        vault_url: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<KeyInfo>, AzureError>;
     /// All versions of a key.
-    async fn list_key_versions(&self, vault_url: &str, name: &str) -> Result<Vec<KeyVersionInfo>, AzureError>;
+    async fn list_key_versions(
+        &self,
+        vault_url: &str,
+        name: &str,
+    ) -> Result<Vec<KeyVersionInfo>, AzureError>;
 }
 
 /// A fresh role-assignment name (ARM requires a GUID).
@@ -95,7 +155,9 @@ pub struct AzureClient {
 
 impl std::fmt::Debug for AzureClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureClient").field("arm", &self.arm.endpoint().as_str()).finish_non_exhaustive()
+        f.debug_struct("AzureClient")
+            .field("arm", &self.arm.endpoint().as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,74 +171,188 @@ fn unwrap_started<T>(s: Started<T>) -> Result<T, Started<T>> {
 #[async_trait]
 impl AzureApi for AzureClient {
     async fn get_media_account(&self, id: &ResourceId) -> Result<Option<MediaAccount>, AzureError> {
-        self.arm.get(OP_GET_MEDIA, &id.to_string(), API_VERSION_MEDIA).await
+        self.arm
+            .get(OP_GET_MEDIA, &id.to_string(), API_VERSION_MEDIA)
+            .await
     }
 
-    async fn update_media_account(&self, id: &ResourceId, update: &MediaAccountUpdate) -> Result<Started<MediaAccount>, AzureError> {
-        self.arm.write(OP_UPDATE_MEDIA, Method::Patch, &id.to_string(), API_VERSION_MEDIA, update).await
+    async fn update_media_account(
+        &self,
+        id: &ResourceId,
+        update: &MediaAccountUpdate,
+    ) -> Result<Started<MediaAccount>, AzureError> {
+        self.arm
+            .write(
+                OP_UPDATE_MEDIA,
+                Method::Patch,
+                &id.to_string(),
+                API_VERSION_MEDIA,
+                update,
+            )
+            .await
     }
 
-    async fn poll_operation(&self, operation: &PendingOperation) -> Result<PollOutcome<serde_json::Value>, AzureError> {
+    async fn poll_operation(
+        &self,
+        operation: &PendingOperation,
+    ) -> Result<PollOutcome<serde_json::Value>, AzureError> {
         self.arm.poll(operation).await
     }
 
-    async fn get_storage_account(&self, id: &ResourceId) -> Result<Option<StorageAccount>, AzureError> {
-        self.arm.get(OP_GET_STORAGE, &id.to_string(), API_VERSION_STORAGE).await
+    async fn get_storage_account(
+        &self,
+        id: &ResourceId,
+    ) -> Result<Option<StorageAccount>, AzureError> {
+        self.arm
+            .get(OP_GET_STORAGE, &id.to_string(), API_VERSION_STORAGE)
+            .await
     }
 
-    async fn update_storage_network_rules(&self, id: &ResourceId, rules: &NetworkRuleSet) -> Result<Started<StorageAccount>, AzureError> {
-        let body = StorageAccountNetworkUpdate { properties: StorageAccountNetworkUpdateProperties { network_acls: rules.clone() } };
-        self.arm.write(OP_UPDATE_STORAGE, Method::Patch, &id.to_string(), API_VERSION_STORAGE, &body).await
+    async fn update_storage_network_rules(
+        &self,
+        id: &ResourceId,
+        rules: &NetworkRuleSet,
+    ) -> Result<Started<StorageAccount>, AzureError> {
+        let body = StorageAccountNetworkUpdate {
+            properties: StorageAccountNetworkUpdateProperties {
+                network_acls: rules.clone(),
+            },
+        };
+        self.arm
+            .write(
+                OP_UPDATE_STORAGE,
+                Method::Patch,
+                &id.to_string(),
+                API_VERSION_STORAGE,
+                &body,
+            )
+            .await
     }
 
     async fn get_vault(&self, id: &ResourceId) -> Result<Option<Vault>, AzureError> {
-        self.arm.get(OP_GET_VAULT, &id.to_string(), API_VERSION_KEY_VAULT_MGMT).await
+        self.arm
+            .get(OP_GET_VAULT, &id.to_string(), API_VERSION_KEY_VAULT_MGMT)
+            .await
     }
 
-    async fn update_vault_access_policy(&self, vault: &ResourceId, kind: AccessPolicyUpdateKind, entries: &[AccessPolicyEntry]) -> Result<(), AzureError> {
+    async fn update_vault_access_policy(
+        &self,
+        vault: &ResourceId,
+        kind: AccessPolicyUpdateKind,
+        entries: &[AccessPolicyEntry],
+    ) -> Result<(), AzureError> {
         let path = format!("{vault}/accessPolicies/{}", kind.as_str());
-        let body = VaultAccessPolicyParameters { properties: VaultAccessPolicyProperties { access_policies: entries.to_vec() } };
-        let started: Started<serde_json::Value> = self.arm.write(OP_UPDATE_ACCESS_POLICY, Method::Put, &path, API_VERSION_KEY_VAULT_MGMT, &body).await?;
+        let body = VaultAccessPolicyParameters {
+            properties: VaultAccessPolicyProperties {
+                access_policies: entries.to_vec(),
+            },
+        };
+        let started: Started<serde_json::Value> = self
+            .arm
+            .write(
+                OP_UPDATE_ACCESS_POLICY,
+                Method::Put,
+                &path,
+                API_VERSION_KEY_VAULT_MGMT,
+                &body,
+            )
+            .await?;
         // The spec answers 200/201 synchronously; a pending answer would be a contract break.
-        unwrap_started(started).map(|_| ()).map_err(|_| AzureError::Decode {
-            operation: OP_UPDATE_ACCESS_POLICY,
-            resource: path,
-            source: "access policy update answered as long-running".into(),
-        })
+        unwrap_started(started)
+            .map(|_| ())
+            .map_err(|_| AzureError::Decode {
+                operation: OP_UPDATE_ACCESS_POLICY,
+                resource: path,
+                source: "access policy update answered as long-running".into(),
+            })
     }
 
-    async fn get_user_assigned_identity(&self, id: &ResourceId) -> Result<Option<UserAssignedIdentity>, AzureError> {
-        self.arm.get(OP_GET_IDENTITY, &id.to_string(), API_VERSION_MANAGED_IDENTITY).await
+    async fn get_user_assigned_identity(
+        &self,
+        id: &ResourceId,
+    ) -> Result<Option<UserAssignedIdentity>, AzureError> {
+        self.arm
+            .get(
+                OP_GET_IDENTITY,
+                &id.to_string(),
+                API_VERSION_MANAGED_IDENTITY,
+            )
+            .await
     }
 
-    async fn get_role_definition(&self, scope: &str, role_guid: &str) -> Result<Option<RoleDefinition>, AzureError> {
-        let path = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}", scope.trim_end_matches('/'));
-        self.arm.get(OP_GET_ROLE_DEFINITION, &path, API_VERSION_AUTHORIZATION).await
+    async fn get_role_definition(
+        &self,
+        scope: &str,
+        role_guid: &str,
+    ) -> Result<Option<RoleDefinition>, AzureError> {
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+            scope.trim_end_matches('/')
+        );
+        self.arm
+            .get(OP_GET_ROLE_DEFINITION, &path, API_VERSION_AUTHORIZATION)
+            .await
     }
 
-    async fn list_role_assignments(&self, scope: &str, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>, AzureError> {
-        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments", scope.trim_end_matches('/'));
+    async fn list_role_assignments(
+        &self,
+        scope: &str,
+        principal_id: Option<&str>,
+    ) -> Result<Vec<RoleAssignment>, AzureError> {
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments",
+            scope.trim_end_matches('/')
+        );
         let filter = principal_id.map(|p| format!("principalId eq '{p}'"));
-        let all: Vec<RoleAssignment> = self.arm.list(OP_LIST_ROLE_ASSIGNMENTS, &path, API_VERSION_AUTHORIZATION, filter.as_deref()).await?;
+        let all: Vec<RoleAssignment> = self
+            .arm
+            .list(
+                OP_LIST_ROLE_ASSIGNMENTS,
+                &path,
+                API_VERSION_AUTHORIZATION,
+                filter.as_deref(),
+            )
+            .await?;
         // Filter here too: the answer is authoritative only for what we asked.
         Ok(match principal_id {
-            Some(p) => all.into_iter().filter(|a| a.properties.principal_id.eq_ignore_ascii_case(p)).collect(),
+            Some(p) => all
+                .into_iter()
+                .filter(|a| a.properties.principal_id.eq_ignore_ascii_case(p))
+                .collect(),
             None => all,
         })
     }
 
-    async fn create_role_assignment(&self, scope: &ResourceId, name: &str, role_guid: &str, principal_id: &str) -> Result<RoleAssignment, AzureError> {
+    async fn create_role_assignment(
+        &self,
+        scope: &ResourceId,
+        name: &str,
+        role_guid: &str,
+        principal_id: &str,
+    ) -> Result<RoleAssignment, AzureError> {
         let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
         let body = RoleAssignmentCreate {
             properties: RoleAssignmentProperties {
-                role_definition_id: format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}", scope.subscription()),
+                role_definition_id: format!(
+                    "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+                    scope.subscription()
+                ),
                 principal_id: principal_id.to_owned(),
                 principal_type: Some("ServicePrincipal".to_owned()),
                 scope: None,
                 description: Some("Managed by ams-security-operator".to_owned()),
             },
         };
-        let started: Started<RoleAssignment> = self.arm.write(OP_CREATE_ROLE_ASSIGNMENT, Method::Put, &path, API_VERSION_AUTHORIZATION, &body).await?;
+        let started: Started<RoleAssignment> = self
+            .arm
+            .write(
+                OP_CREATE_ROLE_ASSIGNMENT,
+                Method::Put,
+                &path,
+                API_VERSION_AUTHORIZATION,
+                &body,
+            )
+            .await?;
         unwrap_started(started).map_err(|_| AzureError::Decode {
             operation: OP_CREATE_ROLE_ASSIGNMENT,
             resource: path,
@@ -185,19 +361,36 @@ impl AzureApi for AzureClient {
     }
 
     async fn delete_role_assignment(&self, id: &str) -> Result<bool, AzureError> {
-        match self.arm.delete(OP_DELETE_ROLE_ASSIGNMENT, id, API_VERSION_AUTHORIZATION).await? {
+        match self
+            .arm
+            .delete(OP_DELETE_ROLE_ASSIGNMENT, id, API_VERSION_AUTHORIZATION)
+            .await?
+        {
             Started::Done(existed) => Ok(existed),
             // Role assignment deletes are synchronous per the spec; treat a 202 as accepted.
             Started::Pending(_) => Ok(true),
         }
     }
 
-    async fn get_key(&self, vault_url: &str, name: &str, version: Option<&str>) -> Result<Option<KeyInfo>, AzureError> {
-        self.keys.get_key(&self.credential, vault_url, name, version).await
+    async fn get_key(
+        &self,
+        vault_url: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<KeyInfo>, AzureError> {
+        self.keys
+            .get_key(&self.credential, vault_url, name, version)
+            .await
     }
 
-    async fn list_key_versions(&self, vault_url: &str, name: &str) -> Result<Vec<KeyVersionInfo>, AzureError> {
-        self.keys.list_key_versions(&self.credential, vault_url, name).await
+    async fn list_key_versions(
+        &self,
+        vault_url: &str,
+        name: &str,
+    ) -> Result<Vec<KeyVersionInfo>, AzureError> {
+        self.keys
+            .list_key_versions(&self.credential, vault_url, name)
+            .await
     }
 }
 
@@ -228,14 +421,20 @@ pub struct AzureClients {
 
 impl std::fmt::Debug for AzureClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureClients").field("cloud", &self.cloud.name()).finish_non_exhaustive()
+        f.debug_struct("AzureClients")
+            .field("cloud", &self.cloud.name())
+            .finish_non_exhaustive()
     }
 }
 
 impl AzureClients {
     /// Build the shared transport and caches.
     pub fn new(config: AzureConfig) -> Result<Self, TransportError> {
-        let transport = if config.transport.is_customised() { Some(config.transport.build()?) } else { None };
+        let transport = if config.transport.is_customised() {
+            Some(config.transport.build()?)
+        } else {
+            None
+        };
         let defaults = ClientSettings::default();
         let settings = ClientSettings {
             transport: transport.clone(),
@@ -267,7 +466,10 @@ impl AzureClients {
     }
 
     /// The shared credential for an identity.
-    pub fn credential(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
+    pub fn credential(
+        &self,
+        source: &CredentialSource,
+    ) -> Result<Arc<dyn TokenCredential>, AzureError> {
         self.credentials.get(source)
     }
 
@@ -275,7 +477,10 @@ impl AzureClients {
     pub fn client(&self, source: &CredentialSource) -> Result<Arc<AzureClient>, AzureError> {
         let credential = self.credentials.get(source)?;
         let key = Arc::as_ptr(&credential).cast::<()>() as usize;
-        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -295,14 +500,25 @@ impl AzureClients {
 
     /// Obtain an ARM token for `source` (readiness checks and tests). Returns when it expires;
     /// the token itself never leaves this function.
-    pub async fn check_credential(&self, source: &CredentialSource) -> Result<azure_core::time::OffsetDateTime, AzureError> {
+    pub async fn check_credential(
+        &self,
+        source: &CredentialSource,
+    ) -> Result<azure_core::time::OffsetDateTime, AzureError> {
         const OP: &str = "obtain access token";
         let credential = self.credentials.get(source)?;
         let scope = self.cloud.resource_manager_scope();
         let timeout = self.settings.call_timeout;
         match tokio::time::timeout(timeout, credential.get_token(&[scope.as_str()], None)).await {
-            Err(_) => Err(AzureError::Timeout { operation: OP, resource: source.kind().to_owned(), timeout }),
-            Ok(Err(e)) => Err(AzureError::Credential { operation: OP, resource: source.kind().to_owned(), source: Box::new(e) }),
+            Err(_) => Err(AzureError::Timeout {
+                operation: OP,
+                resource: source.kind().to_owned(),
+                timeout,
+            }),
+            Ok(Err(e)) => Err(AzureError::Credential {
+                operation: OP,
+                resource: source.kind().to_owned(),
+                source: Box::new(e),
+            }),
             Ok(Ok(token)) => Ok(token.expires_on),
         }
     }

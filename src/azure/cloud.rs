@@ -41,7 +41,9 @@ pub enum AzureCloud {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CloudError {
     /// The name is not one of the known clouds.
-    #[error("failed to select azure cloud {0:?}: expected AzurePublic, AzureUSGovernment or AzureChina")]
+    #[error(
+        "failed to select azure cloud {0:?}: expected AzurePublic, AzureUSGovernment or AzureChina"
+    )]
     UnknownName(String),
     /// A custom endpoint is not https.
     #[error("failed to configure azure cloud {cloud}: {field} must be an https URL")]
@@ -63,7 +65,9 @@ impl AzureCloud {
     pub fn from_name(name: &str) -> Result<Self, CloudError> {
         match name.to_ascii_lowercase().as_str() {
             "azurepublic" | "azurepubliccloud" | "azurecloud" | "public" => Ok(Self::AzurePublic),
-            "azureusgovernment" | "azureusgovernmentcloud" | "usgovernment" | "usgov" => Ok(Self::AzureUSGovernment),
+            "azureusgovernment" | "azureusgovernmentcloud" | "usgovernment" | "usgov" => {
+                Ok(Self::AzureUSGovernment)
+            }
             "azurechina" | "azurechinacloud" | "china" => Ok(Self::AzureChina),
             _ => Err(CloudError::UnknownName(name.to_owned())),
         }
@@ -75,13 +79,19 @@ impl AzureCloud {
             if u.scheme() == "https" {
                 Ok(())
             } else {
-                Err(CloudError::NotHttps { cloud: cloud.name.clone(), field })
+                Err(CloudError::NotHttps {
+                    cloud: cloud.name.clone(),
+                    field,
+                })
             }
         };
         https(&cloud.resource_manager, "resource_manager")?;
         https(&cloud.authority_host, "authority_host")?;
         if !cloud.resource_manager_audience.starts_with("https://") {
-            return Err(CloudError::NotHttps { cloud: cloud.name.clone(), field: "resource_manager_audience" });
+            return Err(CloudError::NotHttps {
+                cloud: cloud.name.clone(),
+                field: "resource_manager_audience",
+            });
         }
         Ok(Self::Custom(Box::new(cloud)))
     }
@@ -144,7 +154,10 @@ impl AzureCloud {
     /// OAuth scope for ARM tokens.
     #[must_use]
     pub fn resource_manager_scope(&self) -> String {
-        format!("{}.default", ensure_trailing_slash(self.resource_manager_audience()))
+        format!(
+            "{}.default",
+            ensure_trailing_slash(self.resource_manager_audience())
+        )
     }
 
     /// OAuth scope for Key Vault data-plane tokens. The Key Vault client normally learns it
@@ -166,7 +179,8 @@ impl AzureCloud {
         vault_url.scheme() == "https"
             && vault_url.host_str().is_some_and(|h| {
                 let h = h.to_ascii_lowercase();
-                h.strip_suffix(self.key_vault_dns_suffix()).is_some_and(|p| p.ends_with('.') && p.len() > 1)
+                h.strip_suffix(self.key_vault_dns_suffix())
+                    .is_some_and(|p| p.ends_with('.') && p.len() > 1)
             })
     }
 
@@ -180,7 +194,10 @@ impl AzureCloud {
             Self::AzureChina => CloudConfiguration::AzureChina,
             Self::Custom(c) => {
                 let mut custom = CustomConfiguration::default();
-                c.authority_host.as_str().trim_end_matches('/').clone_into(&mut custom.authority_host);
+                c.authority_host
+                    .as_str()
+                    .trim_end_matches('/')
+                    .clone_into(&mut custom.authority_host);
                 CloudConfiguration::Custom(custom)
             }
         })
@@ -188,7 +205,11 @@ impl AzureCloud {
 }
 
 fn ensure_trailing_slash(s: &str) -> String {
-    if s.ends_with('/') { s.to_owned() } else { format!("{s}/") }
+    if s.ends_with('/') {
+        s.to_owned()
+    } else {
+        format!("{s}/")
+    }
 }
 
 #[cfg(test)]
@@ -198,24 +219,59 @@ mod tests {
     #[test]
     fn known_clouds_have_their_documented_endpoints() {
         let rows = [
-            (AzureCloud::AzurePublic, "https://management.azure.com/", "https://login.microsoftonline.com/", "vault.azure.net", "https://management.azure.com/.default", "https://vault.azure.net/.default"),
-            (AzureCloud::AzureUSGovernment, "https://management.usgovcloudapi.net/", "https://login.microsoftonline.us/", "vault.usgovcloudapi.net", "https://management.usgovcloudapi.net/.default", "https://vault.usgovcloudapi.net/.default"),
-            (AzureCloud::AzureChina, "https://management.chinacloudapi.cn/", "https://login.chinacloudapi.cn/", "vault.azure.cn", "https://management.chinacloudapi.cn/.default", "https://vault.azure.cn/.default"),
+            (
+                AzureCloud::AzurePublic,
+                "https://management.azure.com/",
+                "https://login.microsoftonline.com/",
+                "vault.azure.net",
+                "https://management.azure.com/.default",
+                "https://vault.azure.net/.default",
+            ),
+            (
+                AzureCloud::AzureUSGovernment,
+                "https://management.usgovcloudapi.net/",
+                "https://login.microsoftonline.us/",
+                "vault.usgovcloudapi.net",
+                "https://management.usgovcloudapi.net/.default",
+                "https://vault.usgovcloudapi.net/.default",
+            ),
+            (
+                AzureCloud::AzureChina,
+                "https://management.chinacloudapi.cn/",
+                "https://login.chinacloudapi.cn/",
+                "vault.azure.cn",
+                "https://management.chinacloudapi.cn/.default",
+                "https://vault.azure.cn/.default",
+            ),
         ];
         for (cloud, arm, login, kv, arm_scope, kv_scope) in rows {
             assert_eq!(cloud.resource_manager().as_str(), arm, "{}", cloud.name());
             assert_eq!(cloud.authority_host().as_str(), login, "{}", cloud.name());
             assert_eq!(cloud.key_vault_dns_suffix(), kv, "{}", cloud.name());
-            assert_eq!(cloud.resource_manager_scope(), arm_scope, "{}", cloud.name());
+            assert_eq!(
+                cloud.resource_manager_scope(),
+                arm_scope,
+                "{}",
+                cloud.name()
+            );
             assert_eq!(cloud.key_vault_scope(), kv_scope, "{}", cloud.name());
         }
     }
 
     #[test]
     fn cloud_names_select_clouds_and_unknown_names_fail() {
-        assert_eq!(AzureCloud::from_name("AzureUSGovernment"), Ok(AzureCloud::AzureUSGovernment));
-        assert_eq!(AzureCloud::from_name("azurechinacloud"), Ok(AzureCloud::AzureChina));
-        assert_eq!(AzureCloud::from_name("AzurePublic"), Ok(AzureCloud::AzurePublic));
+        assert_eq!(
+            AzureCloud::from_name("AzureUSGovernment"),
+            Ok(AzureCloud::AzureUSGovernment)
+        );
+        assert_eq!(
+            AzureCloud::from_name("azurechinacloud"),
+            Ok(AzureCloud::AzureChina)
+        );
+        assert_eq!(
+            AzureCloud::from_name("AzurePublic"),
+            Ok(AzureCloud::AzurePublic)
+        );
         assert!(AzureCloud::from_name("AzureGermany").is_err());
     }
 
@@ -223,18 +279,28 @@ mod tests {
     fn custom_cloud_must_be_https() {
         let mut c = CustomCloud {
             name: "stack".into(),
-            resource_manager: Url::parse("https://management.local.azurestack.external").expect("url"),
+            resource_manager: Url::parse("https://management.local.azurestack.external")
+                .expect("url"),
             authority_host: Url::parse("https://login.local.azurestack.external").expect("url"),
             key_vault_dns_suffix: "vault.local.azurestack.external".into(),
             resource_manager_audience: "https://management.local.azurestack.external/".into(),
         };
         let cloud = AzureCloud::custom(c.clone()).expect("https cloud is accepted");
-        assert_eq!(cloud.resource_manager_scope(), "https://management.local.azurestack.external/.default");
-        assert_eq!(cloud.vault_url("v"), "https://v.vault.local.azurestack.external/");
+        assert_eq!(
+            cloud.resource_manager_scope(),
+            "https://management.local.azurestack.external/.default"
+        );
+        assert_eq!(
+            cloud.vault_url("v"),
+            "https://v.vault.local.azurestack.external/"
+        );
         c.authority_host = Url::parse("http://login.local").expect("url");
         assert_eq!(
             AzureCloud::custom(c),
-            Err(CloudError::NotHttps { cloud: "stack".into(), field: "authority_host" })
+            Err(CloudError::NotHttps {
+                cloud: "stack".into(),
+                field: "authority_host"
+            })
         );
     }
 

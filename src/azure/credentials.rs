@@ -88,7 +88,9 @@ pub enum CredentialConfigError {
         key: &'static str,
     },
     /// The reference points into another namespace.
-    #[error("failed to use credentials secret {secret_namespace}/{secret_name}: it must be in the resource's namespace {resource_namespace}")]
+    #[error(
+        "failed to use credentials secret {secret_namespace}/{secret_name}: it must be in the resource's namespace {resource_namespace}"
+    )]
     OtherNamespace {
         /// Namespace of the referencing resource.
         resource_namespace: String,
@@ -102,8 +104,14 @@ pub enum CredentialConfigError {
 impl CredentialSource {
     /// Workload identity from the pod's environment (as the AKS webhook injects it), read
     /// through `lookup` so it can be tested without touching the process environment.
-    pub fn workload_identity_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CredentialConfigError> {
-        let get = |name: &'static str| lookup(name).filter(|v| !v.is_empty()).ok_or(CredentialConfigError::MissingEnv(name));
+    pub fn workload_identity_from_env(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CredentialConfigError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(CredentialConfigError::MissingEnv(name))
+        };
         Ok(Self::WorkloadIdentity {
             tenant_id: get(ENV_TENANT_ID)?,
             client_id: get(ENV_CLIENT_ID)?,
@@ -133,11 +141,22 @@ impl CredentialSource {
         }
         let secret = format!("{resource_namespace}/{secret_name}");
         let get = |key: &'static str| -> Result<String, CredentialConfigError> {
-            let bytes = data.get(key).ok_or_else(|| CredentialConfigError::MissingKey { secret: secret.clone(), key })?;
-            let text = std::str::from_utf8(bytes).map_err(|_| CredentialConfigError::NotUtf8 { secret: secret.clone(), key })?;
+            let bytes = data
+                .get(key)
+                .ok_or_else(|| CredentialConfigError::MissingKey {
+                    secret: secret.clone(),
+                    key,
+                })?;
+            let text = std::str::from_utf8(bytes).map_err(|_| CredentialConfigError::NotUtf8 {
+                secret: secret.clone(),
+                key,
+            })?;
             let text = text.trim();
             if text.is_empty() {
-                return Err(CredentialConfigError::MissingKey { secret: secret.clone(), key });
+                return Err(CredentialConfigError::MissingKey {
+                    secret: secret.clone(),
+                    key,
+                });
             }
             Ok(text.to_owned())
         };
@@ -162,15 +181,32 @@ impl CredentialSource {
     /// credential (and its tokens) is no longer used.
     fn cache_key(&self) -> IdentityKey {
         match self {
-            Self::WorkloadIdentity { tenant_id, client_id, token_file } => {
-                (0, tenant_id.to_ascii_lowercase(), client_id.to_ascii_lowercase(), hash(&token_file))
-            }
-            Self::ClientSecret { tenant_id, client_id, secret } => {
-                (1, tenant_id.to_ascii_lowercase(), client_id.to_ascii_lowercase(), hash(&secret.secret()))
-            }
-            Self::ManagedIdentity { client_id } => {
-                (2, String::new(), client_id.clone().unwrap_or_default().to_ascii_lowercase(), 0)
-            }
+            Self::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => (
+                0,
+                tenant_id.to_ascii_lowercase(),
+                client_id.to_ascii_lowercase(),
+                hash(&token_file),
+            ),
+            Self::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => (
+                1,
+                tenant_id.to_ascii_lowercase(),
+                client_id.to_ascii_lowercase(),
+                hash(&secret.secret()),
+            ),
+            Self::ManagedIdentity { client_id } => (
+                2,
+                String::new(),
+                client_id.clone().unwrap_or_default().to_ascii_lowercase(),
+                0,
+            ),
         }
     }
 }
@@ -193,7 +229,9 @@ pub struct CredentialCache {
 
 impl std::fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialCache").field("cloud", &self.cloud.name()).finish_non_exhaustive()
+        f.debug_struct("CredentialCache")
+            .field("cloud", &self.cloud.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,7 +240,11 @@ impl CredentialCache {
     /// (`None`: `azure_core`'s default transport).
     #[must_use]
     pub fn new(cloud: AzureCloud, transport: Option<Transport>) -> Self {
-        Self { cloud, transport, cache: Mutex::new(HashMap::new()) }
+        Self {
+            cloud,
+            transport,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     fn client_options(&self) -> ClientOptions {
@@ -223,7 +265,10 @@ impl CredentialCache {
     /// Number of distinct credentials built so far.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Whether no credential was built yet.
@@ -235,7 +280,10 @@ impl CredentialCache {
     /// The shared credential for `source`, built on first use.
     pub fn get(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
         let key = source.cache_key();
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
@@ -251,18 +299,36 @@ impl CredentialCache {
             source: Box::new(e),
         };
         Ok(match source {
-            CredentialSource::WorkloadIdentity { tenant_id, client_id, token_file } => {
+            CredentialSource::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
                 let options = WorkloadIdentityCredentialOptions {
-                    credential_options: ClientAssertionCredentialOptions { client_options: self.client_options() },
+                    credential_options: ClientAssertionCredentialOptions {
+                        client_options: self.client_options(),
+                    },
                     client_id: Some(client_id.clone()),
                     tenant_id: Some(tenant_id.clone()),
                     token_file_path: Some(token_file.clone()),
                 };
                 WorkloadIdentityCredential::new(Some(options)).map_err(fail)?
             }
-            CredentialSource::ClientSecret { tenant_id, client_id, secret } => {
-                let options = ClientSecretCredentialOptions { client_options: self.client_options() };
-                ClientSecretCredential::new(tenant_id, client_id.clone(), secret.clone(), Some(options)).map_err(fail)?
+            CredentialSource::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => {
+                let options = ClientSecretCredentialOptions {
+                    client_options: self.client_options(),
+                };
+                ClientSecretCredential::new(
+                    tenant_id,
+                    client_id.clone(),
+                    secret.clone(),
+                    Some(options),
+                )
+                .map_err(fail)?
             }
             CredentialSource::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
@@ -280,7 +346,10 @@ mod tests {
     use super::*;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
@@ -288,24 +357,49 @@ mod tests {
         let env = |k: &str| match k {
             ENV_TENANT_ID => Some("72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned()),
             ENV_CLIENT_ID => Some("11111111-1111-1111-1111-111111111111".to_owned()),
-            ENV_FEDERATED_TOKEN_FILE => Some("/var/run/secrets/azure/tokens/azure-identity-token".to_owned()),
+            ENV_FEDERATED_TOKEN_FILE => {
+                Some("/var/run/secrets/azure/tokens/azure-identity-token".to_owned())
+            }
             _ => None,
         };
         let src = CredentialSource::workload_identity_from_env(env).expect("complete");
-        assert!(matches!(&src, CredentialSource::WorkloadIdentity { token_file, .. } if token_file.ends_with("azure-identity-token")));
-        let missing = CredentialSource::workload_identity_from_env(|k| (k != ENV_FEDERATED_TOKEN_FILE).then(|| "x".to_owned()));
-        assert_eq!(missing.err(), Some(CredentialConfigError::MissingEnv(ENV_FEDERATED_TOKEN_FILE)));
+        assert!(
+            matches!(&src, CredentialSource::WorkloadIdentity { token_file, .. } if token_file.ends_with("azure-identity-token"))
+        );
+        let missing = CredentialSource::workload_identity_from_env(|k| {
+            (k != ENV_FEDERATED_TOKEN_FILE).then(|| "x".to_owned())
+        });
+        assert_eq!(
+            missing.err(),
+            Some(CredentialConfigError::MissingEnv(ENV_FEDERATED_TOKEN_FILE))
+        );
     }
 
     #[test]
     fn client_secret_is_read_from_secret_data_and_redacted_in_debug() {
-        let d = data(&[("tenantId", "t"), ("clientId", "c"), ("clientSecret", "s3cr3t-value\n")]);
-        let src = CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d).expect("complete");
+        let d = data(&[
+            ("tenantId", "t"),
+            ("clientId", "c"),
+            ("clientSecret", "s3cr3t-value\n"),
+        ]);
+        let src =
+            CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d)
+                .expect("complete");
         let debug = format!("{src:?}");
-        assert!(!debug.contains("s3cr3t-value"), "secret leaked into Debug: {debug}");
+        assert!(
+            !debug.contains("s3cr3t-value"),
+            "secret leaked into Debug: {debug}"
+        );
         match src {
-            CredentialSource::ClientSecret { tenant_id, client_id, secret } => {
-                assert_eq!((tenant_id.as_str(), client_id.as_str(), secret.secret()), ("t", "c", "s3cr3t-value"));
+            CredentialSource::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => {
+                assert_eq!(
+                    (tenant_id.as_str(), client_id.as_str(), secret.secret()),
+                    ("t", "c", "s3cr3t-value")
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -314,22 +408,51 @@ mod tests {
     #[test]
     fn client_secret_errors_name_the_secret_and_key_but_not_the_value() {
         let d = data(&[("tenantId", "t"), ("clientId", " ")]);
-        let err = CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d).expect_err("incomplete");
-        assert_eq!(err, CredentialConfigError::MissingKey { secret: "media/azure-creds".into(), key: "clientId" });
+        let err =
+            CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &d)
+                .expect_err("incomplete");
+        assert_eq!(
+            err,
+            CredentialConfigError::MissingKey {
+                secret: "media/azure-creds".into(),
+                key: "clientId"
+            }
+        );
         let mut bad = data(&[("tenantId", "t"), ("clientId", "c")]);
         bad.insert("clientSecret".into(), vec![0xff, 0xfe]);
         assert!(matches!(
             CredentialSource::client_secret_from_secret_data("media", None, "azure-creds", &bad),
-            Err(CredentialConfigError::NotUtf8 { key: "clientSecret", .. })
+            Err(CredentialConfigError::NotUtf8 {
+                key: "clientSecret",
+                ..
+            })
         ));
     }
 
     #[test]
     fn secrets_in_other_namespaces_are_refused() {
         let d = data(&[("tenantId", "t"), ("clientId", "c"), ("clientSecret", "s")]);
-        let err = CredentialSource::client_secret_from_secret_data("media", Some("kube-system"), "azure-creds", &d).expect_err("refused");
-        assert!(err.to_string().starts_with("failed to use credentials secret kube-system/azure-creds"), "{err}");
-        assert!(CredentialSource::client_secret_from_secret_data("media", Some("media"), "azure-creds", &d).is_ok());
+        let err = CredentialSource::client_secret_from_secret_data(
+            "media",
+            Some("kube-system"),
+            "azure-creds",
+            &d,
+        )
+        .expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("failed to use credentials secret kube-system/azure-creds"),
+            "{err}"
+        );
+        assert!(
+            CredentialSource::client_secret_from_secret_data(
+                "media",
+                Some("media"),
+                "azure-creds",
+                &d
+            )
+            .is_ok()
+        );
     }
 
     /// One credential per identity: the same identity shares its token cache, a rotated
@@ -337,12 +460,27 @@ mod tests {
     #[test]
     fn cache_shares_one_credential_per_identity() {
         let cache = CredentialCache::new(AzureCloud::AzurePublic, None);
-        let a = CredentialSource::ClientSecret { tenant_id: "tenant".into(), client_id: "app".into(), secret: Secret::new("one") };
-        let a_again = CredentialSource::ClientSecret { tenant_id: "TENANT".into(), client_id: "APP".into(), secret: Secret::new("one") };
-        let rotated = CredentialSource::ClientSecret { tenant_id: "tenant".into(), client_id: "app".into(), secret: Secret::new("two") };
+        let a = CredentialSource::ClientSecret {
+            tenant_id: "tenant".into(),
+            client_id: "app".into(),
+            secret: Secret::new("one"),
+        };
+        let a_again = CredentialSource::ClientSecret {
+            tenant_id: "TENANT".into(),
+            client_id: "APP".into(),
+            secret: Secret::new("one"),
+        };
+        let rotated = CredentialSource::ClientSecret {
+            tenant_id: "tenant".into(),
+            client_id: "app".into(),
+            secret: Secret::new("two"),
+        };
         let c1 = cache.get(&a).expect("builds");
         let c2 = cache.get(&a_again).expect("builds");
-        assert!(Arc::ptr_eq(&c1, &c2), "same identity must share a credential");
+        assert!(
+            Arc::ptr_eq(&c1, &c2),
+            "same identity must share a credential"
+        );
         let c3 = cache.get(&rotated).expect("builds");
         assert!(!Arc::ptr_eq(&c1, &c3));
         assert_eq!(cache.len(), 2);

@@ -83,16 +83,25 @@ const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     ("ForbiddenByFirewall", ErrorClass::UserActionRequired),
     ("Unauthorized", ErrorClass::UserActionRequired),
     ("InvalidAuthenticationToken", ErrorClass::UserActionRequired),
-    ("InvalidAuthenticationTokenTenant", ErrorClass::UserActionRequired),
+    (
+        "InvalidAuthenticationTokenTenant",
+        ErrorClass::UserActionRequired,
+    ),
     ("RequestDisallowedByPolicy", ErrorClass::UserActionRequired),
     ("ScopeLocked", ErrorClass::UserActionRequired),
     // Bad spec: wrong region, wrong subscription, unknown role, bad key, bad input.
     ("SubscriptionNotFound", ErrorClass::UserActionRequired),
     ("InvalidSubscriptionId", ErrorClass::UserActionRequired),
     ("SubscriptionNotRegistered", ErrorClass::UserActionRequired),
-    ("MissingSubscriptionRegistration", ErrorClass::UserActionRequired),
+    (
+        "MissingSubscriptionRegistration",
+        ErrorClass::UserActionRequired,
+    ),
     ("NoRegisteredProviderFound", ErrorClass::UserActionRequired),
-    ("LocationNotAvailableForResourceType", ErrorClass::UserActionRequired),
+    (
+        "LocationNotAvailableForResourceType",
+        ErrorClass::UserActionRequired,
+    ),
     ("InvalidResourceLocation", ErrorClass::UserActionRequired),
     ("LocationRequired", ErrorClass::UserActionRequired),
     ("InvalidResourceReference", ErrorClass::UserActionRequired),
@@ -103,7 +112,10 @@ const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     ("InvalidPrincipalId", ErrorClass::UserActionRequired),
     ("PrincipalTypeNotSupported", ErrorClass::UserActionRequired),
     ("RoleAssignmentExists", ErrorClass::UserActionRequired),
-    ("RoleAssignmentLimitExceeded", ErrorClass::UserActionRequired),
+    (
+        "RoleAssignmentLimitExceeded",
+        ErrorClass::UserActionRequired,
+    ),
     ("InvalidRequestContent", ErrorClass::UserActionRequired),
     ("InvalidParameter", ErrorClass::UserActionRequired),
     ("InvalidTemplate", ErrorClass::UserActionRequired),
@@ -113,8 +125,14 @@ const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     ("KeyExpired", ErrorClass::UserActionRequired),
     ("UnsupportedKeyType", ErrorClass::UserActionRequired),
     ("InvalidKeyType", ErrorClass::UserActionRequired),
-    ("StorageAccountInDifferentSubscription", ErrorClass::UserActionRequired),
-    ("ReadOnlyDisabledSubscription", ErrorClass::UserActionRequired),
+    (
+        "StorageAccountInDifferentSubscription",
+        ErrorClass::UserActionRequired,
+    ),
+    (
+        "ReadOnlyDisabledSubscription",
+        ErrorClass::UserActionRequired,
+    ),
     ("SubscriptionDisabled", ErrorClass::UserActionRequired),
     ("ResourceQuotaExceeded", ErrorClass::UserActionRequired),
 ];
@@ -163,7 +181,9 @@ pub enum AzureError {
         source: Box<azure_core::Error>,
     },
     /// A long-running operation finished unsuccessfully.
-    #[error("failed to {operation} {resource}: the operation ended {status} with {code}: {message}")]
+    #[error(
+        "failed to {operation} {resource}: the operation ended {status} with {code}: {message}"
+    )]
     OperationFailed {
         /// What we tried.
         operation: &'static str,
@@ -209,7 +229,9 @@ pub enum AzureError {
         source: Box<azure_core::Error>,
     },
     /// Our own per-subscription rate limit has no budget left for this call.
-    #[error("failed to {operation} {resource}: the client-side request budget of subscription {subscription} is spent")]
+    #[error(
+        "failed to {operation} {resource}: the client-side request budget of subscription {subscription} is spent"
+    )]
     RateLimited {
         /// What we tried.
         operation: &'static str,
@@ -255,13 +277,13 @@ impl AzureError {
                 ErrorClass::Transient if !is_known_code(code) => ErrorClass::UserActionRequired,
                 class => class,
             },
-            AzureError::Connection { .. } | AzureError::Timeout { .. } | AzureError::Decode { .. } => {
-                ErrorClass::Transient
-            }
+            AzureError::Connection { .. }
+            | AzureError::Timeout { .. }
+            | AzureError::Decode { .. } => ErrorClass::Transient,
             AzureError::Credential { source, .. } => match source.kind() {
-                azure_core::error::ErrorKind::HttpResponse { status, error_code, .. } => {
-                    credential_class(u16::from(*status), error_code.as_deref())
-                }
+                azure_core::error::ErrorKind::HttpResponse {
+                    status, error_code, ..
+                } => credential_class(u16::from(*status), error_code.as_deref()),
                 azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection => {
                     ErrorClass::Transient
                 }
@@ -286,7 +308,9 @@ impl AzureError {
     #[must_use]
     pub fn code(&self) -> Option<&str> {
         match self {
-            AzureError::Service { code, .. } | AzureError::OperationFailed { code, .. } => Some(code),
+            AzureError::Service { code, .. } | AzureError::OperationFailed { code, .. } => {
+                Some(code)
+            }
             _ => None,
         }
     }
@@ -346,7 +370,11 @@ fn credential_class(status: u16, code: Option<&str>) -> ErrorClass {
 ///
 /// `retry_after` is read by the caller from the response headers (the SDK error keeps the raw
 /// response, from which [`retry_after_from_error`] reads it).
-pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core::Error) -> AzureError {
+pub(crate) fn from_sdk(
+    operation: &'static str,
+    resource: &str,
+    err: azure_core::Error,
+) -> AzureError {
     use azure_core::error::ErrorKind;
     let resource = resource.to_owned();
     if let Some(limited) = crate::azure::policy::rate_limited(&err) {
@@ -358,7 +386,11 @@ pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core:
         };
     }
     match err.kind() {
-        ErrorKind::HttpResponse { status, error_code, raw_response } => {
+        ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
             let status_u16 = u16::from(*status);
             let (code, message) = raw_response
                 .as_deref()
@@ -381,7 +413,11 @@ pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core:
                 source: Box::new(err),
             }
         }
-        ErrorKind::Credential => AzureError::Credential { operation, resource, source: Box::new(err) },
+        ErrorKind::Credential => AzureError::Credential {
+            operation,
+            resource,
+            source: Box::new(err),
+        },
         ErrorKind::Io | ErrorKind::Connection => {
             if crate::azure::policy::is_timeout(&err) {
                 AzureError::Timeout {
@@ -390,17 +426,33 @@ pub(crate) fn from_sdk(operation: &'static str, resource: &str, err: azure_core:
                     timeout: crate::azure::policy::timeout_of(&err),
                 }
             } else {
-                AzureError::Connection { operation, resource, source: Box::new(err) }
+                AzureError::Connection {
+                    operation,
+                    resource,
+                    source: Box::new(err),
+                }
             }
         }
-        ErrorKind::DataConversion => AzureError::Decode { operation, resource, source: Box::new(err) },
+        ErrorKind::DataConversion => AzureError::Decode {
+            operation,
+            resource,
+            source: Box::new(err),
+        },
         ErrorKind::Other => {
             // The bearer-token policy reports token failures as `Other` wrapping the
             // credential's error; anything else unrecognised is not the user's to fix.
             if is_credential_failure(&err) {
-                AzureError::Credential { operation, resource, source: Box::new(err) }
+                AzureError::Credential {
+                    operation,
+                    resource,
+                    source: Box::new(err),
+                }
             } else {
-                AzureError::Connection { operation, resource, source: Box::new(err) }
+                AzureError::Connection {
+                    operation,
+                    resource,
+                    source: Box::new(err),
+                }
             }
         }
     }
@@ -439,7 +491,10 @@ pub(crate) fn parse_error_body(body: &[u8]) -> Option<(Option<String>, Option<St
     }
     let body: Body = serde_json::from_slice(body).ok()?;
     let detail = body.error?;
-    let inner = detail.inner.and_then(|i| i.code).filter(|c| is_known_code(c));
+    let inner = detail
+        .inner
+        .and_then(|i| i.code)
+        .filter(|c| is_known_code(c));
     Some((inner.or(detail.code), detail.message))
 }
 
@@ -455,17 +510,37 @@ mod tests {
         let table: &[(Option<u16>, Option<&str>, ErrorClass)] = &[
             // ARM common errors (common-types ErrorResponse codes seen in the specs).
             (Some(403), Some("AuthorizationFailed"), UserActionRequired),
-            (Some(403), Some("LinkedAuthorizationFailed"), UserActionRequired),
+            (
+                Some(403),
+                Some("LinkedAuthorizationFailed"),
+                UserActionRequired,
+            ),
             (Some(400), Some("PrincipalNotFound"), Propagating),
             (Some(404), Some("ResourceNotFound"), NotFound),
             (Some(404), Some("ResourceGroupNotFound"), NotFound),
             (Some(404), Some("SubscriptionNotFound"), UserActionRequired),
             (Some(409), Some("RoleAssignmentExists"), UserActionRequired),
-            (Some(400), Some("RoleDefinitionDoesNotExist"), UserActionRequired),
+            (
+                Some(400),
+                Some("RoleDefinitionDoesNotExist"),
+                UserActionRequired,
+            ),
             (Some(400), Some("InvalidPrincipalId"), UserActionRequired),
-            (Some(400), Some("LocationNotAvailableForResourceType"), UserActionRequired),
-            (Some(400), Some("InvalidResourceLocation"), UserActionRequired),
-            (Some(400), Some("StorageAccountInDifferentSubscription"), UserActionRequired),
+            (
+                Some(400),
+                Some("LocationNotAvailableForResourceType"),
+                UserActionRequired,
+            ),
+            (
+                Some(400),
+                Some("InvalidResourceLocation"),
+                UserActionRequired,
+            ),
+            (
+                Some(400),
+                Some("StorageAccountInDifferentSubscription"),
+                UserActionRequired,
+            ),
             (Some(400), Some("BadRequest"), UserActionRequired),
             (Some(409), Some("AnotherOperationInProgress"), Transient),
             (Some(409), Some("Conflict"), Transient),
@@ -475,9 +550,17 @@ mod tests {
             (Some(503), Some("ServiceUnavailable"), Transient),
             (Some(504), Some("GatewayTimeout"), Transient),
             (Some(401), Some("ExpiredAuthenticationToken"), Transient),
-            (Some(401), Some("InvalidAuthenticationTokenTenant"), UserActionRequired),
+            (
+                Some(401),
+                Some("InvalidAuthenticationTokenTenant"),
+                UserActionRequired,
+            ),
             (Some(409), Some("ScopeLocked"), UserActionRequired),
-            (Some(403), Some("RequestDisallowedByPolicy"), UserActionRequired),
+            (
+                Some(403),
+                Some("RequestDisallowedByPolicy"),
+                UserActionRequired,
+            ),
             // Key Vault data plane (KeyVaultError codes).
             (Some(404), Some("KeyNotFound"), NotFound),
             (Some(403), Some("Forbidden"), UserActionRequired),
@@ -532,11 +615,16 @@ mod tests {
     fn messages_are_lowercase_failed_to_and_carry_the_resource() {
         let err = AzureError::Timeout {
             operation: "get media services account",
-            resource: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a".into(),
+            resource:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a"
+                    .into(),
             timeout: Duration::from_secs(10),
         };
         let text = err.to_string();
-        assert!(text.starts_with("failed to get media services account /subscriptions/s/"), "{text}");
+        assert!(
+            text.starts_with("failed to get media services account /subscriptions/s/"),
+            "{text}"
+        );
         assert_eq!(err.reason(), "AzureTimeout");
         assert_eq!(err.class(), ErrorClass::Transient);
     }

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use azure_core::credentials::TokenCredential;
+use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_keys::models::{Key, KeyProperties, KeyType};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
-use azure_core::time::OffsetDateTime;
 use futures::TryStreamExt;
 use url::Url;
 
@@ -85,7 +85,9 @@ impl KeyInfo {
     /// Whether the key is usable at `now`: enabled and within not-before/expiry.
     #[must_use]
     pub fn is_active_at(&self, now: OffsetDateTime) -> bool {
-        self.enabled && self.not_before.is_none_or(|nbf| nbf <= now) && self.expires.is_none_or(|exp| now < exp)
+        self.enabled
+            && self.not_before.is_none_or(|nbf| nbf <= now)
+            && self.expires.is_none_or(|exp| now < exp)
     }
 }
 
@@ -114,7 +116,6 @@ pub fn modulus_bits(n: &[u8]) -> Option<u32> {
     Some((significant - 1) * 8 + (8 - n[start].leading_zeros()))
 }
 
-
 /// Split `https://{vault}/keys/{name}/{version}` into `(name, version)`.
 #[must_use]
 pub fn split_kid(kid: &str) -> Option<(String, String)> {
@@ -134,8 +135,15 @@ pub fn key_info(key: &Key) -> Option<KeyInfo> {
     let jwk = key.key.as_ref()?;
     let kid = jwk.kid.clone()?;
     let (name, version) = split_kid(&kid)?;
-    let key_kind = jwk.kty.as_ref().map_or(KeyKind::Other(String::new()), KeyKind::from);
-    let rsa_bits = if key_kind.is_rsa() { jwk.n.as_deref().and_then(modulus_bits) } else { None };
+    let key_kind = jwk
+        .kty
+        .as_ref()
+        .map_or(KeyKind::Other(String::new()), KeyKind::from);
+    let rsa_bits = if key_kind.is_rsa() {
+        jwk.n.as_deref().and_then(modulus_bits)
+    } else {
+        None
+    };
     let attrs = key.attributes.as_ref();
     Some(KeyInfo {
         kid,
@@ -176,7 +184,9 @@ pub struct KeyVaultKeys {
 
 impl std::fmt::Debug for KeyVaultKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyVaultKeys").field("cloud", &self.cloud.name()).finish_non_exhaustive()
+        f.debug_struct("KeyVaultKeys")
+            .field("cloud", &self.cloud.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,19 +195,43 @@ impl KeyVaultKeys {
     #[must_use]
     pub fn new(cloud: AzureCloud, settings: ClientSettings) -> Self {
         let metrics = settings.metrics.clone();
-        Self { cloud, settings, clients: Mutex::new(HashMap::new()), metrics }
+        Self {
+            cloud,
+            settings,
+            clients: Mutex::new(HashMap::new()),
+            metrics,
+        }
     }
 
-    fn client(&self, operation: &'static str, vault_url: &str, credential: &Arc<dyn TokenCredential>) -> Result<Arc<KeyClient>, AzureError> {
-        let invalid = |reason: String| AzureError::InvalidInput { operation, resource: vault_url.to_owned(), reason };
+    fn client(
+        &self,
+        operation: &'static str,
+        vault_url: &str,
+        credential: &Arc<dyn TokenCredential>,
+    ) -> Result<Arc<KeyClient>, AzureError> {
+        let invalid = |reason: String| AzureError::InvalidInput {
+            operation,
+            resource: vault_url.to_owned(),
+            reason,
+        };
         let url = Url::parse(vault_url).map_err(|e| invalid(format!("not a URL ({e})")))?;
         if !self.cloud.is_vault_url(&url) {
-            return Err(invalid(format!("not a vault of {} (expected https://<name>.{}/)", self.cloud.name(), self.cloud.key_vault_dns_suffix())));
+            return Err(invalid(format!(
+                "not a vault of {} (expected https://<name>.{}/)",
+                self.cloud.name(),
+                self.cloud.key_vault_dns_suffix()
+            )));
         }
-        let base = format!("https://{}/", url.host_str().unwrap_or_default().to_ascii_lowercase());
+        let base = format!(
+            "https://{}/",
+            url.host_str().unwrap_or_default().to_ascii_lowercase()
+        );
         // NB: the credential's address identifies it: the cache hands out one Arc per identity.
         let key = (base.clone(), Arc::as_ptr(credential).cast::<()>() as usize);
-        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -206,22 +240,50 @@ impl KeyVaultKeys {
             client_options: self.settings.client_options(),
             verify_challenge_resource: Some(true),
         };
-        let client = Arc::new(KeyClient::new(&base, credential.clone(), Some(options)).map_err(|e| from_sdk(operation, vault_url, e))?);
+        let client = Arc::new(
+            KeyClient::new(&base, credential.clone(), Some(options))
+                .map_err(|e| from_sdk(operation, vault_url, e))?,
+        );
         clients.insert(key, client.clone());
         Ok(client)
     }
 
-    async fn timed<T, F>(&self, operation: &'static str, resource: &str, fut: F) -> Result<T, AzureError>
+    async fn timed<T, F>(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        fut: F,
+    ) -> Result<T, AzureError>
     where
         F: std::future::Future<Output = Result<T, AzureError>>,
     {
         let started = Instant::now();
-        let span = tracing::debug_span!("azure_call", operation, resource, api_version = API_VERSION_KEY_VAULT_KEYS);
-        let result = match tokio::time::timeout(self.settings.call_timeout, tracing::Instrument::instrument(fut, span)).await {
+        let span = tracing::debug_span!(
+            "azure_call",
+            operation,
+            resource,
+            api_version = API_VERSION_KEY_VAULT_KEYS
+        );
+        let result = match tokio::time::timeout(
+            self.settings.call_timeout,
+            tracing::Instrument::instrument(fut, span),
+        )
+        .await
+        {
             Ok(r) => r,
-            Err(_) => Err(AzureError::Timeout { operation, resource: resource.to_owned(), timeout: self.settings.call_timeout }),
+            Err(_) => Err(AzureError::Timeout {
+                operation,
+                resource: resource.to_owned(),
+                timeout: self.settings.call_timeout,
+            }),
         };
-        self.metrics.record(operation, result.as_ref().map_or_else(AzureError::reason, |_| OUTCOME_OK), started.elapsed());
+        self.metrics.record(
+            operation,
+            result
+                .as_ref()
+                .map_or_else(AzureError::reason, |_| OUTCOME_OK),
+            started.elapsed(),
+        );
         result
     }
 
@@ -234,7 +296,11 @@ impl KeyVaultKeys {
         version: Option<&str>,
     ) -> Result<Option<KeyInfo>, AzureError> {
         const OP: &str = "get key";
-        let resource = format!("{}/keys/{name}/{}", vault_url.trim_end_matches('/'), version.unwrap_or_default());
+        let resource = format!(
+            "{}/keys/{name}/{}",
+            vault_url.trim_end_matches('/'),
+            version.unwrap_or_default()
+        );
         self.timed(OP, &resource, async {
             let client = self.client(OP, vault_url, credential)?;
             let options = azure_security_keyvault_keys::models::KeyClientGetKeyOptions {
@@ -245,7 +311,11 @@ impl KeyVaultKeys {
                 Ok(r) => r.into_model().map_err(|e| from_sdk(OP, &resource, e))?,
                 Err(e) => {
                     let err = from_sdk(OP, &resource, e);
-                    return if err.class() == ErrorClass::NotFound { Ok(None) } else { Err(err) };
+                    return if err.class() == ErrorClass::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(err)
+                    };
                 }
             };
             key_info(&key).map(Some).ok_or_else(|| AzureError::Decode {
@@ -268,8 +338,13 @@ impl KeyVaultKeys {
         let resource = format!("{}/keys/{name}", vault_url.trim_end_matches('/'));
         self.timed(OP, &resource, async {
             let client = self.client(OP, vault_url, credential)?;
-            let pager = client.list_key_properties_versions(name, None).map_err(|e| from_sdk(OP, &resource, e))?;
-            let items: Vec<KeyProperties> = pager.try_collect().await.map_err(|e| from_sdk(OP, &resource, e))?;
+            let pager = client
+                .list_key_properties_versions(name, None)
+                .map_err(|e| from_sdk(OP, &resource, e))?;
+            let items: Vec<KeyProperties> = pager
+                .try_collect()
+                .await
+                .map_err(|e| from_sdk(OP, &resource, e))?;
             Ok(items.iter().filter_map(key_version_info).collect())
         })
         .await
@@ -295,17 +370,38 @@ mod tests {
 
     #[test]
     fn kid_splits_into_name_and_version() {
-        assert_eq!(split_kid("https://myvault.vault.azure.net/keys/CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71"), Some(("CreateSoftKeyTest".into(), "78deebed173b48e48f55abf87ed4cf71".into())));
-        assert_eq!(split_kid("https://myvault.vault.azure.net/keys/k"), Some(("k".into(), String::new())));
-        assert_eq!(split_kid("https://myvault.vault.azure.net/secrets/k/v"), None);
+        assert_eq!(
+            split_kid(
+                "https://myvault.vault.azure.net/keys/CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71"
+            ),
+            Some((
+                "CreateSoftKeyTest".into(),
+                "78deebed173b48e48f55abf87ed4cf71".into()
+            ))
+        );
+        assert_eq!(
+            split_kid("https://myvault.vault.azure.net/keys/k"),
+            Some(("k".into(), String::new()))
+        );
+        assert_eq!(
+            split_kid("https://myvault.vault.azure.net/secrets/k/v"),
+            None
+        );
     }
 
     #[test]
     fn activity_window_honours_enabled_nbf_and_exp() {
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
         let mut k = KeyInfo {
-            kid: "k".into(), name: "n".into(), version: "v".into(), kind: KeyKind::Rsa, rsa_bits: Some(2048),
-            enabled: true, not_before: None, expires: None, key_ops: vec![],
+            kid: "k".into(),
+            name: "n".into(),
+            version: "v".into(),
+            kind: KeyKind::Rsa,
+            rsa_bits: Some(2048),
+            enabled: true,
+            not_before: None,
+            expires: None,
+            key_ops: vec![],
         };
         assert!(k.is_active_at(now));
         k.expires = Some(now);

@@ -118,12 +118,17 @@ fn is_terminal_success(state: &str) -> bool {
 }
 
 fn is_terminal_failure(state: &str) -> bool {
-    state.eq_ignore_ascii_case("Failed") || state.eq_ignore_ascii_case("Canceled") || state.eq_ignore_ascii_case("Cancelled")
+    state.eq_ignore_ascii_case("Failed")
+        || state.eq_ignore_ascii_case("Canceled")
+        || state.eq_ignore_ascii_case("Cancelled")
 }
 
 fn provisioning_state(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.get("properties")?.get("provisioningState")?.as_str().map(str::to_owned)
+    v.get("properties")?
+        .get("provisioningState")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Interpret the first answer to a PUT/PATCH/DELETE.
@@ -132,7 +137,12 @@ fn provisioning_state(body: &[u8]) -> Option<String> {
 /// polling method to park. Follows ARM's rules: `Azure-AsyncOperation` wins over `Location`;
 /// a 201/200 without either is polled on the resource while `provisioningState` is not terminal.
 #[must_use]
-pub fn start(status: u16, headers: &LroHeaders, body: &[u8], resource_url: &str) -> Option<PollingMethod> {
+pub fn start(
+    status: u16,
+    headers: &LroHeaders,
+    body: &[u8],
+    resource_url: &str,
+) -> Option<PollingMethod> {
     if let Some(url) = &headers.azure_async_operation {
         return Some(PollingMethod::AzureAsyncOperation(url.clone()));
     }
@@ -156,7 +166,9 @@ pub fn step(method: &PollingMethod, status: u16, headers: &LroHeaders, body: &[u
     match method {
         PollingMethod::AzureAsyncOperation(_) => {
             let Ok(op) = serde_json::from_slice::<OperationStatus>(body) else {
-                return PollStep::InProgress { retry_after: headers.retry_after };
+                return PollStep::InProgress {
+                    retry_after: headers.retry_after,
+                };
             };
             if is_terminal_success(&op.status) {
                 PollStep::SucceededFetchResource
@@ -168,12 +180,16 @@ pub fn step(method: &PollingMethod, status: u16, headers: &LroHeaders, body: &[u
                     message: err.message.unwrap_or_default(),
                 }
             } else {
-                PollStep::InProgress { retry_after: headers.retry_after }
+                PollStep::InProgress {
+                    retry_after: headers.retry_after,
+                }
             }
         }
         PollingMethod::Location(_) => {
             if status == 202 {
-                PollStep::InProgress { retry_after: headers.retry_after }
+                PollStep::InProgress {
+                    retry_after: headers.retry_after,
+                }
             } else {
                 PollStep::SucceededWithBody
             }
@@ -184,7 +200,9 @@ pub fn step(method: &PollingMethod, status: u16, headers: &LroHeaders, body: &[u
                 code: "ProvisioningFailed".to_owned(),
                 message: "provisioningState is not Succeeded".to_owned(),
             },
-            Some(s) if !is_terminal_success(&s) => PollStep::InProgress { retry_after: headers.retry_after },
+            Some(s) if !is_terminal_success(&s) => PollStep::InProgress {
+                retry_after: headers.retry_after,
+            },
             _ => PollStep::SucceededWithBody,
         },
     }
@@ -194,11 +212,15 @@ pub fn step(method: &PollingMethod, status: u16, headers: &LroHeaders, body: &[u
 mod tests {
     use super::*;
 
-    const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/azure-specs/specification/mediaservices/resource-manager/Microsoft.Media/Accounts/stable/2023-01-01/examples/");
+    const SPECS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/azure-specs/specification/mediaservices/resource-manager/Microsoft.Media/Accounts/stable/2023-01-01/examples/"
+    );
 
     fn example(name: &str) -> serde_json::Value {
         let path = format!("{SPECS}{name}");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("missing spec example {path}: {e}"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("missing spec example {path}: {e}"));
         serde_json::from_str(&text).expect("example is JSON")
     }
 
@@ -211,29 +233,57 @@ mod tests {
         let ex = example("async-accounts-update.json");
         let r = &ex["responses"]["202"];
         let headers = LroHeaders {
-            azure_async_operation: r["headers"]["azure-asyncoperation"].as_str().map(str::to_owned),
+            azure_async_operation: r["headers"]["azure-asyncoperation"]
+                .as_str()
+                .map(str::to_owned),
             location: r["headers"]["location"].as_str().map(str::to_owned),
             retry_after: None,
         };
-        let method = start(202, &headers, &body(&r["body"]), "https://management.azure.com/x").expect("pending");
-        assert!(matches!(&method, PollingMethod::AzureAsyncOperation(u) if u.contains("mediaServicesOperationStatuses")), "{method:?}");
+        let method = start(
+            202,
+            &headers,
+            &body(&r["body"]),
+            "https://management.azure.com/x",
+        )
+        .expect("pending");
+        assert!(
+            matches!(&method, PollingMethod::AzureAsyncOperation(u) if u.contains("mediaServicesOperationStatuses")),
+            "{method:?}"
+        );
     }
 
     #[test]
     fn operation_status_examples_map_to_in_progress_succeeded_and_failed() {
         let method = PollingMethod::AzureAsyncOperation("u".into());
-        let h = LroHeaders { retry_after: Some(Duration::from_secs(5)), ..LroHeaders::default() };
+        let h = LroHeaders {
+            retry_after: Some(Duration::from_secs(5)),
+            ..LroHeaders::default()
+        };
         let running = example("media-service-operation-status-by-id-non-terminal-state.json");
         assert_eq!(
-            step(&method, 200, &h, &body(&running["responses"]["200"]["body"])),
-            PollStep::InProgress { retry_after: Some(Duration::from_secs(5)) }
+            step(
+                &method,
+                200,
+                &h,
+                &body(&running["responses"]["200"]["body"])
+            ),
+            PollStep::InProgress {
+                retry_after: Some(Duration::from_secs(5))
+            }
         );
         let done = example("media-service-operation-status-by-id-terminal-state.json");
-        assert_eq!(step(&method, 200, &h, &body(&done["responses"]["200"]["body"])), PollStep::SucceededFetchResource);
+        assert_eq!(
+            step(&method, 200, &h, &body(&done["responses"]["200"]["body"])),
+            PollStep::SucceededFetchResource
+        );
         let failed = example("media-service-operation-status-by-id-non-terminal-state-failed.json");
         assert_eq!(
             step(&method, 200, &h, &body(&failed["responses"]["200"]["body"])),
-            PollStep::Failed { status: "Failed".into(), code: "BadRequest".into(), message: "Storage account cannot be accessed.".into() }
+            PollStep::Failed {
+                status: "Failed".into(),
+                code: "BadRequest".into(),
+                message: "Storage account cannot be accessed.".into()
+            }
         );
     }
 
@@ -247,19 +297,57 @@ mod tests {
     #[test]
     fn created_with_running_provisioning_state_polls_the_resource() {
         let b = br#"{"properties":{"provisioningState":"Updating"}}"#;
-        assert_eq!(start(201, &LroHeaders::default(), b, "https://management.azure.com/r"), Some(PollingMethod::ProvisioningState("https://management.azure.com/r".into())));
+        assert_eq!(
+            start(
+                201,
+                &LroHeaders::default(),
+                b,
+                "https://management.azure.com/r"
+            ),
+            Some(PollingMethod::ProvisioningState(
+                "https://management.azure.com/r".into()
+            ))
+        );
         let m = PollingMethod::ProvisioningState("r".into());
-        assert!(matches!(step(&m, 200, &LroHeaders::default(), b), PollStep::InProgress { .. }));
-        assert_eq!(step(&m, 200, &LroHeaders::default(), br#"{"properties":{"provisioningState":"Succeeded"}}"#), PollStep::SucceededWithBody);
-        assert!(matches!(step(&m, 200, &LroHeaders::default(), br#"{"properties":{"provisioningState":"Canceled"}}"#), PollStep::Failed { .. }));
+        assert!(matches!(
+            step(&m, 200, &LroHeaders::default(), b),
+            PollStep::InProgress { .. }
+        ));
+        assert_eq!(
+            step(
+                &m,
+                200,
+                &LroHeaders::default(),
+                br#"{"properties":{"provisioningState":"Succeeded"}}"#
+            ),
+            PollStep::SucceededWithBody
+        );
+        assert!(matches!(
+            step(
+                &m,
+                200,
+                &LroHeaders::default(),
+                br#"{"properties":{"provisioningState":"Canceled"}}"#
+            ),
+            PollStep::Failed { .. }
+        ));
     }
 
     #[test]
     fn location_polling_ends_when_the_answer_is_no_longer_202() {
-        let h = LroHeaders { location: Some("https://management.azure.com/loc".into()), ..LroHeaders::default() };
+        let h = LroHeaders {
+            location: Some("https://management.azure.com/loc".into()),
+            ..LroHeaders::default()
+        };
         let m = start(202, &h, b"", "r").expect("pending");
-        assert_eq!(m, PollingMethod::Location("https://management.azure.com/loc".into()));
-        assert!(matches!(step(&m, 202, &h, b""), PollStep::InProgress { .. }));
+        assert_eq!(
+            m,
+            PollingMethod::Location("https://management.azure.com/loc".into())
+        );
+        assert!(matches!(
+            step(&m, 202, &h, b""),
+            PollStep::InProgress { .. }
+        ));
         assert_eq!(step(&m, 200, &h, b"{}"), PollStep::SucceededWithBody);
         assert_eq!(step(&m, 204, &h, b""), PollStep::SucceededWithBody);
     }
@@ -268,9 +356,13 @@ mod tests {
     fn pending_operation_round_trips_through_json_for_status_parking() {
         let p = PendingOperation {
             operation: "update media services account".into(),
-            resource_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a".into(),
+            resource_id:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a"
+                    .into(),
             api_version: "2023-01-01".into(),
-            polling: PollingMethod::AzureAsyncOperation("https://management.azure.com/op?api-version=2023-01-01".into()),
+            polling: PollingMethod::AzureAsyncOperation(
+                "https://management.azure.com/op?api-version=2023-01-01".into(),
+            ),
             retry_after_seconds: Some(10),
         };
         let json = serde_json::to_value(&p).expect("serializes");

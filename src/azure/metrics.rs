@@ -4,9 +4,9 @@
 //! `Ok` or an error reason. Exporting to Prometheus is done elsewhere.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Outcome label of a successful call.
@@ -66,12 +66,17 @@ impl AzureMetrics {
     /// Record one finished call.
     pub fn record(&self, operation: &'static str, outcome: &'static str, latency: Duration) {
         let cell = {
-            let mut cells = self.cells.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cells = self
+                .cells
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             cells.entry((operation, outcome)).or_default().clone()
         };
         cell.count.fetch_add(1, Ordering::Relaxed);
-        cell.micros
-            .fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        cell.micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Record one HTTP attempt; `retry` when it repeats an earlier attempt.
@@ -85,7 +90,10 @@ impl AzureMetrics {
     /// A consistent-enough copy for export and tests.
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let cells = self.cells.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cells = self
+            .cells
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         MetricsSnapshot {
             calls: cells
                 .iter()
@@ -119,7 +127,11 @@ mod tests {
         assert_eq!(s.count("get vault", "AzureThrottled"), 1);
         assert_eq!(s.count("get key", OUTCOME_OK), 0);
         assert_eq!((s.http_attempts, s.http_retries), (2, 1));
-        let ok = s.calls.iter().find(|c| c.outcome == OUTCOME_OK).expect("row");
+        let ok = s
+            .calls
+            .iter()
+            .find(|c| c.outcome == OUTCOME_OK)
+            .expect("row");
         assert_eq!(ok.total_latency, Duration::from_millis(5));
     }
 }

@@ -74,7 +74,10 @@ const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 #[must_use]
 pub fn retry_after(headers: &Headers) -> Option<Duration> {
     for name in [&RETRY_AFTER_MS, &X_MS_RETRY_AFTER_MS] {
-        if let Some(ms) = headers.get_optional_str(name).and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(ms) = headers
+            .get_optional_str(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             return Some(Duration::from_millis(ms));
         }
     }
@@ -145,32 +148,52 @@ impl BudgetRetryPolicy {
 
     fn backoff(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.budget.initial_delay.saturating_mul(factor).min(self.budget.max_delay)
+        self.budget
+            .initial_delay
+            .saturating_mul(factor)
+            .min(self.budget.max_delay)
     }
 }
 
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl Policy for BudgetRetryPolicy {
-    async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
         let start = tokio::time::Instant::now();
         let mut retry = 0u32;
         loop {
             self.metrics.record_attempt(retry > 0);
-            let attempt = tokio::time::timeout(self.budget.per_try_timeout, next[0].send(ctx, request, &next[1..])).await;
+            let attempt = tokio::time::timeout(
+                self.budget.per_try_timeout,
+                next[0].send(ctx, request, &next[1..]),
+            )
+            .await;
             let (retryable, server_delay, result) = match attempt {
                 Err(_) => (
                     true,
                     None,
-                    Err(azure_core::Error::new(ErrorKind::Io, AttemptTimedOut(self.budget.per_try_timeout))),
+                    Err(azure_core::Error::new(
+                        ErrorKind::Io,
+                        AttemptTimedOut(self.budget.per_try_timeout),
+                    )),
                 ),
                 Ok(Ok(response)) => {
                     let status = u16::from(response.status());
-                    let delay = if matches!(status, 429 | 503) { retry_after(response.headers()) } else { None };
+                    let delay = if matches!(status, 429 | 503) {
+                        retry_after(response.headers())
+                    } else {
+                        None
+                    };
                     (retryable_status(status), delay, Ok(response))
                 }
                 Ok(Err(err)) => {
-                    let transport = matches!(err.kind(), ErrorKind::Io | ErrorKind::Connection) && rate_limited(&err).is_none();
+                    let transport = matches!(err.kind(), ErrorKind::Io | ErrorKind::Connection)
+                        && rate_limited(&err).is_none();
                     (transport, None, Err(err))
                 }
             };
@@ -210,15 +233,27 @@ impl RateLimitPolicy {
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl Policy for RateLimitPolicy {
-    async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
         let Some(subscription) = subscription_of_path(request.url().path()) else {
             return next[0].send(ctx, request, &next[1..]).await;
         };
         let kind = RequestKind::from_method(request.method().as_ref());
-        if let Err(wait) = self.limiter.acquire(&subscription, kind, self.max_wait).await {
+        if let Err(wait) = self
+            .limiter
+            .acquire(&subscription, kind, self.max_wait)
+            .await
+        {
             return Err(azure_core::Error::new(
                 ErrorKind::Other,
-                ClientRateLimited { subscription, retry_after: wait },
+                ClientRateLimited {
+                    subscription,
+                    retry_after: wait,
+                },
             ));
         }
         let response = next[0].send(ctx, request, &next[1..]).await?;
@@ -240,10 +275,18 @@ mod tests {
         h.insert(RETRY_AFTER, "7");
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(X_MS_RETRY_AFTER_MS, "1500");
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)), "ms headers win");
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::from_millis(1500)),
+            "ms headers win"
+        );
         let mut d = Headers::new();
         d.insert(RETRY_AFTER, "Fri, 01 Jan 2021 00:00:00 GMT");
-        assert_eq!(retry_after(&d), Some(Duration::ZERO), "a past date means now");
+        assert_eq!(
+            retry_after(&d),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
         assert_eq!(retry_after(&Headers::new()), None);
     }
 
@@ -260,8 +303,17 @@ mod tests {
         let e = azure_core::Error::new(ErrorKind::Io, AttemptTimedOut(Duration::from_secs(5)));
         assert!(is_timeout(&e));
         assert_eq!(timeout_of(&e), Duration::from_secs(5));
-        let r = azure_core::Error::new(ErrorKind::Other, ClientRateLimited { subscription: "s".into(), retry_after: Duration::from_secs(1) });
-        assert_eq!(rate_limited(&r).map(|r| r.retry_after), Some(Duration::from_secs(1)));
+        let r = azure_core::Error::new(
+            ErrorKind::Other,
+            ClientRateLimited {
+                subscription: "s".into(),
+                retry_after: Duration::from_secs(1),
+            },
+        );
+        assert_eq!(
+            rate_limited(&r).map(|r| r.retry_after),
+            Some(Duration::from_secs(1))
+        );
         assert!(!is_timeout(&r));
     }
 }

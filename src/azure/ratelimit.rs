@@ -39,9 +39,18 @@ impl RequestKind {
 
     fn header_suffixes(self) -> [&'static str; 2] {
         match self {
-            Self::Read => ["x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-subscription-global-reads"],
-            Self::Write => ["x-ms-ratelimit-remaining-subscription-writes", "x-ms-ratelimit-remaining-subscription-global-writes"],
-            Self::Delete => ["x-ms-ratelimit-remaining-subscription-deletes", "x-ms-ratelimit-remaining-subscription-global-deletes"],
+            Self::Read => [
+                "x-ms-ratelimit-remaining-subscription-reads",
+                "x-ms-ratelimit-remaining-subscription-global-reads",
+            ],
+            Self::Write => [
+                "x-ms-ratelimit-remaining-subscription-writes",
+                "x-ms-ratelimit-remaining-subscription-global-writes",
+            ],
+            Self::Delete => [
+                "x-ms-ratelimit-remaining-subscription-deletes",
+                "x-ms-ratelimit-remaining-subscription-global-deletes",
+            ],
         }
     }
 }
@@ -72,9 +81,18 @@ impl Default for RateLimitConfig {
     /// 40 % of ARM's documented buckets: the operator is one client among many.
     fn default() -> Self {
         Self {
-            read: BucketConfig { capacity: 100.0, refill_per_second: 10.0 },
-            write: BucketConfig { capacity: 40.0, refill_per_second: 4.0 },
-            delete: BucketConfig { capacity: 40.0, refill_per_second: 4.0 },
+            read: BucketConfig {
+                capacity: 100.0,
+                refill_per_second: 10.0,
+            },
+            write: BucketConfig {
+                capacity: 40.0,
+                refill_per_second: 4.0,
+            },
+            delete: BucketConfig {
+                capacity: 40.0,
+                refill_per_second: 4.0,
+            },
             low_watermark: 10,
         }
     }
@@ -90,7 +108,8 @@ struct Bucket {
 impl Bucket {
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.config.refill_per_second).min(self.config.capacity);
+        self.tokens =
+            (self.tokens + elapsed * self.config.refill_per_second).min(self.config.capacity);
         self.last = now;
     }
 
@@ -113,10 +132,18 @@ impl RateLimiter {
     /// A limiter with these buckets.
     #[must_use]
     pub fn new(config: RateLimitConfig) -> Self {
-        Self { config, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            config,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn with_bucket<R>(&self, subscription: &str, kind: RequestKind, f: impl FnOnce(&mut Bucket) -> R) -> R {
+    fn with_bucket<R>(
+        &self,
+        subscription: &str,
+        kind: RequestKind,
+        f: impl FnOnce(&mut Bucket) -> R,
+    ) -> R {
         let config = match kind {
             RequestKind::Read => self.config.read,
             RequestKind::Write => self.config.write,
@@ -124,10 +151,17 @@ impl RateLimiter {
         };
         let now = Instant::now();
         // A poisoned lock only means another thread panicked mid-update of plain numbers.
-        let mut map = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = map
             .entry((subscription.to_ascii_lowercase(), kind))
-            .or_insert_with(|| Bucket { tokens: config.capacity, last: now, config });
+            .or_insert_with(|| Bucket {
+                tokens: config.capacity,
+                last: now,
+                config,
+            });
         bucket.refill(now);
         f(bucket)
     }
@@ -145,7 +179,12 @@ impl RateLimiter {
     }
 
     /// Take a token, waiting at most `max_wait`; otherwise return how long it would take.
-    pub async fn acquire(&self, subscription: &str, kind: RequestKind, max_wait: Duration) -> Result<(), Duration> {
+    pub async fn acquire(
+        &self,
+        subscription: &str,
+        kind: RequestKind,
+        max_wait: Duration,
+    ) -> Result<(), Duration> {
         let deadline = Instant::now() + max_wait;
         loop {
             match self.try_acquire(subscription, kind) {
@@ -167,13 +206,22 @@ impl RateLimiter {
         let low = self.config.low_watermark;
         self.with_bucket(subscription, kind, |b| {
             #[allow(clippy::cast_precision_loss)] // header values are far below 2^52
-            let allowed = if remaining <= low { 0.0 } else { (remaining - low) as f64 / 2.0 };
+            let allowed = if remaining <= low {
+                0.0
+            } else {
+                (remaining - low) as f64 / 2.0
+            };
             b.tokens = b.tokens.min(allowed);
         });
     }
 
     /// Read the `x-ms-ratelimit-remaining-*` headers of an ARM answer and adapt.
-    pub fn observe_headers<'a>(&self, subscription: &str, kind: RequestKind, header: impl Fn(&str) -> Option<&'a str>) {
+    pub fn observe_headers<'a>(
+        &self,
+        subscription: &str,
+        kind: RequestKind,
+        header: impl Fn(&str) -> Option<&'a str>,
+    ) {
         let remaining = kind
             .header_suffixes()
             .iter()
@@ -209,9 +257,18 @@ mod tests {
 
     fn small() -> RateLimitConfig {
         RateLimitConfig {
-            read: BucketConfig { capacity: 3.0, refill_per_second: 1.0 },
-            write: BucketConfig { capacity: 2.0, refill_per_second: 0.5 },
-            delete: BucketConfig { capacity: 2.0, refill_per_second: 0.5 },
+            read: BucketConfig {
+                capacity: 3.0,
+                refill_per_second: 1.0,
+            },
+            write: BucketConfig {
+                capacity: 2.0,
+                refill_per_second: 0.5,
+            },
+            delete: BucketConfig {
+                capacity: 2.0,
+                refill_per_second: 0.5,
+            },
             low_watermark: 10,
         }
     }
@@ -223,7 +280,10 @@ mod tests {
         for i in 0..3 {
             assert_eq!(rl.try_acquire("sub", RequestKind::Read), Ok(()), "read {i}");
         }
-        assert_eq!(rl.try_acquire("sub", RequestKind::Read), Err(Duration::from_secs(1)));
+        assert_eq!(
+            rl.try_acquire("sub", RequestKind::Read),
+            Err(Duration::from_secs(1))
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(rl.try_acquire("sub", RequestKind::Read), Ok(()));
     }
@@ -235,7 +295,10 @@ mod tests {
         for _ in 0..2 {
             rl.try_acquire("SUB-A", RequestKind::Write).expect("token");
         }
-        assert!(rl.try_acquire("sub-a", RequestKind::Write).is_err(), "same subscription, any case");
+        assert!(
+            rl.try_acquire("sub-a", RequestKind::Write).is_err(),
+            "same subscription, any case"
+        );
         assert!(rl.try_acquire("sub-b", RequestKind::Write).is_ok());
         assert!(rl.try_acquire("sub-a", RequestKind::Read).is_ok());
         assert!(rl.try_acquire("sub-a", RequestKind::Delete).is_ok());
@@ -249,9 +312,17 @@ mod tests {
             rl.try_acquire("s", RequestKind::Write).expect("token");
         }
         let start = Instant::now();
-        assert_eq!(rl.acquire("s", RequestKind::Write, Duration::from_secs(1)).await, Err(Duration::from_secs(2)));
+        assert_eq!(
+            rl.acquire("s", RequestKind::Write, Duration::from_secs(1))
+                .await,
+            Err(Duration::from_secs(2))
+        );
         assert_eq!(start.elapsed(), Duration::ZERO, "refusal must not wait");
-        assert_eq!(rl.acquire("s", RequestKind::Write, Duration::from_secs(3)).await, Ok(()));
+        assert_eq!(
+            rl.acquire("s", RequestKind::Write, Duration::from_secs(3))
+                .await,
+            Ok(())
+        );
         assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
@@ -260,13 +331,23 @@ mod tests {
     async fn low_remaining_header_shrinks_the_local_bucket() {
         let rl = RateLimiter::new(RateLimitConfig::default());
         assert!((rl.available("s", RequestKind::Read) - 100.0).abs() < 1e-9);
-        rl.observe_headers("s", RequestKind::Read, |name| (name == "x-ms-ratelimit-remaining-subscription-reads").then_some("30"));
-        assert!((rl.available("s", RequestKind::Read) - 10.0).abs() < 1e-9, "half of (30 - 10)");
-        rl.observe_headers("s", RequestKind::Read, |name| (name == "x-ms-ratelimit-remaining-subscription-global-reads").then_some("4"));
+        rl.observe_headers("s", RequestKind::Read, |name| {
+            (name == "x-ms-ratelimit-remaining-subscription-reads").then_some("30")
+        });
+        assert!(
+            (rl.available("s", RequestKind::Read) - 10.0).abs() < 1e-9,
+            "half of (30 - 10)"
+        );
+        rl.observe_headers("s", RequestKind::Read, |name| {
+            (name == "x-ms-ratelimit-remaining-subscription-global-reads").then_some("4")
+        });
         assert!(rl.available("s", RequestKind::Read) < 1e-9);
         assert!(rl.try_acquire("s", RequestKind::Read).is_err());
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(rl.try_acquire("s", RequestKind::Read).is_ok(), "refill at 10/s gives one token in 100 ms");
+        assert!(
+            rl.try_acquire("s", RequestKind::Read).is_ok(),
+            "refill at 10/s gives one token in 100 ms"
+        );
         // A high remaining count never adds tokens.
         rl.observe_headers("s", RequestKind::Read, |_| Some("12000"));
         assert!(rl.available("s", RequestKind::Read) < 1.0);
@@ -274,8 +355,14 @@ mod tests {
 
     #[test]
     fn subscription_is_read_from_arm_paths_and_methods_pick_buckets() {
-        assert_eq!(subscription_of_path("/subscriptions/ABC/resourceGroups/rg").as_deref(), Some("abc"));
-        assert_eq!(subscription_of_path("/providers/Microsoft.Authorization/roleDefinitions/x"), None);
+        assert_eq!(
+            subscription_of_path("/subscriptions/ABC/resourceGroups/rg").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            subscription_of_path("/providers/Microsoft.Authorization/roleDefinitions/x"),
+            None
+        );
         assert_eq!(RequestKind::from_method("get"), RequestKind::Read);
         assert_eq!(RequestKind::from_method("PATCH"), RequestKind::Write);
         assert_eq!(RequestKind::from_method("DELETE"), RequestKind::Delete);

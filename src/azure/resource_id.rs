@@ -30,8 +30,13 @@ pub struct ParseResourceIdError {
 impl ResourceId {
     /// Parse an ARM resource id.
     pub fn parse(input: &str) -> Result<Self, ParseResourceIdError> {
-        let err = |reason| ParseResourceIdError { input: input.to_owned(), reason };
-        let rest = input.strip_prefix('/').ok_or_else(|| err("does not start with '/'"))?;
+        let err = |reason| ParseResourceIdError {
+            input: input.to_owned(),
+            reason,
+        };
+        let rest = input
+            .strip_prefix('/')
+            .ok_or_else(|| err("does not start with '/'"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let segments: Vec<&str> = rest.split('/').collect();
         if segments.iter().any(|s| s.is_empty()) {
@@ -42,11 +47,21 @@ impl ResourceId {
             Some(s) if s.eq_ignore_ascii_case("subscriptions") => {}
             _ => return Err(err("does not start with /subscriptions/")),
         }
-        let subscription = it.next().ok_or_else(|| err("has no subscription id"))?.to_owned();
+        let subscription = it
+            .next()
+            .ok_or_else(|| err("has no subscription id"))?
+            .to_owned();
         let mut resource_group = None;
-        if it.peek().is_some_and(|s| s.eq_ignore_ascii_case("resourceGroups")) {
+        if it
+            .peek()
+            .is_some_and(|s| s.eq_ignore_ascii_case("resourceGroups"))
+        {
             it.next();
-            resource_group = Some(it.next().ok_or_else(|| err("has no resource group name"))?.to_owned());
+            resource_group = Some(
+                it.next()
+                    .ok_or_else(|| err("has no resource group name"))?
+                    .to_owned(),
+            );
         }
         let mut provider = None;
         let mut types = Vec::new();
@@ -54,7 +69,11 @@ impl ResourceId {
             if !s.eq_ignore_ascii_case("providers") {
                 return Err(err("expected 'providers'"));
             }
-            provider = Some(it.next().ok_or_else(|| err("has no provider namespace"))?.to_owned());
+            provider = Some(
+                it.next()
+                    .ok_or_else(|| err("has no provider namespace"))?
+                    .to_owned(),
+            );
             let rest: Vec<&str> = it.collect();
             if rest.is_empty() || !rest.len().is_multiple_of(2) {
                 return Err(err("resource types and names do not pair up"));
@@ -63,12 +82,23 @@ impl ResourceId {
                 types.push((pair[0].to_owned(), pair[1].to_owned()));
             }
         }
-        Ok(Self { subscription, resource_group, provider, types })
+        Ok(Self {
+            subscription,
+            resource_group,
+            provider,
+            types,
+        })
     }
 
     /// A resource in a resource group: `/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{type}/{name}`.
     #[must_use]
-    pub fn new(subscription: &str, resource_group: &str, provider: &str, resource_type: &str, name: &str) -> Self {
+    pub fn new(
+        subscription: &str,
+        resource_group: &str,
+        provider: &str,
+        resource_type: &str,
+        name: &str,
+    ) -> Self {
         Self {
             subscription: subscription.to_owned(),
             resource_group: Some(resource_group.to_owned()),
@@ -80,25 +110,49 @@ impl ResourceId {
     /// A Media Services account id.
     #[must_use]
     pub fn media_account(subscription: &str, resource_group: &str, name: &str) -> Self {
-        Self::new(subscription, resource_group, "Microsoft.Media", "mediaservices", name)
+        Self::new(
+            subscription,
+            resource_group,
+            "Microsoft.Media",
+            "mediaservices",
+            name,
+        )
     }
 
     /// A Key Vault (management plane) id.
     #[must_use]
     pub fn vault(subscription: &str, resource_group: &str, name: &str) -> Self {
-        Self::new(subscription, resource_group, "Microsoft.KeyVault", "vaults", name)
+        Self::new(
+            subscription,
+            resource_group,
+            "Microsoft.KeyVault",
+            "vaults",
+            name,
+        )
     }
 
     /// A storage account id.
     #[must_use]
     pub fn storage_account(subscription: &str, resource_group: &str, name: &str) -> Self {
-        Self::new(subscription, resource_group, "Microsoft.Storage", "storageAccounts", name)
+        Self::new(
+            subscription,
+            resource_group,
+            "Microsoft.Storage",
+            "storageAccounts",
+            name,
+        )
     }
 
     /// A user-assigned identity id.
     #[must_use]
     pub fn user_assigned_identity(subscription: &str, resource_group: &str, name: &str) -> Self {
-        Self::new(subscription, resource_group, "Microsoft.ManagedIdentity", "userAssignedIdentities", name)
+        Self::new(
+            subscription,
+            resource_group,
+            "Microsoft.ManagedIdentity",
+            "userAssignedIdentities",
+            name,
+        )
     }
 
     /// The subscription id.
@@ -140,7 +194,8 @@ impl ResourceId {
     /// Whether the full type equals `provider/type[/type…]`, ignoring case.
     #[must_use]
     pub fn is_type(&self, full_type: &str) -> bool {
-        self.resource_type().is_some_and(|t| t.eq_ignore_ascii_case(full_type))
+        self.resource_type()
+            .is_some_and(|t| t.eq_ignore_ascii_case(full_type))
     }
 
     /// Whether both ids are in the same subscription (ignoring case).
@@ -216,7 +271,8 @@ impl<'de> serde::Deserialize<'de> for ResourceId {
 /// Compare two id strings as ARM does (ASCII case-insensitive, trailing slash ignored).
 #[must_use]
 pub fn ids_equal(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 #[cfg(test)]
@@ -231,16 +287,31 @@ mod tests {
         assert_eq!(id.subscription(), "00000000-0000-0000-0000-000000000000");
         assert_eq!(id.resource_group(), Some("contosorg"));
         assert_eq!(id.provider(), Some("Microsoft.Storage"));
-        assert_eq!(id.resource_type().as_deref(), Some("Microsoft.Storage/storageAccounts"));
+        assert_eq!(
+            id.resource_type().as_deref(),
+            Some("Microsoft.Storage/storageAccounts")
+        );
         assert_eq!(id.name(), Some("contososportsstore"));
         assert_eq!(id.to_string(), STORAGE);
-        assert_eq!(id, ResourceId::storage_account("00000000-0000-0000-0000-000000000000", "contosorg", "contososportsstore"));
+        assert_eq!(
+            id,
+            ResourceId::storage_account(
+                "00000000-0000-0000-0000-000000000000",
+                "contosorg",
+                "contososportsstore"
+            )
+        );
     }
 
     #[test]
     fn comparison_ignores_case_as_arm_does() {
         let a = ResourceId::parse(STORAGE).expect("valid");
-        let b = ResourceId::parse(&STORAGE.to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/")).expect("valid");
+        let b = ResourceId::parse(
+            &STORAGE
+                .to_ascii_uppercase()
+                .replace("/SUBSCRIPTIONS/", "/subscriptions/"),
+        )
+        .expect("valid");
         assert_eq!(a, b);
         let mut set = std::collections::HashSet::new();
         set.insert(a);
@@ -252,13 +323,19 @@ mod tests {
     #[test]
     fn parses_nested_types_and_subscription_scopes() {
         let id = ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/accessPolicies/add").expect("valid");
-        assert_eq!(id.resource_type().as_deref(), Some("Microsoft.KeyVault/vaults/accessPolicies"));
+        assert_eq!(
+            id.resource_type().as_deref(),
+            Some("Microsoft.KeyVault/vaults/accessPolicies")
+        );
         assert_eq!(id.name(), Some("add"));
         let sub = ResourceId::parse("/subscriptions/s").expect("valid");
         assert_eq!(sub.resource_group(), None);
         assert_eq!(sub.name(), None);
         let sub_provider = ResourceId::parse("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe").expect("valid");
-        assert_eq!(sub_provider.name(), Some("ba92f5b4-2d11-453d-a403-e96b0029c9fe"));
+        assert_eq!(
+            sub_provider.name(),
+            Some("ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+        );
         assert!(!sub_provider.same_subscription(&ResourceId::parse(STORAGE).expect("valid")));
     }
 
@@ -274,7 +351,10 @@ mod tests {
             "/subscriptions/s//resourceGroups/rg",
             "/subscriptions/s/resourceGroups/rg/things/x",
         ] {
-            assert!(ResourceId::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                ResourceId::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

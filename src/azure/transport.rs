@@ -25,10 +25,11 @@ impl HostOverride {
     fn matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
         match self.pattern.strip_prefix("*.") {
-            Some(suffix) => host
-                .len()
-                .checked_sub(suffix.len() + 1)
-                .is_some_and(|cut| host.is_char_boundary(cut) && host[cut..].eq_ignore_ascii_case(&format!(".{suffix}")) && cut > 0),
+            Some(suffix) => host.len().checked_sub(suffix.len() + 1).is_some_and(|cut| {
+                host.is_char_boundary(cut)
+                    && host[cut..].eq_ignore_ascii_case(&format!(".{suffix}"))
+                    && cut > 0
+            }),
             None => host.eq_ignore_ascii_case(&self.pattern),
         }
     }
@@ -47,7 +48,11 @@ pub struct TransportConfig {
 
 impl Default for TransportConfig {
     fn default() -> Self {
-        Self { extra_root_ca_pem: None, host_overrides: Vec::new(), connect_timeout: Duration::from_secs(5) }
+        Self {
+            extra_root_ca_pem: None,
+            host_overrides: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -80,7 +85,13 @@ impl TransportConfig {
         ];
         Self {
             extra_root_ca_pem: Some(ca_pem.to_owned()),
-            host_overrides: hosts.iter().map(|h| HostOverride { pattern: (*h).to_owned(), addr }).collect(),
+            host_overrides: hosts
+                .iter()
+                .map(|h| HostOverride {
+                    pattern: (*h).to_owned(),
+                    addr,
+                })
+                .collect(),
             ..Self::default()
         }
     }
@@ -99,11 +110,14 @@ impl TransportConfig {
             .connect_timeout(self.connect_timeout)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &self.extra_root_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(TransportError::InvalidCa)?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(TransportError::InvalidCa)?;
             builder = builder.tls_certs_merge(certs);
         }
         if !self.host_overrides.is_empty() {
-            builder = builder.dns_resolver(Arc::new(OverrideResolver { overrides: self.host_overrides.clone() }));
+            builder = builder.dns_resolver(Arc::new(OverrideResolver {
+                overrides: self.host_overrides.clone(),
+            }));
         }
         builder.build().map_err(TransportError::Build)
     }
@@ -121,13 +135,18 @@ struct OverrideResolver {
 impl reqwest::dns::Resolve for OverrideResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
-        let hit = self.overrides.iter().find(|o| o.matches(&host)).map(|o| o.addr);
+        let hit = self
+            .overrides
+            .iter()
+            .find(|o| o.matches(&host))
+            .map(|o| o.addr);
         Box::pin(async move {
             if let Some(addr) = hit {
                 let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(addr));
                 return Ok(addrs);
             }
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
             Ok(addrs)
         })
@@ -141,13 +160,22 @@ mod tests {
     #[test]
     fn overrides_match_exact_hosts_and_wildcard_suffixes_only() {
         let addr: SocketAddr = "127.0.0.1:8443".parse().expect("addr");
-        let exact = HostOverride { pattern: "management.azure.com".into(), addr };
-        let wild = HostOverride { pattern: "*.vault.azure.net".into(), addr };
+        let exact = HostOverride {
+            pattern: "management.azure.com".into(),
+            addr,
+        };
+        let wild = HostOverride {
+            pattern: "*.vault.azure.net".into(),
+            addr,
+        };
         assert!(exact.matches("management.azure.com"));
         assert!(exact.matches("MANAGEMENT.azure.com."));
         assert!(!exact.matches("evilmanagement.azure.com"));
         assert!(wild.matches("myvault.vault.azure.net"));
-        assert!(!wild.matches("vault.azure.net"), "the bare suffix is not a vault");
+        assert!(
+            !wild.matches("vault.azure.net"),
+            "the bare suffix is not a vault"
+        );
         assert!(!wild.matches("myvault.vault.azure.net.evil.com"));
         assert!(!wild.matches("myvaultvault.azure.net"));
     }
@@ -161,7 +189,12 @@ mod tests {
 
     #[test]
     fn invalid_extra_ca_is_rejected() {
-        let cfg = TransportConfig { extra_root_ca_pem: Some("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into()), ..TransportConfig::default() };
+        let cfg = TransportConfig {
+            extra_root_ca_pem: Some(
+                "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into(),
+            ),
+            ..TransportConfig::default()
+        };
         assert!(cfg.build().is_err());
     }
 }

@@ -53,7 +53,9 @@ impl RoleAssignment {
     /// Whether this assignment grants `role_guid` to `principal_id` (case-insensitive).
     #[must_use]
     pub fn grants(&self, principal_id: &str, role_guid: &str) -> bool {
-        self.properties.principal_id.eq_ignore_ascii_case(principal_id)
+        self.properties
+            .principal_id
+            .eq_ignore_ascii_case(principal_id)
             && self.role_definition_guid().eq_ignore_ascii_case(role_guid)
     }
 }

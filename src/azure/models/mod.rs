@@ -87,15 +87,18 @@ impl ResourceIdentityBlock {
     /// Whether the system-assigned identity is on.
     #[must_use]
     pub fn has_system_assigned(&self) -> bool {
-        self.identity_type.split(',').any(|t| t.trim().eq_ignore_ascii_case("SystemAssigned"))
+        self.identity_type
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("SystemAssigned"))
     }
 
     /// Whether the given user-assigned identity is attached (id compared as ARM does).
     #[must_use]
     pub fn has_user_assigned(&self, id: &str) -> bool {
-        self.user_assigned_identities
-            .as_ref()
-            .is_some_and(|m| m.keys().any(|k| crate::azure::resource_id::ids_equal(k, id)))
+        self.user_assigned_identities.as_ref().is_some_and(|m| {
+            m.keys()
+                .any(|k| crate::azure::resource_id::ids_equal(k, id))
+        })
     }
 }
 

@@ -67,9 +67,10 @@ impl NetworkRuleSet {
     /// Whether `AzureServices` is in the bypass list.
     #[must_use]
     pub fn bypasses_azure_services(&self) -> bool {
-        self.bypass
-            .as_deref()
-            .is_some_and(|b| b.split(',').any(|p| p.trim().eq_ignore_ascii_case("AzureServices")))
+        self.bypass.as_deref().is_some_and(|b| {
+            b.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("AzureServices"))
+        })
     }
 
     /// Whether the firewall lets `resource_id` in: default `Allow`, or a resource access rule
