@@ -493,9 +493,11 @@ mod tests {
     /// One scripted answer: status, headers, body, and how long to take.
     struct Reply(u16, Vec<(&'static str, String)>, &'static str, Duration);
 
+    type Scripted = (u16, Vec<(&'static str, String)>, &'static str, Duration);
+
     #[derive(Debug, Default)]
     struct Script {
-        replies: Mutex<VecDeque<(u16, Vec<(&'static str, String)>, &'static str, Duration)>>,
+        replies: Mutex<VecDeque<Scripted>>,
         seen: Mutex<Vec<(String, String, bool)>>,
     }
 
@@ -800,7 +802,7 @@ mod tests {
         assert_eq!(script.seen.lock().expect("lock").len(), 1);
     }
 
-    /// Lists follow nextLink across pages.
+    /// Lists follow `nextLink` across pages.
     #[tokio::test(start_paused = true)]
     async fn lists_follow_next_link() {
         let (c, script, _) = client(vec![
