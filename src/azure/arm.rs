@@ -585,7 +585,7 @@ mod tests {
         assert_eq!(snap.count("get media services account", OUTCOME_OK), 1);
     }
 
-    /// Retries are bounded: a persistent 5xx ends as a transient error after max_retries.
+    /// Retries are bounded: a persistent 5xx ends as a transient error after `max_retries`.
     #[tokio::test(start_paused = true)]
     async fn persistent_server_errors_end_as_transient_after_bounded_retries() {
         let body = r#"{"error":{"code":"InternalServerError","message":"boom"}}"#;
