@@ -8,7 +8,7 @@ mod common;
 use ams_security_operator::crd::{FIELD_MANAGER, MediaServicesAccount, conditions};
 use common::manifests::{self, Layer};
 use common::{kubectl, kubectl_ok, project_path, with_temp_ns};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 fn dynamic_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -51,7 +51,7 @@ async fn every_example_applies_with_kubectl() {
         ]);
         let api: Api<MediaServicesAccount> = Api::namespaced(client, &ns);
         let mut names: Vec<_> = api
-            .list(&Default::default())
+            .list(&ListParams::default())
             .await
             .expect("list")
             .items

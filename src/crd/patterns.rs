@@ -61,6 +61,10 @@ mod tests {
     /// Each pattern is exercised with values users really write, so a typo in a pattern shows
     /// here rather than as a confusing rejection at `kubectl apply` time.
     #[test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one table of cases reads best in one place"
+    )]
     fn patterns_accept_real_identifiers_and_reject_near_misses() {
         let cases: &[(&str, &str, bool)] = &[
             (

@@ -376,7 +376,7 @@ fn check_encryption(
             }
             match &encryption.identity {
                 Some(chosen) => {
-                    check_resource_identity("spec.encryption.identity", chosen, identity, v)
+                    check_resource_identity("spec.encryption.identity", chosen, identity, v);
                 }
                 None => {
                     if let Some(identity) = identity
@@ -511,6 +511,10 @@ mod tests {
 
     /// Each rule, violated alone, is reported on the field a user would edit.
     #[test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one table of cases reads best in one place"
+    )]
     fn each_violation_names_its_field() {
         let sys = json!({"type": "SystemAssigned"});
         let cases: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
