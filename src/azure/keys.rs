@@ -414,3 +414,130 @@ mod tests {
         assert!(!k.is_active_at(now));
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests {
+    //! The keys client through the SDK's real pipeline (challenge authentication included),
+    //! with a scripted transport in place of the network.
+
+    use std::collections::VecDeque;
+
+    use async_trait::async_trait;
+    use azure_core::credentials::{AccessToken, TokenRequestOptions};
+    use azure_core::http::headers::Headers;
+    use azure_core::http::policies::{Policy, PolicyResult};
+    use azure_core::http::{AsyncRawResponse, Context, Request, StatusCode, Transport};
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Scopes(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl TokenCredential for Scopes {
+        async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+            self.0.lock().expect("lock").extend(scopes.iter().map(|s| (*s).to_owned()));
+            Ok(AccessToken::new("token", OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1)))
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Script {
+        replies: Mutex<VecDeque<(u16, Vec<(&'static str, &'static str)>, String)>>,
+        urls: Mutex<Vec<(String, bool)>>,
+    }
+
+    #[async_trait]
+    impl Policy for Script {
+        async fn send(&self, _: &Context, request: &mut Request, _: &[Arc<dyn Policy>]) -> PolicyResult {
+            let auth = request.headers().get_optional_str(&azure_core::http::headers::AUTHORIZATION).is_some();
+            self.urls.lock().expect("lock").push((request.url().to_string(), auth));
+            let (status, headers, body) = self.replies.lock().expect("lock").pop_front().expect("scripted");
+            let mut h = Headers::new();
+            for (k, v) in headers {
+                h.insert(k, v);
+            }
+            Ok(AsyncRawResponse::from_bytes(StatusCode::from(status), h, body.into_bytes()))
+        }
+    }
+
+    const CHALLENGE: (&str, &str) = ("www-authenticate", r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#);
+
+    fn spec_body(file: &str) -> String {
+        let p = format!("{}/../shared/azure-specs/specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.5/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).expect("json");
+        v["responses"]["200"]["body"].to_string()
+    }
+
+    fn keys(script: &Arc<Script>) -> KeyVaultKeys {
+        let settings = ClientSettings { transport: Some(Transport::with_policy(script.clone())), ..ClientSettings::default() };
+        KeyVaultKeys::new(AzureCloud::AzurePublic, settings)
+    }
+
+    /// Challenge, then the key at api-version 7.5 with its RSA size read from the modulus.
+    #[tokio::test]
+    async fn get_key_answers_the_challenge_and_uses_api_version_7_5() {
+        let script = Arc::new(Script::default());
+        script.replies.lock().expect("lock").extend([
+            (401, vec![CHALLENGE], String::new()),
+            (200, vec![], spec_body("GetKey-example.json")),
+        ]);
+        let credential = Arc::new(Scopes::default());
+        let dyn_credential: Arc<dyn TokenCredential> = credential.clone();
+        let key = keys(&script).get_key(&dyn_credential, "https://myvault.vault.azure.net/", "CreateSoftKeyTest", Some("78deebed173b48e48f55abf87ed4cf71")).await.expect("ok").expect("exists");
+        assert_eq!((key.kind.clone(), key.rsa_bits, key.enabled), (KeyKind::Rsa, Some(2048), true));
+        let urls = script.urls.lock().expect("lock").clone();
+        assert_eq!(urls.len(), 2, "{urls:?}");
+        assert!(urls.iter().all(|(u, _)| u.starts_with("https://myvault.vault.azure.net/keys/CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71?api-version=7.5")), "{urls:?}");
+        assert!(!urls[0].1 && urls[1].1, "token only after the challenge: {urls:?}");
+        assert_eq!(credential.0.lock().expect("lock").as_slice(), ["https://vault.azure.net/.default"]);
+    }
+
+    #[tokio::test]
+    async fn missing_key_reads_as_none_and_forbidden_is_user_action() {
+        let script = Arc::new(Script::default());
+        script.replies.lock().expect("lock").extend([
+            (401, vec![CHALLENGE], String::new()),
+            (404, vec![], r#"{"error":{"code":"KeyNotFound","message":"A key with (name/id) k was not found in this key vault."}}"#.to_owned()),
+            (403, vec![], r#"{"error":{"code":"Forbidden","message":"The user, group or application does not have keys get permission","innererror":{"code":"ForbiddenByPolicy"}}}"#.to_owned()),
+        ]);
+        let kv = keys(&script);
+        let credential: Arc<dyn TokenCredential> = Arc::new(Scopes::default());
+        assert_eq!(kv.get_key(&credential, "https://myvault.vault.azure.net", "k", None).await.expect("ok"), None);
+        let err = kv.get_key(&credential, "https://myvault.vault.azure.net", "k", None).await.expect_err("forbidden");
+        assert_eq!(err.code(), Some("ForbiddenByPolicy"));
+        assert_eq!(err.class(), ErrorClass::UserActionRequired);
+    }
+
+    /// Versions are paged with `nextLink`.
+    #[tokio::test]
+    async fn list_key_versions_follows_next_link() {
+        let script = Arc::new(Script::default());
+        let first = spec_body("GetKeyVersions-example.json");
+        script.replies.lock().expect("lock").extend([
+            (401, vec![CHALLENGE], String::new()),
+            (200, vec![], first),
+            (200, vec![], r#"{"value":[{"kid":"https://myvault.vault.azure.net/keys/listkeyversionstest/v2","attributes":{"enabled":false,"created":1493937852}}]}"#.to_owned()),
+        ]);
+        let credential: Arc<dyn TokenCredential> = Arc::new(Scopes::default());
+        let versions = keys(&script).list_key_versions(&credential, "https://myvault.vault.azure.net/", "listkeyversionstest").await.expect("lists");
+        let names: Vec<_> = versions.iter().map(|v| (v.version.as_str(), v.enabled)).collect();
+        assert_eq!(names, [("7c9dc6775d0e4177827c4f98f482fc12", true), ("v2", false)]);
+        let urls = script.urls.lock().expect("lock").clone();
+        assert!(urls[2].0.contains("api-version=7.5") && urls[2].0.contains("skiptoken"), "{urls:?}");
+    }
+
+    /// A vault outside the cloud's Key Vault suffix is refused before any request or token.
+    #[tokio::test]
+    async fn vaults_outside_the_cloud_are_refused_unsent() {
+        let script = Arc::new(Script::default());
+        let credential = Arc::new(Scopes::default());
+        let dyn_credential: Arc<dyn TokenCredential> = credential.clone();
+        for url in ["https://attacker.example.com/", "http://myvault.vault.azure.net/", "https://127.0.0.1/"] {
+            let err = keys(&script).get_key(&dyn_credential, url, "k", None).await.expect_err("refused");
+            assert!(matches!(err, AzureError::InvalidInput { .. }), "{url}: {err:?}");
+        }
+        assert!(script.urls.lock().expect("lock").is_empty());
+        assert!(credential.0.lock().expect("lock").is_empty());
+    }
+}
