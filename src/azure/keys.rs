@@ -441,9 +441,11 @@ mod pipeline_tests {
         }
     }
 
+    type Scripted = (u16, Vec<(&'static str, &'static str)>, String);
+
     #[derive(Debug, Default)]
     struct Script {
-        replies: Mutex<VecDeque<(u16, Vec<(&'static str, &'static str)>, String)>>,
+        replies: Mutex<VecDeque<Scripted>>,
         urls: Mutex<Vec<(String, bool)>>,
     }
 
