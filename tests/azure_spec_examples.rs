@@ -183,7 +183,7 @@ fn every_example_response_of_the_operations_we_use_fits_the_models() {
                     assert!(!info.version.is_empty(), "{file}: kid without version: {}", info.kid);
                     if info.kind.is_rsa() {
                         let bits = info.rsa_bits.unwrap_or_else(|| panic!("{file}: RSA key without modulus"));
-                        assert!(bits >= 2048 && bits % 8 == 0, "{file}: odd RSA size {bits}");
+                        assert!(bits >= 2048 && bits.is_multiple_of(8), "{file}: odd RSA size {bits}");
                     }
                 }
                 Kind::KeyVersions => {
