@@ -65,6 +65,46 @@ pub enum CredentialSource {
     },
 }
 
+/// The operator's own identity, chosen by configuration (flag or environment), used for
+/// resources without a `credentialsSecretRef`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorCredential {
+    /// Entra Workload ID from `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`
+    /// (the default in a cluster).
+    WorkloadIdentity,
+    /// Managed identity (system-assigned, or the user-assigned one with this client id).
+    ManagedIdentity {
+        /// Client id of a user-assigned identity.
+        client_id: Option<String>,
+    },
+}
+
+impl std::str::FromStr for OperatorCredential {
+    type Err = String;
+
+    /// `workload-identity`, `managed-identity` or `managed-identity:<client-id>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            None if s.eq_ignore_ascii_case("workload-identity") => Ok(Self::WorkloadIdentity),
+            None if s.eq_ignore_ascii_case("managed-identity") => Ok(Self::ManagedIdentity { client_id: None }),
+            Some((kind, id)) if kind.eq_ignore_ascii_case("managed-identity") && !id.is_empty() => {
+                Ok(Self::ManagedIdentity { client_id: Some(id.to_owned()) })
+            }
+            _ => Err(format!("failed to parse azure credential {s:?}: expected workload-identity, managed-identity or managed-identity:<client-id>")),
+        }
+    }
+}
+
+impl OperatorCredential {
+    /// The credential source, reading workload-identity variables through `lookup`.
+    pub fn source(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<CredentialSource, CredentialConfigError> {
+        match self {
+            Self::WorkloadIdentity => CredentialSource::workload_identity_from_env(lookup),
+            Self::ManagedIdentity { client_id } => Ok(CredentialSource::ManagedIdentity { client_id: client_id.clone() }),
+        }
+    }
+}
+
 /// Why a credential could not be selected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CredentialConfigError {
@@ -453,6 +493,17 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn operator_credential_is_chosen_explicitly() {
+        assert_eq!("workload-identity".parse(), Ok(OperatorCredential::WorkloadIdentity));
+        assert_eq!("managed-identity".parse(), Ok(OperatorCredential::ManagedIdentity { client_id: None }));
+        assert_eq!("managed-identity:abc".parse(), Ok(OperatorCredential::ManagedIdentity { client_id: Some("abc".into()) }));
+        assert!("default".parse::<OperatorCredential>().is_err());
+        let src = OperatorCredential::ManagedIdentity { client_id: None }.source(|_| None).expect("no env needed");
+        assert_eq!(src.kind(), "ManagedIdentity");
+        assert!(OperatorCredential::WorkloadIdentity.source(|_| None).is_err(), "workload identity needs its variables");
     }
 
     /// One credential per identity: the same identity shares its token cache, a rotated
