@@ -86,21 +86,32 @@ impl std::str::FromStr for OperatorCredential {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s.eq_ignore_ascii_case("workload-identity") => Ok(Self::WorkloadIdentity),
-            None if s.eq_ignore_ascii_case("managed-identity") => Ok(Self::ManagedIdentity { client_id: None }),
-            Some((kind, id)) if kind.eq_ignore_ascii_case("managed-identity") && !id.is_empty() => {
-                Ok(Self::ManagedIdentity { client_id: Some(id.to_owned()) })
+            None if s.eq_ignore_ascii_case("managed-identity") => {
+                Ok(Self::ManagedIdentity { client_id: None })
             }
-            _ => Err(format!("failed to parse azure credential {s:?}: expected workload-identity, managed-identity or managed-identity:<client-id>")),
+            Some((kind, id)) if kind.eq_ignore_ascii_case("managed-identity") && !id.is_empty() => {
+                Ok(Self::ManagedIdentity {
+                    client_id: Some(id.to_owned()),
+                })
+            }
+            _ => Err(format!(
+                "failed to parse azure credential {s:?}: expected workload-identity, managed-identity or managed-identity:<client-id>"
+            )),
         }
     }
 }
 
 impl OperatorCredential {
     /// The credential source, reading workload-identity variables through `lookup`.
-    pub fn source(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<CredentialSource, CredentialConfigError> {
+    pub fn source(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<CredentialSource, CredentialConfigError> {
         match self {
             Self::WorkloadIdentity => CredentialSource::workload_identity_from_env(lookup),
-            Self::ManagedIdentity { client_id } => Ok(CredentialSource::ManagedIdentity { client_id: client_id.clone() }),
+            Self::ManagedIdentity { client_id } => Ok(CredentialSource::ManagedIdentity {
+                client_id: client_id.clone(),
+            }),
         }
     }
 }
@@ -497,13 +508,31 @@ mod tests {
 
     #[test]
     fn operator_credential_is_chosen_explicitly() {
-        assert_eq!("workload-identity".parse(), Ok(OperatorCredential::WorkloadIdentity));
-        assert_eq!("managed-identity".parse(), Ok(OperatorCredential::ManagedIdentity { client_id: None }));
-        assert_eq!("managed-identity:abc".parse(), Ok(OperatorCredential::ManagedIdentity { client_id: Some("abc".into()) }));
+        assert_eq!(
+            "workload-identity".parse(),
+            Ok(OperatorCredential::WorkloadIdentity)
+        );
+        assert_eq!(
+            "managed-identity".parse(),
+            Ok(OperatorCredential::ManagedIdentity { client_id: None })
+        );
+        assert_eq!(
+            "managed-identity:abc".parse(),
+            Ok(OperatorCredential::ManagedIdentity {
+                client_id: Some("abc".into())
+            })
+        );
         assert!("default".parse::<OperatorCredential>().is_err());
-        let src = OperatorCredential::ManagedIdentity { client_id: None }.source(|_| None).expect("no env needed");
+        let src = OperatorCredential::ManagedIdentity { client_id: None }
+            .source(|_| None)
+            .expect("no env needed");
         assert_eq!(src.kind(), "ManagedIdentity");
-        assert!(OperatorCredential::WorkloadIdentity.source(|_| None).is_err(), "workload identity needs its variables");
+        assert!(
+            OperatorCredential::WorkloadIdentity
+                .source(|_| None)
+                .is_err(),
+            "workload identity needs its variables"
+        );
     }
 
     /// One credential per identity: the same identity shares its token cache, a rotated

@@ -280,15 +280,7 @@ impl AzureError {
             AzureError::Connection { .. }
             | AzureError::Timeout { .. }
             | AzureError::Decode { .. } => ErrorClass::Transient,
-            AzureError::Credential { source, .. } => match source.kind() {
-                azure_core::error::ErrorKind::HttpResponse {
-                    status, error_code, ..
-                } => credential_class(u16::from(*status), error_code.as_deref()),
-                azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection => {
-                    ErrorClass::Transient
-                }
-                _ => ErrorClass::UserActionRequired,
-            },
+            AzureError::Credential { source, .. } => credential_failure_class(source),
             AzureError::RateLimited { .. } => ErrorClass::Throttled,
             AzureError::InvalidInput { .. } => ErrorClass::UserActionRequired,
         }
@@ -350,6 +342,29 @@ fn is_known_code(code: &str) -> bool {
     KNOWN_CODES
         .iter()
         .any(|(known, _)| known.eq_ignore_ascii_case(code))
+}
+
+/// Classify a token failure by the innermost cause `azure_identity` wrapped: the token
+/// endpoint's answer, or a transport failure; anything else (bad configuration, unreadable
+/// token file) needs a person.
+fn credential_failure_class(err: &azure_core::Error) -> ErrorClass {
+    use azure_core::error::ErrorKind;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(core) = e.downcast_ref::<azure_core::Error>() {
+            match core.kind() {
+                ErrorKind::HttpResponse {
+                    status, error_code, ..
+                } => {
+                    return credential_class(u16::from(*status), error_code.as_deref());
+                }
+                ErrorKind::Io | ErrorKind::Connection => return ErrorClass::Transient,
+                _ => {}
+            }
+        }
+        current = e.source();
+    }
+    ErrorClass::UserActionRequired
 }
 
 /// Entra ID token endpoint failures: a bad client secret or an unknown application is the
@@ -647,6 +662,55 @@ mod tests {
             message: "oops".into(),
         };
         assert_eq!(err.class(), ErrorClass::Transient);
+    }
+
+    /// A token endpoint's own failure is transient; a rejected secret needs a person.
+    #[test]
+    fn credential_failures_are_classified_by_their_innermost_cause() {
+        use azure_core::error::ErrorKind;
+        use azure_core::http::StatusCode;
+        let http = |status: StatusCode| {
+            let inner = azure_core::Error::with_message(
+                ErrorKind::HttpResponse {
+                    status,
+                    error_code: Some("invalid_client".into()),
+                    raw_response: None,
+                },
+                "AADSTS7000215",
+            );
+            AzureError::Credential {
+                operation: "get media services account",
+                resource: "id".into(),
+                source: Box::new(azure_core::Error::with_error(
+                    ErrorKind::Credential,
+                    inner,
+                    "ClientSecretCredential authentication failed.",
+                )),
+            }
+        };
+        assert_eq!(
+            http(StatusCode::Unauthorized).class(),
+            ErrorClass::UserActionRequired
+        );
+        assert_eq!(
+            http(StatusCode::ServiceUnavailable).class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            http(StatusCode::TooManyRequests).class(),
+            ErrorClass::Throttled
+        );
+        let io = AzureError::Credential {
+            operation: "op",
+            resource: "id".into(),
+            source: Box::new(azure_core::Error::with_error(
+                ErrorKind::Credential,
+                azure_core::Error::with_message(ErrorKind::Io, "reset"),
+                "failed",
+            )),
+        };
+        assert_eq!(io.class(), ErrorClass::Transient);
+        assert_eq!(io.reason(), "AzureCredentialFailed");
     }
 
     #[test]

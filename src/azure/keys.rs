@@ -435,9 +435,19 @@ mod pipeline_tests {
 
     #[async_trait]
     impl TokenCredential for Scopes {
-        async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
-            self.0.lock().expect("lock").extend(scopes.iter().map(|s| (*s).to_owned()));
-            Ok(AccessToken::new("token", OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1)))
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.0
+                .lock()
+                .expect("lock")
+                .extend(scopes.iter().map(|s| (*s).to_owned()));
+            Ok(AccessToken::new(
+                "token",
+                OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
         }
     }
 
@@ -451,28 +461,60 @@ mod pipeline_tests {
 
     #[async_trait]
     impl Policy for Script {
-        async fn send(&self, _: &Context, request: &mut Request, _: &[Arc<dyn Policy>]) -> PolicyResult {
-            let auth = request.headers().get_optional_str(&azure_core::http::headers::AUTHORIZATION).is_some();
-            self.urls.lock().expect("lock").push((request.url().to_string(), auth));
-            let (status, headers, body) = self.replies.lock().expect("lock").pop_front().expect("scripted");
+        async fn send(
+            &self,
+            _: &Context,
+            request: &mut Request,
+            _: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            let auth = request
+                .headers()
+                .get_optional_str(&azure_core::http::headers::AUTHORIZATION)
+                .is_some();
+            self.urls
+                .lock()
+                .expect("lock")
+                .push((request.url().to_string(), auth));
+            let (status, headers, body) = self
+                .replies
+                .lock()
+                .expect("lock")
+                .pop_front()
+                .expect("scripted");
             let mut h = Headers::new();
             for (k, v) in headers {
                 h.insert(k, v);
             }
-            Ok(AsyncRawResponse::from_bytes(StatusCode::from(status), h, body.into_bytes()))
+            Ok(AsyncRawResponse::from_bytes(
+                StatusCode::from(status),
+                h,
+                body.into_bytes(),
+            ))
         }
     }
 
-    const CHALLENGE: (&str, &str) = ("www-authenticate", r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#);
+    const CHALLENGE: (&str, &str) = (
+        "www-authenticate",
+        r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#,
+    );
 
     fn spec_body(file: &str) -> String {
-        let p = format!("{}/../shared/azure-specs/specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.5/examples/{file}", env!("CARGO_MANIFEST_DIR"));
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).expect("json");
+        let p = format!(
+            "{}/../shared/azure-specs/specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.5/examples/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")),
+        )
+        .expect("json");
         v["responses"]["200"]["body"].to_string()
     }
 
     fn keys(script: &Arc<Script>) -> KeyVaultKeys {
-        let settings = ClientSettings { transport: Some(Transport::with_policy(script.clone())), ..ClientSettings::default() };
+        let settings = ClientSettings {
+            transport: Some(Transport::with_policy(script.clone())),
+            ..ClientSettings::default()
+        };
         KeyVaultKeys::new(AzureCloud::AzurePublic, settings)
     }
 
@@ -486,13 +528,31 @@ mod pipeline_tests {
         ]);
         let credential = Arc::new(Scopes::default());
         let dyn_credential: Arc<dyn TokenCredential> = credential.clone();
-        let key = keys(&script).get_key(&dyn_credential, "https://myvault.vault.azure.net/", "CreateSoftKeyTest", Some("78deebed173b48e48f55abf87ed4cf71")).await.expect("ok").expect("exists");
-        assert_eq!((key.kind.clone(), key.rsa_bits, key.enabled), (KeyKind::Rsa, Some(2048), true));
+        let key = keys(&script)
+            .get_key(
+                &dyn_credential,
+                "https://myvault.vault.azure.net/",
+                "CreateSoftKeyTest",
+                Some("78deebed173b48e48f55abf87ed4cf71"),
+            )
+            .await
+            .expect("ok")
+            .expect("exists");
+        assert_eq!(
+            (key.kind.clone(), key.rsa_bits, key.enabled),
+            (KeyKind::Rsa, Some(2048), true)
+        );
         let urls = script.urls.lock().expect("lock").clone();
         assert_eq!(urls.len(), 2, "{urls:?}");
         assert!(urls.iter().all(|(u, _)| u.starts_with("https://myvault.vault.azure.net/keys/CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71?api-version=7.5")), "{urls:?}");
-        assert!(!urls[0].1 && urls[1].1, "token only after the challenge: {urls:?}");
-        assert_eq!(credential.0.lock().expect("lock").as_slice(), ["https://vault.azure.net/.default"]);
+        assert!(
+            !urls[0].1 && urls[1].1,
+            "token only after the challenge: {urls:?}"
+        );
+        assert_eq!(
+            credential.0.lock().expect("lock").as_slice(),
+            ["https://vault.azure.net/.default"]
+        );
     }
 
     #[tokio::test]
@@ -505,8 +565,16 @@ mod pipeline_tests {
         ]);
         let kv = keys(&script);
         let credential: Arc<dyn TokenCredential> = Arc::new(Scopes::default());
-        assert_eq!(kv.get_key(&credential, "https://myvault.vault.azure.net", "k", None).await.expect("ok"), None);
-        let err = kv.get_key(&credential, "https://myvault.vault.azure.net", "k", None).await.expect_err("forbidden");
+        assert_eq!(
+            kv.get_key(&credential, "https://myvault.vault.azure.net", "k", None)
+                .await
+                .expect("ok"),
+            None
+        );
+        let err = kv
+            .get_key(&credential, "https://myvault.vault.azure.net", "k", None)
+            .await
+            .expect_err("forbidden");
         assert_eq!(err.code(), Some("ForbiddenByPolicy"));
         assert_eq!(err.class(), ErrorClass::UserActionRequired);
     }
@@ -522,11 +590,27 @@ mod pipeline_tests {
             (200, vec![], r#"{"value":[{"kid":"https://myvault.vault.azure.net/keys/listkeyversionstest/v2","attributes":{"enabled":false,"created":1493937852}}]}"#.to_owned()),
         ]);
         let credential: Arc<dyn TokenCredential> = Arc::new(Scopes::default());
-        let versions = keys(&script).list_key_versions(&credential, "https://myvault.vault.azure.net/", "listkeyversionstest").await.expect("lists");
-        let names: Vec<_> = versions.iter().map(|v| (v.version.as_str(), v.enabled)).collect();
-        assert_eq!(names, [("7c9dc6775d0e4177827c4f98f482fc12", true), ("v2", false)]);
+        let versions = keys(&script)
+            .list_key_versions(
+                &credential,
+                "https://myvault.vault.azure.net/",
+                "listkeyversionstest",
+            )
+            .await
+            .expect("lists");
+        let names: Vec<_> = versions
+            .iter()
+            .map(|v| (v.version.as_str(), v.enabled))
+            .collect();
+        assert_eq!(
+            names,
+            [("7c9dc6775d0e4177827c4f98f482fc12", true), ("v2", false)]
+        );
         let urls = script.urls.lock().expect("lock").clone();
-        assert!(urls[2].0.contains("api-version=7.5") && urls[2].0.contains("skiptoken"), "{urls:?}");
+        assert!(
+            urls[2].0.contains("api-version=7.5") && urls[2].0.contains("skiptoken"),
+            "{urls:?}"
+        );
     }
 
     /// A vault outside the cloud's Key Vault suffix is refused before any request or token.
@@ -535,9 +619,19 @@ mod pipeline_tests {
         let script = Arc::new(Script::default());
         let credential = Arc::new(Scopes::default());
         let dyn_credential: Arc<dyn TokenCredential> = credential.clone();
-        for url in ["https://attacker.example.com/", "http://myvault.vault.azure.net/", "https://127.0.0.1/"] {
-            let err = keys(&script).get_key(&dyn_credential, url, "k", None).await.expect_err("refused");
-            assert!(matches!(err, AzureError::InvalidInput { .. }), "{url}: {err:?}");
+        for url in [
+            "https://attacker.example.com/",
+            "http://myvault.vault.azure.net/",
+            "https://127.0.0.1/",
+        ] {
+            let err = keys(&script)
+                .get_key(&dyn_credential, url, "k", None)
+                .await
+                .expect_err("refused");
+            assert!(
+                matches!(err, AzureError::InvalidInput { .. }),
+                "{url}: {err:?}"
+            );
         }
         assert!(script.urls.lock().expect("lock").is_empty());
         assert!(credential.0.lock().expect("lock").is_empty());
