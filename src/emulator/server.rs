@@ -1,0 +1,544 @@
+//! The HTTPS listener, host-based routing and the per-request pipeline.
+//!
+//! One TLS listener (certificate signed by a CA generated at start) serves every host of the
+//! contract; each request gets an `x-ms-request-id`, passes the knobs (injected faults,
+//! latency), is dispatched by `Host` to Entra, ARM, the Key Vault data plane or the local
+//! endpoints (managed identity, admin API), and is logged and counted. The services' own rules
+//! live in their modules.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use super::crypto::JwtKey;
+use super::knobs::Fault;
+use super::state::{LoggedRequest, World};
+use super::{admin, arm, entra, keyvault};
+
+/// Host names in the server certificate (the contract's list).
+pub const SERVER_NAMES: &[&str] = &[
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "management.azure.com",
+    "management.usgovcloudapi.net",
+    "management.chinacloudapi.cn",
+    "*.vault.azure.net",
+    "*.vault.usgovcloudapi.net",
+    "*.vault.azure.cn",
+    "localhost",
+    "127.0.0.1",
+];
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct Shared {
+    /// The world, behind one lock (never held across an await).
+    pub world: Mutex<World>,
+    /// Signs access tokens.
+    pub token_key: JwtKey,
+    /// Signs "projected service account tokens" (the emulator's OIDC issuer).
+    pub oidc_key: JwtKey,
+}
+
+impl Shared {
+    /// Locks the world, recovering from a poisoned lock (a panicking handler must not wedge
+    /// the emulator for every later test).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A buffered request.
+#[derive(Debug)]
+pub struct Req {
+    /// Method.
+    pub method: Method,
+    /// Lower-case host without port.
+    pub host: String,
+    /// Percent-decoded path.
+    pub path: String,
+    /// Path and query as received.
+    pub uri: String,
+    /// Query parameters (decoded, in order).
+    pub query: Vec<(String, String)>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: axum::body::Bytes,
+    /// The TCP peer address.
+    pub peer: IpAddr,
+}
+
+impl Req {
+    /// The first query parameter named `name` (case-insensitive name).
+    #[must_use]
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A header value as text.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body parsed as JSON (`{}` when empty).
+    pub fn json(&self) -> Result<Value, ApiError> {
+        if self.body.is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            )
+        })
+    }
+}
+
+/// An error answered as `{"error":{"code","message"}}` (ARM and Key Vault share the shape).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Status.
+    pub status: StatusCode,
+    /// `error.code`.
+    pub code: String,
+    /// `error.message`.
+    pub message: String,
+    /// Key Vault's `error.innererror.code`.
+    pub inner: Option<String>,
+    /// Extra headers.
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            inner: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a Key Vault inner error code.
+    #[must_use]
+    pub fn inner(mut self, code: &str) -> Self {
+        self.inner = Some(code.to_owned());
+        self
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 404 `ResourceNotFound` for an ARM resource.
+    pub fn arm_not_found(kind: &str, name: &str, rg: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        )
+    }
+
+    /// 400 with a code and message.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// Renders the response.
+    #[must_use]
+    pub fn into_response(self) -> Response<Body> {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(inner) = &self.inner {
+            error["innererror"] = json!({"code": inner});
+        }
+        let mut resp = json_response(self.status, &json!({ "error": error }));
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().append(name, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A JSON response.
+#[must_use]
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+/// An empty response.
+#[must_use]
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Sets a header on a response (ignoring values that are not valid header text).
+pub fn set_header(resp: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Which service a host name belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// `login.*`
+    Login,
+    /// `management.*`
+    Arm,
+    /// `<vault>.vault.*`
+    Vault(String),
+    /// `localhost` / `127.0.0.1`
+    Local,
+    /// Anything else.
+    Unknown,
+}
+
+/// Classifies a host name.
+#[must_use]
+pub fn host_kind(host: &str) -> HostKind {
+    if host.starts_with("login.") {
+        HostKind::Login
+    } else if host.starts_with("management.") {
+        HostKind::Arm
+    } else if let Some((vault, rest)) = host.split_once('.')
+        && rest.starts_with("vault.")
+    {
+        HostKind::Vault(vault.to_owned())
+    } else if host == "localhost" || host == "127.0.0.1" || host == "[::1]" {
+        HostKind::Local
+    } else {
+        HostKind::Unknown
+    }
+}
+
+/// The CA and server certificate generated at start.
+pub struct Certs {
+    /// CA certificate PEM (what clients trust).
+    pub ca_pem: String,
+    /// The rustls server configuration.
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Generates the CA and the server certificate for [`SERVER_NAMES`].
+pub fn generate_certs() -> Result<Certs, String> {
+    let ca_key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ams-azure-emulator CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| e.to_string())?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let names: Vec<String> = SERVER_NAMES.iter().map(|s| (*s).to_owned()).collect();
+    let mut leaf = CertificateParams::new(names).map_err(|e| e.to_string())?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "ams-azure-emulator");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone(), ca_cert.der().clone()], key_der)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Certs {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+    })
+}
+
+/// Marks a response whose connection must be dropped instead (fault injection).
+#[derive(Clone, Copy, Debug)]
+pub struct ResetConnection;
+
+/// Runs the accept loop until `shutdown` flips to `true`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let shared = shared.clone();
+                        async move {
+                            let resp = handle(shared, peer, req.map(Body::new)).await;
+                            if resp.extensions().get::<ResetConnection>().is_some() {
+                                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected connection reset"));
+                            }
+                            Ok::<_, std::io::Error>(resp)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The request pipeline: buffer, classify, apply knobs, dispatch, stamp, log.
+pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+    let request_id = super::crypto::guid();
+    let (parts, body) = req.into_parts();
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.host().map(str::to_owned))
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host.as_str(), |(h, _)| h).to_ascii_lowercase();
+    let body = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => axum::body::Bytes::new(),
+    };
+    let uri = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+    let query = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .unwrap_or_default();
+    let req = Req {
+        method: parts.method,
+        path: percent_decode(parts.uri.path()),
+        uri,
+        query,
+        headers: parts.headers,
+        body,
+        host: host.clone(),
+        peer: peer.ip(),
+    };
+    let kind = host_kind(&host);
+    let op = match &kind {
+        HostKind::Login => entra::operation(&req),
+        HostKind::Arm => arm::operation(&req),
+        HostKind::Vault(_) => keyvault::operation(&req),
+        HostKind::Local => admin::operation(&req),
+        HostKind::Unknown => "Unknown".to_owned(),
+    };
+    // Knobs: admin calls are never faulted or slowed, so tests can always repair the world.
+    let (fault, latency) = if op.starts_with("Admin_") {
+        (None, None)
+    } else {
+        let mut w = shared.world();
+        (w.knobs.take_fault(&op), w.knobs.latency_for(&op))
+    };
+    if let Some(delay) = latency {
+        tokio::time::sleep(delay).await;
+    }
+    let mut resp = match fault {
+        Some(Fault::ConnectionReset) => {
+            let mut r = empty_response(StatusCode::INTERNAL_SERVER_ERROR);
+            r.extensions_mut().insert(ResetConnection);
+            r
+        }
+        Some(Fault::Throttle { retry_after_secs }) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "The request is being throttled (injected fault).",
+        )
+        .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string())
+        .into_response(),
+        Some(Fault::ServerError { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            ApiError::new(status, "InternalServerError", "An injected server error occurred.").into_response()
+        }
+        Some(Fault::Slow { millis }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            dispatch(&shared, &kind, &req).await
+        }
+        None => dispatch(&shared, &kind, &req).await,
+    };
+    set_header(&mut resp, "x-ms-request-id", &request_id);
+    if matches!(kind, HostKind::Arm) {
+        set_header(&mut resp, "x-ms-correlation-request-id", &request_id);
+    }
+    let caller = resp.extensions().get::<Caller>().map(|c| c.oid.clone());
+    let mut w = shared.world();
+    let seq = w.log.len() as u64 + 1;
+    w.log.push(LoggedRequest {
+        seq,
+        operation: op.clone(),
+        method: req.method.to_string(),
+        host,
+        uri: req.uri.clone(),
+        status: resp.status().as_u16(),
+        caller,
+        request_id,
+    });
+    *w.counters.entry(op).or_insert(0) += 1;
+    resp
+}
+
+async fn dispatch(shared: &Arc<Shared>, kind: &HostKind, req: &Req) -> Response<Body> {
+    match kind {
+        HostKind::Login => entra::handle(shared, req),
+        HostKind::Arm => arm::handle(shared, req),
+        HostKind::Vault(vault) => keyvault::handle(shared, vault, req),
+        HostKind::Local => admin::handle(shared, req).await,
+        HostKind::Unknown => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownHost",
+            format!("The emulator serves no host named '{}'.", req.host),
+        )
+        .into_response(),
+    }
+}
+
+/// The authenticated caller, attached to responses for the request log.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Object id.
+    pub oid: String,
+    /// Application id.
+    pub appid: String,
+    /// Tenant id.
+    pub tid: String,
+}
+
+/// Claims of the access tokens the emulator issues.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AccessClaims {
+    /// Audience (resource).
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Object id.
+    pub oid: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Application id.
+    pub appid: String,
+    /// Subject.
+    pub sub: String,
+    /// Token version.
+    pub ver: String,
+    /// Identity type.
+    #[serde(default)]
+    pub idtyp: Option<String>,
+}
+
+/// Why a bearer token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a token the emulator signed.
+    Invalid,
+    /// Expired (emulator clock).
+    Expired,
+    /// Wrong audience.
+    WrongAudience,
+    /// Issued for another tenant.
+    WrongTenant,
+}
+
+/// Validates the bearer token of `req` for one of `audiences`.
+pub fn authenticate(shared: &Shared, req: &Req, audiences: &[&str], tenant: &str) -> Result<Caller, AuthFailure> {
+    let header = req.header("authorization").ok_or(AuthFailure::Missing)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(AuthFailure::Missing)?;
+    let claims: AccessClaims = shared.token_key.verify(token.trim()).map_err(|_| AuthFailure::Invalid)?;
+    let now = shared.world().now_unix();
+    if claims.exp <= now {
+        return Err(AuthFailure::Expired);
+    }
+    let aud = claims.aud.trim_end_matches('/');
+    if !audiences.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(aud)) {
+        return Err(AuthFailure::WrongAudience);
+    }
+    if !claims.tid.eq_ignore_ascii_case(tenant) {
+        return Err(AuthFailure::WrongTenant);
+    }
+    Ok(Caller {
+        oid: claims.oid,
+        appid: claims.appid,
+        tid: claims.tid,
+    })
+}
