@@ -14,6 +14,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::*;
 
+/// A change to the world made through the handle.
+type Change = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
+
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
@@ -298,9 +301,7 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
     let account_id = account_path("amssix");
     let uai_principal = emu.principal_id(&uai_id()).expect("uai principal");
 
-    type Breaker = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
-    type Fixer = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
-    let scenarios: Vec<(KeyAccessCause, Breaker, Fixer)> = vec![
+    let scenarios: Vec<(KeyAccessCause, Change, Change)> = vec![
         (KeyAccessCause::KeyDisabled, Box::new(|e| e.disable_key("ams-kv", "cmk", None).expect("ok")), Box::new(|e| e.enable_key("ams-kv", "cmk", None).expect("ok"))),
         (KeyAccessCause::KeyDeleted, Box::new(|e| e.delete_key("ams-kv", "cmk").expect("ok")), Box::new(|e| e.recover_key("ams-kv", "cmk").expect("ok"))),
         (KeyAccessCause::VaultDeleted, Box::new(|e| e.delete_vault("ams-kv").expect("ok")), Box::new(|e| e.recover_vault("ams-kv").expect("ok"))),
@@ -321,8 +322,8 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
         assert_eq!(get.status, StatusCode::OK, "GET still works in the inaccessible state");
         let list = arm.get(&format!("{RG}/providers/Microsoft.Media/mediaservices"), MEDIA_API).await;
         assert_eq!(list.status, StatusCode::OK);
-        let patch = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
-        assert_eq!((patch.status, patch.error_code()), (StatusCode::BAD_REQUEST, "CustomerKeyInaccessible"), "{cause:?}: {:?}", patch.body);
+        let refused = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
+        assert_eq!((refused.status, refused.error_code()), (StatusCode::BAD_REQUEST, "CustomerKeyInaccessible"), "{cause:?}: {:?}", refused.body);
         if cause == KeyAccessCause::PermissionDenied {
             // Restore through ARM, as an operator would.
             let oid = emu.principal_id(&uai_id()).expect("uai");
@@ -338,8 +339,8 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
         fixer(&emu);
         emu.recheck_key_access();
         assert_eq!(emu.key_access(&account_id).expect("known").cause, None, "recovered from {cause:?}");
-        let patch = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
-        assert_eq!(patch.status, StatusCode::ACCEPTED, "{cause:?}: {:?}", patch.body);
+        let accepted = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
+        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{cause:?}: {:?}", accepted.body);
     }
     // Expiry on the emulator clock.
     emu.admin(AdminCommand::ExpireKey { vault: "ams-kv".into(), key: "cmk".into(), version: None, at: Some(emu.now().timestamp() + 60) }).expect("ok");

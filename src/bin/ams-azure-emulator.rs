@@ -26,7 +26,7 @@ struct Args {
     /// Seconds between background customer-key access checks (0: only on demand).
     #[arg(long, default_value_t = 5)]
     key_check_interval_secs: u64,
-    /// Status polls a Media Services operation stays InProgress.
+    /// Status polls a Media Services operation stays `InProgress`.
     #[arg(long, default_value_t = 1)]
     lro_polls: u32,
     /// Role-assignment propagation delay for new principals, in seconds.

@@ -386,7 +386,7 @@ pub fn operation(req: &Req) -> String {
 }
 
 /// Handles a request to `localhost`.
-pub async fn handle(shared: &Shared, req: &Req) -> Response<Body> {
+pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
     if req.path == "/msi/token" && req.method == Method::GET {
         return entra::msi_token(shared, req);
     }

@@ -179,7 +179,7 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Response<Body> {
         Err(f) => return arm_auth_error(f).into_response(),
     };
     let op = operation(req);
-    let mut resp = match route(shared, req, &caller, op) {
+    let mut resp = match route(shared, req, &caller, &op) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -201,7 +201,7 @@ fn arm_auth_error(f: AuthFailure) -> ApiError {
     )
 }
 
-fn route(shared: &Shared, req: &Req, caller: &Caller, op: String) -> Result<Response<Body>, ApiError> {
+fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Response<Body>, ApiError> {
     let Some(path) = ArmPath::parse(&req.path) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "NoRegisteredProviderFound", format!("No provider is registered for the path '{}'.", req.path)));
     };
@@ -265,7 +265,7 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: String) -> Result<Resp
         caller: caller.clone(),
         path,
         req,
-        op: op.clone(),
+        op: op.to_owned(),
     };
     let result = match ctx.path.ns().as_str() {
         "microsoft.media" => media::route(&mut w, &ctx),
@@ -344,7 +344,7 @@ pub fn merge_patch(base: &mut Value, patch: &Value) {
     }
 }
 
-fn list_body(items: Vec<Value>) -> Value {
+fn list_body(items: &[Value]) -> Value {
     json!({ "value": items })
 }
 
@@ -429,13 +429,13 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
         ("roledefinitions", 1, &Method::GET) => {
             let filter = ctx.req.query("$filter").unwrap_or_default();
             let name = quoted_arg(filter, "roleName eq");
-            let items = w
+            let items: Vec<Value> = w
                 .roles
                 .iter()
                 .filter(|r| name.is_none_or(|n| r.name.eq_ignore_ascii_case(n)))
                 .map(|r| render_role(r, &scope))
                 .collect();
-            Ok(json_response(StatusCode::OK, &list_body(items)))
+            Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         ("roleassignments", 1, &Method::GET) => {
             authorize(w, &ctx.caller, &scope, "Microsoft.Authorization/roleAssignments/read")?;
@@ -453,7 +453,7 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
                 .filter(|ra| principal.is_none_or(|p| ra.principal_id.eq_ignore_ascii_case(p)))
                 .map(render_assignment)
                 .collect();
-            Ok(json_response(StatusCode::OK, &list_body(items)))
+            Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         ("roleassignments", 2, m) => {
             let name = ctx.path.rest[1].clone();
@@ -533,7 +533,7 @@ fn create_role_assignment(w: &mut World, ctx: &Ctx<'_>, scope: &str, name: &str,
     let ptype = principal_type.map_or_else(|| w.principal_type_of(principal), str::to_owned);
     let mut ra = w.insert_role_assignment(scope, name, &guid, principal, &ptype, props["description"].as_str().map(str::to_owned), &ctx.caller.oid);
     // Keep the caller's form of the role definition id, as Azure echoes it.
-    ra.role_definition_id = role_def.to_owned();
+    role_def.clone_into(&mut ra.role_definition_id);
     if let Some(c) = props["condition"].as_str() {
         ra.condition = Some(c.to_owned());
         ra.condition_version = props["conditionVersion"].as_str().map(str::to_owned);
@@ -571,19 +571,19 @@ fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
             require_rg(w, p)?;
             authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/vaults/read")?;
             let prefix = key_of(&format!("{}/providers/Microsoft.KeyVault/vaults/", p.scope));
-            let items = w.vaults.iter().filter(|(k, v)| k.starts_with(&prefix) && v.deleted_at.is_none()).map(|(_, v)| v.resource.clone()).collect();
-            Ok(json_response(StatusCode::OK, &list_body(items)))
+            let items: Vec<Value> = w.vaults.iter().filter(|(k, v)| k.starts_with(&prefix) && v.deleted_at.is_none()).map(|(_, v)| v.resource.clone()).collect();
+            Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         "Vaults_ListDeleted" => {
             authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/deletedVaults/read")?;
             let sub = p.subscription().unwrap_or_default().to_ascii_lowercase();
-            let items = w
+            let items: Vec<Value> = w
                 .vaults
                 .values()
                 .filter(|v| v.deleted_at.is_some() && ResourceId::parse(v.id()).is_some_and(|r| r.subscription.eq_ignore_ascii_case(&sub)))
                 .map(render_deleted_vault)
                 .collect();
-            Ok(json_response(StatusCode::OK, &list_body(items)))
+            Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         "Vaults_GetDeleted" | "Vaults_PurgeDeleted" => {
             authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/deletedVaults/read")?;
@@ -654,19 +654,18 @@ fn put_vault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         }
     }
     // Vault names are global (they are DNS names).
-    if existing.is_none() {
-        if let Some(other) = w.vaults.values().find(|v| v.name().eq_ignore_ascii_case(&name)) {
-            if other.deleted_at.is_some() {
-                if body["properties"]["createMode"].as_str() == Some("recover") && key_of(other.id()) == key_of(&id) {
-                    if let Some(v) = w.vaults.get_mut(&key_of(&id)) {
-                        v.deleted_at = None;
-                        return Ok(json_response(StatusCode::OK, &v.resource));
-                    }
-                }
-                return Err(ApiError::new(StatusCode::CONFLICT, "ConflictError", format!("A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Vault '{name}'.")));
-            }
+    if existing.is_none()
+        && let Some(other) = w.vaults.values().find(|v| v.name().eq_ignore_ascii_case(&name))
+    {
+        if other.deleted_at.is_none() {
             return Err(ApiError::new(StatusCode::CONFLICT, "VaultAlreadyExists", format!("The vault name '{name}' is already in use. Vault names are globally unique so it is possible that the name is already taken.")));
         }
+        let recover = body["properties"]["createMode"].as_str() == Some("recover") && key_of(other.id()) == key_of(&id);
+        if recover && let Some(v) = w.vaults.get_mut(&key_of(&id)) {
+            v.deleted_at = None;
+            return Ok(json_response(StatusCode::OK, &v.resource));
+        }
+        return Err(ApiError::new(StatusCode::CONFLICT, "ConflictError", format!("A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Vault '{name}'.")));
     }
     let mut resource = match (&existing, patch) {
         (Some(v), true) => {

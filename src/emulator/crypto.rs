@@ -1,7 +1,7 @@
 //! Key material and token signing for the emulator, all on aws-lc-rs.
 //!
 //! Real RSA (2048/3072/4096) and EC (P-256, P-256K, P-384, P-521) keys for the Key Vault data
-//! plane, RSA-OAEP / RSA-OAEP-256 / RSA1_5 wrap and unwrap, and the RS256 signing keys behind the
+//! plane, `RSA-OAEP` / `RSA-OAEP-256` / `RSA1_5` wrap and unwrap, and the RS256 signing keys behind the
 //! Entra access tokens and the emulator's own OIDC issuer (for "projected service account
 //! tokens"). It does not decide who may use a key: that is `keyvault` and `authz`.
 
@@ -226,7 +226,15 @@ pub fn random_hex32() -> String {
     if aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).is_err() {
         return "0".repeat(32);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A random (version 4) GUID in its usual lower-case form.
@@ -237,7 +245,7 @@ pub fn guid() -> String {
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = hex(&b);
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 

@@ -148,6 +148,8 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
     }
 }
 
+// NB: one function keeps the order of Entra's checks readable top to bottom.
+#[allow(clippy::too_many_lines)]
 fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let v2 = segments.len() == 4 && segments[1] == "oauth2" && segments[2] == "v2.0" && segments[3] == "token";
@@ -302,9 +304,8 @@ pub fn msi_token(shared: &Shared, req: &Req) -> Response<Body> {
     let fail = |status: StatusCode, message: &str| {
         json_response(status, &json!({"statusCode": status.as_u16(), "message": message, "correlationId": super::crypto::guid()}))
     };
-    let (expected_header, default_oid) = match shared.world().msi.clone() {
-        Some(m) => m,
-        None => return fail(StatusCode::NOT_FOUND, "No managed identity endpoint is configured in the emulator seed."),
+    let Some((expected_header, default_oid)) = shared.world().msi.clone() else {
+        return fail(StatusCode::NOT_FOUND, "No managed identity endpoint is configured in the emulator seed.");
     };
     if req.header("x-identity-header") != Some(expected_header.as_str()) {
         return fail(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");

@@ -137,6 +137,8 @@ fn refuse_if_inaccessible(a: &MediaAccount) -> Result<(), ApiError> {
     }
 }
 
+// NB: one function keeps the order of the service's checks readable top to bottom.
+#[allow(clippy::too_many_lines)]
 fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     let id = account_id(ctx);
@@ -195,7 +197,7 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     }
     // The system principal survives updates; a new one is issued only when it is turned on.
     let system_principal = if wants_system {
-        Some(existing.as_ref().and_then(|a| a.system_principal.clone()).unwrap_or_else(|| super::crypto::guid()))
+        Some(existing.as_ref().and_then(|a| a.system_principal.clone()).unwrap_or_else(super::crypto::guid))
     } else {
         None
     };
@@ -225,11 +227,11 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let managed_auth = resource["properties"]["storageAuthentication"].as_str() == Some("ManagedIdentity");
     for sa in &storage {
         let sa_id = sa["id"].as_str().unwrap_or_default();
-        let sa_rid = ResourceId::parse(sa_id).filter(|r| r.is("Microsoft.Storage", "storageAccounts")).ok_or_else(|| bad(format!("'{sa_id}' is not a storage account resource id.")))?;
-        if !sa_rid.subscription.eq_ignore_ascii_case(&rid.subscription) {
+        let storage_rid = ResourceId::parse(sa_id).filter(|r| r.is("Microsoft.Storage", "storageAccounts")).ok_or_else(|| bad(format!("'{sa_id}' is not a storage account resource id.")))?;
+        if !storage_rid.subscription.eq_ignore_ascii_case(&rid.subscription) {
             return Err(bad(format!(
                 "The storage account '{sa_id}' is in subscription '{}', but a Media Services account can only use storage accounts in its own subscription '{}'.",
-                sa_rid.subscription, rid.subscription
+                storage_rid.subscription, rid.subscription
             )));
         }
         let Some(sa_res) = w.storage.get(&key_of(sa_id)) else {
@@ -306,7 +308,7 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let media_service_id = existing
         .as_ref()
         .and_then(|a| a.resource["properties"]["mediaServiceId"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| super::crypto::guid());
+        .unwrap_or_else(super::crypto::guid);
     resource["properties"]["mediaServiceId"] = json!(media_service_id);
     let polls = w.knobs.lro_polls;
     let account = MediaAccount {

@@ -356,6 +356,8 @@ impl Emulator {
     }
 
     /// Re-checks every account's customer-key access now; returns the accounts that changed.
+    // NB: callers often run it only for its effect; the returned changes are optional detail.
+    #[allow(clippy::must_use_candidate)]
     pub fn recheck_key_access(&self) -> Vec<(String, KeyAccess)> {
         self.shared.world().recheck_all_key_access()
     }

@@ -278,7 +278,7 @@ pub fn generate_certs() -> Result<Certs, String> {
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
-        .map_err(|e| e.to_string())?;
+        .map_err(ToString::to_string)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -423,9 +423,9 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         }
         Some(Fault::Slow { millis }) => {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-            dispatch(&shared, &kind, &req).await
+            dispatch(&shared, &kind, &req)
         }
-        None => dispatch(&shared, &kind, &req).await,
+        None => dispatch(&shared, &kind, &req),
     };
     set_header(&mut resp, "x-ms-request-id", &request_id);
     if matches!(kind, HostKind::Arm) {
@@ -448,12 +448,12 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     resp
 }
 
-async fn dispatch(shared: &Arc<Shared>, kind: &HostKind, req: &Req) -> Response<Body> {
+fn dispatch(shared: &Arc<Shared>, kind: &HostKind, req: &Req) -> Response<Body> {
     match kind {
         HostKind::Login => entra::handle(shared, req),
         HostKind::Arm => arm::handle(shared, req),
         HostKind::Vault(vault) => keyvault::handle(shared, vault, req),
-        HostKind::Local => admin::handle(shared, req).await,
+        HostKind::Local => admin::handle(shared, req),
         HostKind::Unknown => ApiError::new(
             StatusCode::NOT_FOUND,
             "UnknownHost",

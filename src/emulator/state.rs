@@ -174,7 +174,6 @@ pub struct KeyVersion {
 
 impl KeyVersion {
     /// Whether the version may be used at `now`: enabled, after `nbf`, before `exp`.
-    #[must_use]
     pub fn usable_at(&self, now: i64) -> Result<(), KeyAccessCause> {
         if !self.enabled {
             return Err(KeyAccessCause::KeyDisabled);
@@ -468,6 +467,8 @@ impl World {
     }
 
     /// Builds a world from a seed: issues principals, generates keys, checks references.
+    // NB: seeding follows the dependency order of the world; splitting it hides that order.
+    #[allow(clippy::too_many_lines)]
     pub fn from_seed(seed: &Seed, knobs: Knobs) -> Result<Self, SeedError> {
         let tenant_id = seed.tenant_id.clone().unwrap_or_else(|| DEFAULT_TENANT_ID.into());
         let oidc_issuer = seed.oidc_issuer.clone().unwrap_or_else(|| DEFAULT_OIDC_ISSUER.into());
@@ -1012,13 +1013,12 @@ impl World {
             }
             None => {
                 // The latest enabled version; report the latest's own problem when none is.
-                match key.versions.iter().rev().find(|v| v.usable_at(now).is_ok()) {
-                    Some(v) => v,
-                    None => {
-                        let latest = key.latest().ok_or(KeyAccessCause::KeyNotFound)?;
-                        latest.usable_at(now)?;
-                        latest
-                    }
+                if let Some(v) = key.versions.iter().rev().find(|v| v.usable_at(now).is_ok()) {
+                    v
+                } else {
+                    let latest = key.latest().ok_or(KeyAccessCause::KeyNotFound)?;
+                    latest.usable_at(now)?;
+                    latest
                 }
             }
         };
