@@ -268,7 +268,9 @@ impl ArmClient {
         resource: &str,
         body: &[u8],
     ) -> Result<T, AzureError> {
-        serde_json::from_slice(body).map_err(|e| AzureError::Decode {
+        // The error names the JSON path of the offending field, so a contract break is findable.
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| AzureError::Decode {
             operation,
             resource: resource.to_owned(),
             source: Box::new(e),

@@ -81,8 +81,9 @@ pub struct ResourceIdentity {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountEncryption {
-    /// `SystemKey` / `CustomerKey`.
-    #[serde(rename = "type")]
+    /// `SystemKey` / `CustomerKey`. Required by the spec; read as `SystemKey` (ARM's default)
+    /// when an answer omits it.
+    #[serde(rename = "type", default = "system_key")]
     pub key_type: String,
     /// Key Vault key, for `CustomerKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +94,10 @@ pub struct AccountEncryption {
     /// Encryption status (read-only).
     #[serde(default, skip_serializing)]
     pub status: Option<String>,
+}
+
+fn system_key() -> String {
+    "SystemKey".to_owned()
 }
 
 /// `KeyVaultProperties` of a Media Services account.
