@@ -22,7 +22,9 @@ use ams_security_operator::azure::{
     AzureApi, AzureClients, AzureCloud, AzureConfig, ErrorClass, PollOutcome, ResourceId, Started,
     new_role_assignment_name,
 };
-use ams_security_operator::emulator::{Emulator, EmulatorConfig, Fault, FaultRule, Seed, SeedKey};
+use ams_security_operator::emulator::{
+    Emulator, EmulatorConfig, Fault, FaultRule, Seed, SeedKey, ThrottleLimits,
+};
 
 const WORLD: &str = include_str!("azure/world.yaml");
 const SUB: &str = "0000a001-0000-0000-0000-000000000001";
@@ -835,4 +837,30 @@ async fn slow_answers_time_out_within_the_budget() {
     assert_eq!(err.reason(), "AzureTimeout", "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
     emu.clear_faults();
+}
+
+/// The client-side limiter reads `x-ms-ratelimit-remaining-subscription-reads` and slows down
+/// before ARM's bucket is empty: a burst twice the size of ARM's bucket gets no 429.
+#[tokio::test]
+async fn rate_limiter_adapts_to_remaining_headers_and_avoids_429() {
+    let config = EmulatorConfig {
+        key_check_interval: None,
+        throttle: Some(ThrottleLimits {
+            read_bucket: 40,
+            read_refill_per_sec: 5,
+            ..ThrottleLimits::default()
+        }),
+        ..EmulatorConfig::with_seed(seed())
+    };
+    let emu = Emulator::start(config).await.expect("emulator starts");
+    let clients = clients(&emu, RetryBudget::default(), None);
+    let api = clients.api(&operator(&emu)).expect("client");
+    for i in 0..80 {
+        if let Err(e) = api.get_media_account(&account()).await {
+            panic!("call {i} failed: {e:?}");
+        }
+    }
+    let throttled = emu.request_log().iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 0, "the emulator had to throttle us");
+    assert_eq!(emu.call_count("Mediaservices_Get"), 80);
 }

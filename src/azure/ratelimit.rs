@@ -201,17 +201,15 @@ impl RateLimiter {
     }
 
     /// Adapt to what ARM reports is left in the subscription's shared bucket: never hold more
-    /// tokens than half of what remains, and none below the low watermark.
+    /// tokens than half of what remains above the low watermark. Below the watermark the
+    /// bucket goes into debt (down to minus its capacity), so the next request waits for the
+    /// refill to repay it: the closer ARM is to empty, the slower we go.
     pub fn observe_remaining(&self, subscription: &str, kind: RequestKind, remaining: u64) {
         let low = self.config.low_watermark;
         self.with_bucket(subscription, kind, |b| {
             #[allow(clippy::cast_precision_loss)] // header values are far below 2^52
-            let allowed = if remaining <= low {
-                0.0
-            } else {
-                (remaining - low) as f64 / 2.0
-            };
-            b.tokens = b.tokens.min(allowed);
+            let allowed = (remaining as f64 - low as f64) / 2.0;
+            b.tokens = b.tokens.min(allowed).max(-b.config.capacity);
         });
     }
 
@@ -341,13 +339,20 @@ mod tests {
         rl.observe_headers("s", RequestKind::Read, |name| {
             (name == "x-ms-ratelimit-remaining-subscription-global-reads").then_some("4")
         });
-        assert!(rl.available("s", RequestKind::Read) < 1e-9);
+        // 4 remaining is below the watermark of 10: a debt of 3 tokens.
+        assert!((rl.available("s", RequestKind::Read) + 3.0).abs() < 1e-9);
+        assert_eq!(
+            rl.try_acquire("s", RequestKind::Read),
+            Err(Duration::from_millis(400)),
+            "repaying 3 tokens and taking 1 at 10/s"
+        );
+        tokio::time::advance(Duration::from_millis(300)).await;
         assert!(rl.try_acquire("s", RequestKind::Read).is_err());
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(
-            rl.try_acquire("s", RequestKind::Read).is_ok(),
-            "refill at 10/s gives one token in 100 ms"
-        );
+        assert!(rl.try_acquire("s", RequestKind::Read).is_ok());
+        // The debt is bounded by the capacity.
+        rl.observe_headers("s", RequestKind::Read, |_| Some("0"));
+        assert!(rl.available("s", RequestKind::Read) >= -100.0);
         // A high remaining count never adds tokens.
         rl.observe_headers("s", RequestKind::Read, |_| Some("12000"));
         assert!(rl.available("s", RequestKind::Read) < 1.0);
