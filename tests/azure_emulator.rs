@@ -213,7 +213,7 @@ async fn workload_identity_with_an_unfederated_subject_is_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Managed identity over the App Service protocol. azure_identity reads `IDENTITY_ENDPOINT`
+/// Managed identity over the App Service protocol. `azure_identity` reads `IDENTITY_ENDPOINT`
 /// and `IDENTITY_HEADER` from the process environment only, so this runs in a child process.
 #[tokio::test]
 async fn managed_identity_gets_a_token_from_the_identity_endpoint() {
@@ -404,7 +404,7 @@ async fn reads_the_resources_the_reconciler_observes() {
     );
 }
 
-/// PATCH of a media account is long-running: it parks, polls InProgress, then Succeeded with
+/// PATCH of a media account is long-running: it parks, polls `InProgress`, then `Succeeded` with
 /// the final resource.
 #[tokio::test]
 async fn media_account_update_is_a_pending_operation_polled_to_completion() {
