@@ -405,6 +405,8 @@ pub struct AzureConfig {
     pub budget: RetryBudget,
     /// Whole-call timeout (default 15 s).
     pub call_timeout: Option<Duration>,
+    /// Longest wait for a client-side rate-limit token (default 1 s).
+    pub rate_limit_max_wait: Option<Duration>,
     /// Per-subscription rate limit.
     pub rate_limit: RateLimitConfig,
 }
@@ -440,7 +442,9 @@ impl AzureClients {
             transport: transport.clone(),
             budget: config.budget,
             call_timeout: config.call_timeout.unwrap_or(defaults.call_timeout),
-            rate_limit_max_wait: defaults.rate_limit_max_wait,
+            rate_limit_max_wait: config
+                .rate_limit_max_wait
+                .unwrap_or(defaults.rate_limit_max_wait),
             limiter: Arc::new(RateLimiter::new(config.rate_limit)),
             metrics: Arc::new(AzureMetrics::default()),
         };

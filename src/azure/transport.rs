@@ -21,6 +21,40 @@ pub struct HostOverride {
     pub addr: SocketAddr,
 }
 
+impl std::str::FromStr for HostOverride {
+    type Err = String;
+
+    /// `host=ip:port` or `*.suffix=ip:port`, as given on the command line.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (pattern, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("failed to parse host override {s:?}: expected HOST=IP:PORT"))?;
+        let pattern = pattern.trim();
+        let valid = !pattern.is_empty()
+            && pattern
+                .strip_prefix("*.")
+                .unwrap_or(pattern)
+                .split('.')
+                .all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+        if !valid {
+            return Err(format!(
+                "failed to parse host override {s:?}: {pattern:?} is not a host name or *.suffix"
+            ));
+        }
+        let addr = addr
+            .trim()
+            .parse()
+            .map_err(|e| format!("failed to parse host override {s:?}: {e}"))?;
+        Ok(Self {
+            pattern: pattern.to_ascii_lowercase(),
+            addr,
+        })
+    }
+}
+
 impl HostOverride {
     fn matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
@@ -178,6 +212,21 @@ mod tests {
         );
         assert!(!wild.matches("myvault.vault.azure.net.evil.com"));
         assert!(!wild.matches("myvaultvault.azure.net"));
+    }
+
+    #[test]
+    fn overrides_parse_from_flags() {
+        let o: HostOverride = "*.vault.azure.net=127.0.0.1:8443".parse().expect("valid");
+        assert_eq!(o.pattern, "*.vault.azure.net");
+        assert_eq!(o.addr, "127.0.0.1:8443".parse().expect("addr"));
+        assert!("management.azure.com".parse::<HostOverride>().is_err());
+        assert!(
+            "management.azure.com=localhost"
+                .parse::<HostOverride>()
+                .is_err()
+        );
+        assert!("*.=127.0.0.1:1".parse::<HostOverride>().is_err());
+        assert!("bad host=127.0.0.1:1".parse::<HostOverride>().is_err());
     }
 
     #[test]
