@@ -270,7 +270,7 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
         AdminCommand::RemoveAccessPolicy { vault, object_id } => {
             let oid = w.resolve_principal(&object_id).unwrap_or(object_id);
             let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
-            let policies = v.resource["properties"]["accessPolicies"].as_array_mut().ok_or("vault has no access policies")?;
+            let policies = v.resource.pointer_mut("/properties/accessPolicies").and_then(Value::as_array_mut).ok_or("vault has no access policies")?;
             let before = policies.len();
             policies.retain(|p| !p["objectId"].as_str().is_some_and(|o| o.eq_ignore_ascii_case(&oid)));
             Ok(json!({"removed": before - policies.len()}))

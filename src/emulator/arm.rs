@@ -380,7 +380,7 @@ fn render_assignment(ra: &super::state::RoleAssignment) -> Value {
     })
 }
 
-fn render_role(role: &super::roles::BuiltInRole, scope: &str) -> Value {
+fn render_role(role: &super::roles::RoleDefinition, scope: &str) -> Value {
     let sub = scope.trim_matches('/').split('/').nth(1).filter(|_| scope.to_ascii_lowercase().starts_with("/subscriptions/"));
     let id = match sub {
         Some(s) => format!("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{}", role.id),
@@ -392,7 +392,7 @@ fn render_role(role: &super::roles::BuiltInRole, scope: &str) -> Value {
         "type": "Microsoft.Authorization/roleDefinitions",
         "properties": {
             "roleName": role.name,
-            "type": "BuiltInRole",
+            "type": role.role_type,
             "description": role.description,
             "assignableScopes": ["/"],
             "permissions": [{

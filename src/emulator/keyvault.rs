@@ -34,10 +34,10 @@ pub fn operation(req: &Req) -> String {
         ("keys", 2 | 3, &Method::PATCH) => "UpdateKey",
         ("keys", 2, &Method::DELETE) => "DeleteKey",
         ("keys", 3 | 4, &Method::POST) => match last.as_str() {
-            "wrapkey" => "WrapKey",
-            "unwrapkey" => "UnwrapKey",
-            "encrypt" => "Encrypt",
-            "decrypt" => "Decrypt",
+            "wrapkey" => "wrapKey",
+            "unwrapkey" => "unwrapKey",
+            "encrypt" => "encrypt",
+            "decrypt" => "decrypt",
             _ => "KeyVault_Unknown",
         },
         ("deletedkeys", 1, &Method::GET) => "GetDeletedKeys",
@@ -215,7 +215,12 @@ fn page(req: &Req, v: &Vault, path: &str, items: Vec<Value>) -> Value {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("emulator-offset:{next}"));
         format!("{}:443{path}?api-version={API_VERSION}&$skiptoken={token}&maxresults={max}", base_url(v))
     });
-    json!({"value": value, "nextLink": next_link})
+    // NB: the last page omits `nextLink`; the 7.5 schema types it as a string, not nullable.
+    let mut page = json!({"value": value});
+    if let Some(link) = next_link {
+        page["nextLink"] = json!(link);
+    }
+    page
 }
 
 // NB: one dispatch function mirrors the operation table of the keys API.
@@ -398,11 +403,11 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
             }
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
-        "WrapKey" | "UnwrapKey" | "Encrypt" | "Decrypt" => {
+        "wrapKey" | "unwrapKey" | "encrypt" | "decrypt" => {
             let kop = match op.as_str() {
-                "WrapKey" => KvOp::WrapKey,
-                "UnwrapKey" => KvOp::UnwrapKey,
-                "Encrypt" => KvOp::Encrypt,
+                "wrapKey" => KvOp::WrapKey,
+                "unwrapKey" => KvOp::UnwrapKey,
+                "encrypt" => KvOp::Encrypt,
                 _ => KvOp::Decrypt,
             };
             authorize(w, &vault, caller, kop, Some(&name), req)?;

@@ -2,7 +2,7 @@
 //!
 //! The knobs are data held in the world; `server` applies them to each request before it is
 //! handled. Operation names are the swagger operationIds the request log uses (for example
-//! `Mediaservices_Get`, `RoleAssignments_Create`, `GetKey`, `WrapKey`, `Token`), and a rule's
+//! `Mediaservices_Get`, `RoleAssignments_Create`, `GetKey`, `wrapKey`, `Token`), and a rule's
 //! `operation` may end in `*` to match a prefix.
 
 use std::collections::BTreeMap;

@@ -36,7 +36,8 @@ pub fn render(w: &World, a: &MediaAccount) -> Value {
         body["identity"]["principalId"] = json!(sys);
         body["identity"]["tenantId"] = json!(w.tenant_id);
     }
-    if let Some(map) = body["identity"]["userAssignedIdentities"].as_object_mut() {
+    // NB: `pointer_mut`, not `[]`, which would insert nulls for absent fields.
+    if let Some(map) = body.pointer_mut("/identity/userAssignedIdentities").and_then(Value::as_object_mut) {
         for (uai, v) in map.iter_mut() {
             if let Some(ident) = w.identities.get(&key_of(uai)) {
                 *v = json!({
@@ -413,23 +414,24 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", format!("The operation '{op_id}' was not found."))
     })?;
     let status_call = ctx.op == "MediaServicesOperationStatuses_Get";
+    // Each status poll while `polls_left > 0` answers `InProgress` and uses one up; the first
+    // poll (of either kind) after that completes the operation.
     let running = op.polls_left > 0;
     if running && status_call {
         op.polls_left -= 1;
     }
-    let finished_now = running && op.polls_left == 0;
-    if finished_now {
+    if !running && op.end.is_none() {
         op.end = Some(now);
     }
     let op = op.clone();
-    if finished_now && let Some(a) = w.media.get_mut(&key_of(&op.resource_id)) {
+    if !running && let Some(a) = w.media.get_mut(&key_of(&op.resource_id)) {
         a.provisioning_state = if op.error.is_some() { "Failed".into() } else { "Succeeded".into() };
     }
     if status_call {
         let mut body = json!({
             "id": format!("/subscriptions/{}/providers/Microsoft.Media/locations/{}/mediaServicesOperationStatuses/{}", op.subscription, op.location, op.id),
             "name": op.id,
-            "status": if running && !finished_now { "InProgress" } else if op.error.is_some() { "Failed" } else { "Succeeded" },
+            "status": if running { "InProgress" } else if op.error.is_some() { "Failed" } else { "Succeeded" },
             "startTime": op.start.to_rfc3339(),
         });
         if let Some(end) = op.end {
@@ -440,7 +442,7 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         }
         return Ok(json_response(StatusCode::OK, &body));
     }
-    if op.polls_left > 0 {
+    if running {
         let mut resp = empty_response(StatusCode::ACCEPTED);
         set_header(&mut resp, "retry-after", "1");
         return Ok(resp);

@@ -44,6 +44,7 @@ pub use roles::{
 pub use seed::{
     DEFAULT_ASSERTION_AUDIENCE, DEFAULT_OIDC_ISSUER, DEFAULT_TENANT_ID, Seed, SeedFederatedCredential,
     SeedIdentity, SeedKey, SeedManagedIdentity, SeedResource, SeedResourceGroup, SeedRoleAssignment,
+    SeedRoleDefinition,
     SeedServicePrincipal, SeedSubscription, SeedVault,
 };
 pub use server::SERVER_NAMES;

@@ -1,26 +1,33 @@
-//! The built-in Azure role definitions the emulator knows, with their well-known GUIDs.
+//! The role definitions the emulator knows: Azure's built-in roles with their well-known GUIDs,
+//! plus any custom roles a seed declares.
 //!
-//! Permissions are those Azure publishes for each role, reduced to the providers the emulator
-//! serves (actions of unrelated providers, such as Event Grid's in the Key Vault crypto role,
-//! are kept where they are harmless). Custom role definitions are not supported.
+//! Built-in permissions are those Azure publishes for each role, reduced to the providers the
+//! emulator serves (actions of unrelated providers, such as Event Grid's in the Key Vault crypto
+//! role, are kept where they are harmless). Role definitions cannot be created over ARM.
 
-/// A built-in role definition.
+/// A role definition.
 #[derive(Clone, Debug)]
-pub struct BuiltInRole {
+pub struct RoleDefinition {
     /// The role definition GUID.
-    pub id: &'static str,
+    pub id: String,
     /// The role name.
-    pub name: &'static str,
+    pub name: String,
     /// Description.
-    pub description: &'static str,
+    pub description: String,
+    /// `BuiltInRole` or `CustomRole`.
+    pub role_type: &'static str,
     /// Control-plane actions.
-    pub actions: Vec<&'static str>,
+    pub actions: Vec<String>,
     /// Excluded control-plane actions.
-    pub not_actions: Vec<&'static str>,
+    pub not_actions: Vec<String>,
     /// Data-plane actions.
-    pub data_actions: Vec<&'static str>,
+    pub data_actions: Vec<String>,
     /// Excluded data-plane actions.
-    pub not_data_actions: Vec<&'static str>,
+    pub not_data_actions: Vec<String>,
+}
+
+fn owned(v: Vec<&'static str>) -> Vec<String> {
+    v.into_iter().map(str::to_owned).collect()
 }
 
 /// Owner.
@@ -66,19 +73,20 @@ fn role(
     actions: Vec<&'static str>,
     not_actions: Vec<&'static str>,
     data_actions: Vec<&'static str>,
-) -> BuiltInRole {
-    BuiltInRole {
-        id,
-        name,
-        description,
-        actions,
-        not_actions,
-        data_actions,
+) -> RoleDefinition {
+    RoleDefinition {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        description: description.to_owned(),
+        role_type: "BuiltInRole",
+        actions: owned(actions),
+        not_actions: owned(not_actions),
+        data_actions: owned(data_actions),
         not_data_actions: Vec::new(),
     }
 }
 
-fn media_role(id: &'static str, name: &'static str, description: &'static str, extra: &[&'static str]) -> BuiltInRole {
+fn media_role(id: &'static str, name: &'static str, description: &'static str, extra: &[&'static str]) -> RoleDefinition {
     let mut actions: Vec<&'static str> = COMMON_READ.to_vec();
     actions.extend(["Microsoft.Insights/metrics/read", "Microsoft.Insights/metricDefinitions/read"]);
     actions.push("Microsoft.Media/mediaservices/*/read");
@@ -88,7 +96,7 @@ fn media_role(id: &'static str, name: &'static str, description: &'static str, e
 
 /// All built-in roles the emulator serves.
 #[must_use]
-pub fn builtin_roles() -> Vec<BuiltInRole> {
+pub fn builtin_roles() -> Vec<RoleDefinition> {
     vec![
         role(OWNER, "Owner", "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.", vec!["*"], vec![], vec![]),
         role(

@@ -44,6 +44,9 @@ pub struct Seed {
     /// `Microsoft.Media/mediaservices`.
     #[serde(default)]
     pub media_accounts: Vec<SeedResource>,
+    /// Custom role definitions (built-in roles are always present).
+    #[serde(default)]
+    pub role_definitions: Vec<SeedRoleDefinition>,
     /// Role assignments present at start.
     #[serde(default)]
     pub role_assignments: Vec<SeedRoleAssignment>,
@@ -190,9 +193,37 @@ pub struct SeedKey {
     /// EC curve (default `P-256`).
     #[serde(default)]
     pub crv: Option<String>,
-    /// How many versions to create (default 1).
+    /// How many versions to create (default 1, or as many as `versionIds`).
     #[serde(default)]
     pub versions: Option<u32>,
+    /// Fixed version ids for the first versions, oldest first (32 hex characters each).
+    #[serde(default)]
+    pub version_ids: Vec<String>,
+}
+
+/// A custom role definition.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedRoleDefinition {
+    /// The role definition GUID.
+    pub id: String,
+    /// The role name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Control-plane actions.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Excluded control-plane actions.
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    /// Data-plane actions.
+    #[serde(default)]
+    pub data_actions: Vec<String>,
+    /// Excluded data-plane actions.
+    #[serde(default)]
+    pub not_data_actions: Vec<String>,
 }
 
 /// A role assignment at start.

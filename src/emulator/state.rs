@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::crypto::{CryptoError, KeyMaterial, random_hex32};
 use super::knobs::Knobs;
-use super::roles::{BuiltInRole, builtin_roles};
+use super::roles::{RoleDefinition, builtin_roles};
 use super::seed::{DEFAULT_ASSERTION_AUDIENCE, DEFAULT_OIDC_ISSUER, DEFAULT_TENANT_ID, Seed};
 
 /// Lower-cases an id for use as a map key (ARM ids are case-insensitive).
@@ -425,7 +425,7 @@ pub struct World {
     /// Role assignments (lower id → assignment).
     pub role_assignments: BTreeMap<String, RoleAssignment>,
     /// Built-in role definitions.
-    pub roles: Vec<BuiltInRole>,
+    pub roles: Vec<RoleDefinition>,
     /// Media async operations (lower id → op).
     pub operations: BTreeMap<String, AsyncOperation>,
     /// The managed-identity endpoint: header secret and default principal.
@@ -506,6 +506,18 @@ impl World {
                 );
             }
         }
+        for r in &seed.role_definitions {
+            w.roles.push(RoleDefinition {
+                id: r.id.to_ascii_lowercase(),
+                name: r.name.clone(),
+                description: r.description.clone().unwrap_or_default(),
+                role_type: "CustomRole",
+                actions: r.actions.clone(),
+                not_actions: r.not_actions.clone(),
+                data_actions: r.data_actions.clone(),
+                not_data_actions: r.not_data_actions.clone(),
+            });
+        }
         for sp in &seed.service_principals {
             let object_id = sp.object_id.clone().unwrap_or_else(guid);
             let principal = Principal {
@@ -585,7 +597,8 @@ impl World {
             let vault_key = key_of(&v.id);
             for k in &v.keys {
                 let kty = k.kty.clone().unwrap_or_else(|| "RSA".into());
-                for _ in 0..k.versions.unwrap_or(1).max(1) {
+                let count = k.versions.unwrap_or(1).max(1) as usize;
+                for i in 0..count.max(k.version_ids.len()) {
                     let material = if kty.starts_with("EC") {
                         KeyMaterial::generate_ec(k.crv.as_deref().unwrap_or("P-256"))?
                     } else {
@@ -596,7 +609,14 @@ impl World {
                         .vaults
                         .get_mut(&vault_key)
                         .ok_or_else(|| SeedError::Invalid("vault vanished".into()))?;
-                    add_key_version(vault, &k.name, &kty, material, None, now);
+                    let created = add_key_version(vault, &k.name, &kty, material, None, now);
+                    if let Some(id) = k.version_ids.get(i)
+                        && let Some(key) = vault.keys.get_mut(&k.name.to_ascii_lowercase())
+                        && let Some(last) = key.versions.last_mut()
+                    {
+                        debug_assert_eq!(last.version, created.version);
+                        last.version.clone_from(id);
+                    }
                 }
             }
         }
@@ -626,7 +646,7 @@ impl World {
                 .role_by_name_or_guid(&ra.role)
                 .ok_or_else(|| SeedError::Invalid(format!("unknown role {}", ra.role)))?
                 .id
-                .to_owned();
+                .clone();
             let scope = format!("/{}", ra.scope.trim_matches('/'));
             let name = ra.name.clone().unwrap_or_else(guid);
             let ptype = w.principal_type_of(&principal);
@@ -853,7 +873,7 @@ impl World {
 
     /// A role definition by display name or GUID.
     #[must_use]
-    pub fn role_by_name_or_guid(&self, r: &str) -> Option<&BuiltInRole> {
+    pub fn role_by_name_or_guid(&self, r: &str) -> Option<&RoleDefinition> {
         let guid = r.rsplit('/').next().unwrap_or(r);
         self.roles
             .iter()
@@ -913,7 +933,7 @@ impl World {
             .any(|r| permits(&r.data_actions, &r.not_data_actions, action))
     }
 
-    fn roles_at<'a>(&'a self, oid: &'a str, scope: &'a str) -> impl Iterator<Item = &'a BuiltInRole> + 'a {
+    fn roles_at<'a>(&'a self, oid: &'a str, scope: &'a str) -> impl Iterator<Item = &'a RoleDefinition> + 'a {
         self.role_assignments
             .values()
             .filter(move |ra| ra.principal_id.eq_ignore_ascii_case(oid) && scope_covers(&ra.scope, scope))
@@ -1299,8 +1319,8 @@ pub fn scope_covers(assigned: &str, target: &str) -> bool {
 
 /// Whether `allowed` minus `denied` grants `action` (ARM wildcard semantics, case-insensitive).
 #[must_use]
-pub fn permits(allowed: &[&str], denied: &[&str], action: &str) -> bool {
-    allowed.iter().any(|p| wildcard(p, action)) && !denied.iter().any(|p| wildcard(p, action))
+pub fn permits<S: AsRef<str>>(allowed: &[S], denied: &[S], action: &str) -> bool {
+    allowed.iter().any(|p| wildcard(p.as_ref(), action)) && !denied.iter().any(|p| wildcard(p.as_ref(), action))
 }
 
 fn wildcard(pattern: &str, text: &str) -> bool {
@@ -1340,10 +1360,10 @@ pub fn normalise_media_body(id: &str, name: &str, mut body: Value) -> Value {
         props.remove("mediaServiceId");
         props.remove("privateEndpointConnections");
     }
-    if let Some(kvp) = body["properties"]["encryption"]["keyVaultProperties"].as_object_mut() {
+    if let Some(kvp) = body.pointer_mut("/properties/encryption/keyVaultProperties").and_then(Value::as_object_mut) {
         kvp.remove("currentKeyIdentifier");
     }
-    if let Some(ident) = body["identity"].as_object_mut() {
+    if let Some(ident) = body.pointer_mut("/identity").and_then(Value::as_object_mut) {
         ident.remove("principalId");
         ident.remove("tenantId");
     }
