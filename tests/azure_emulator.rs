@@ -864,3 +864,96 @@ async fn rate_limiter_adapts_to_remaining_headers_and_avoids_429() {
     assert_eq!(throttled, 0, "the emulator had to throttle us");
     assert_eq!(emu.call_count("Mediaservices_Get"), 80);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Classification of the answers the reconciler acts on
+
+/// A principal without a role is forbidden: the user must grant it, retrying will not help.
+#[tokio::test]
+async fn missing_permission_is_user_action_required() {
+    let emu = start(seed()).await;
+    let clients = clients(&emu, RetryBudget::default(), None);
+    let sp = emu.service_principal("outsider").expect("seeded");
+    let source = CredentialSource::ClientSecret {
+        tenant_id: emu.tenant_id(),
+        client_id: sp.client_id,
+        secret: azure_core::credentials::Secret::new(sp.secret.expect("secret")),
+    };
+    let api = clients.api(&source).expect("client");
+    let err = api
+        .get_media_account(&account())
+        .await
+        .expect_err("forbidden");
+    assert_eq!(err.code(), Some("AuthorizationFailed"), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::UserActionRequired);
+    assert_eq!(err.status(), Some(403));
+}
+
+/// A grant to a principal the directory does not know (yet) is Propagating, not a failure.
+#[tokio::test]
+async fn grant_to_an_unknown_principal_is_propagating() {
+    let (_emu, _, api) = setup().await;
+    let err = api
+        .create_role_assignment(
+            &storage(),
+            &new_role_assignment_name(),
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+            &new_role_assignment_name(),
+        )
+        .await
+        .expect_err("unknown principal");
+    assert_eq!(err.code(), Some("PrincipalNotFound"), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Propagating);
+}
+
+/// Media Services refuses an EC key for account encryption: the spec must change.
+#[tokio::test]
+async fn customer_key_of_type_ec_needs_user_action() {
+    let (emu, _, api) = setup().await;
+    let (principal, _) = emu
+        .user_assigned_identity(&identity().to_string())
+        .expect("seeded identity");
+    let entry = AccessPolicyEntry {
+        tenant_id: emu.tenant_id(),
+        object_id: principal,
+        application_id: None,
+        permissions: AccessPolicyPermissions {
+            keys: vec!["get".into(), "wrapKey".into(), "unwrapKey".into()],
+            ..Default::default()
+        },
+    };
+    api.update_vault_access_policy(
+        &ResourceId::vault(SUB, RG, "ams-kv"),
+        AccessPolicyUpdateKind::Add,
+        &[entry],
+    )
+    .await
+    .expect("granted");
+    let update = MediaAccountUpdate {
+        identity: Some(
+            serde_json::from_value(serde_json::json!({
+                "type": "SystemAssigned,UserAssigned",
+                "userAssignedIdentities": { identity().to_string(): {} }
+            }))
+            .expect("identity"),
+        ),
+        properties: Some(
+            serde_json::from_value(serde_json::json!({ "encryption": {
+                "type": "CustomerKey",
+                "keyVaultProperties": { "keyIdentifier": format!("{VAULT_URL}keys/eckey") },
+                "identity": { "userAssignedIdentity": identity().to_string(), "useSystemAssignedIdentity": false }
+            } }))
+            .expect("properties"),
+        ),
+    };
+    let err = api
+        .update_media_account(&account(), &update)
+        .await
+        .expect_err("EC key refused");
+    assert_eq!(err.class(), ErrorClass::UserActionRequired, "{err:?}");
+    assert_eq!(err.status(), Some(400));
+    assert!(
+        err.to_string().contains("RSA"),
+        "refused for another reason: {err}"
+    );
+}
