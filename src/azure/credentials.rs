@@ -218,6 +218,27 @@ impl CredentialSource {
         })
     }
 
+    /// [`Self::client_secret_from_secret_data`] for a Secret object as the API server returned
+    /// it; the Secret must sit in `resource_namespace`.
+    pub fn client_secret_from_k8s_secret(
+        resource_namespace: &str,
+        secret: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<Self, CredentialConfigError> {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        Self::client_secret_from_secret_data(
+            resource_namespace,
+            secret.metadata.namespace.as_deref(),
+            &name,
+            &data,
+        )
+    }
+
     /// Short kind name for logs and metrics.
     #[must_use]
     pub fn kind(&self) -> &'static str {
@@ -478,6 +499,39 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn client_secret_reads_a_kubernetes_secret_object() {
+        use k8s_openapi::ByteString;
+        let mut secret = k8s_openapi::api::core::v1::Secret::default();
+        secret.metadata.name = Some("azure-creds".into());
+        secret.metadata.namespace = Some("media".into());
+        secret.data = Some(
+            [("tenantId", "t"), ("clientId", "c"), ("clientSecret", "s")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        );
+        let src =
+            CredentialSource::client_secret_from_k8s_secret("media", &secret).expect("complete");
+        assert_eq!(src.kind(), "ClientSecret");
+        let err = CredentialSource::client_secret_from_k8s_secret("other", &secret)
+            .expect_err("namespace");
+        assert!(
+            matches!(err, CredentialConfigError::OtherNamespace { .. }),
+            "{err:?}"
+        );
+        secret.data = None;
+        let err =
+            CredentialSource::client_secret_from_k8s_secret("media", &secret).expect_err("empty");
+        assert_eq!(
+            err,
+            CredentialConfigError::MissingKey {
+                secret: "media/azure-creds".into(),
+                key: "tenantId"
+            }
+        );
     }
 
     #[test]
