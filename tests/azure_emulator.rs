@@ -957,3 +957,43 @@ async fn customer_key_of_type_ec_needs_user_action() {
         "refused for another reason: {err}"
     );
 }
+
+/// A rotated client secret replaces the identity's credential and client; calls keep working.
+#[tokio::test]
+async fn rotated_client_secret_replaces_the_credential() {
+    let emu = start(seed()).await;
+    let clients = clients(&emu, RetryBudget::default(), None);
+    let before = clients.client(&operator(&emu)).expect("client");
+    before
+        .get_media_account(&account())
+        .await
+        .expect("ok with the first secret");
+    let sp = emu.service_principal("operator").expect("seeded");
+    let rotated = CredentialSource::ClientSecret {
+        tenant_id: emu.tenant_id(),
+        client_id: sp.client_id,
+        secret: azure_core::credentials::Secret::new("operator-secret-rotated"),
+    };
+    let after = clients.client(&rotated).expect("client");
+    assert!(
+        !Arc::ptr_eq(&before, &after),
+        "the rotated secret must not reuse the old client"
+    );
+    after
+        .get_media_account(&account())
+        .await
+        .expect("ok with the rotated secret");
+    after
+        .get_key(VAULT_URL, "cmk", None)
+        .await
+        .expect("key vault too");
+    assert_eq!(
+        emu.call_count("Token"),
+        3,
+        "one ARM token per secret, one Key Vault token"
+    );
+    assert!(Arc::ptr_eq(
+        &after,
+        &clients.client(&rotated).expect("client")
+    ));
+}

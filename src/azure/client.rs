@@ -15,7 +15,7 @@ use azure_core::http::Method;
 
 use super::arm::{ArmClient, ClientSettings};
 use super::cloud::AzureCloud;
-use super::credentials::{CredentialCache, CredentialSource};
+use super::credentials::{CredentialCache, CredentialSource, IdentityKey};
 use super::error::AzureError;
 use super::keys::{KeyInfo, KeyVaultKeys, KeyVersionInfo};
 use super::lro::{PendingOperation, PollOutcome, Started};
@@ -418,7 +418,7 @@ pub struct AzureClients {
     settings: ClientSettings,
     credentials: CredentialCache,
     keys: Arc<KeyVaultKeys>,
-    clients: Mutex<HashMap<usize, Arc<AzureClient>>>,
+    clients: Mutex<HashMap<IdentityKey, Arc<AzureClient>>>,
 }
 
 impl std::fmt::Debug for AzureClients {
@@ -480,13 +480,17 @@ impl AzureClients {
     /// The client acting as `source`, built on first use and shared afterwards.
     pub fn client(&self, source: &CredentialSource) -> Result<Arc<AzureClient>, AzureError> {
         let credential = self.credentials.get(source)?;
-        let key = Arc::as_ptr(&credential).cast::<()>() as usize;
+        let key = source.identity_key();
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
+            if Arc::ptr_eq(&c.credential, &credential) {
+                return Ok(c.clone());
+            }
+            // The identity's secret rotated: drop what was built on the old credential.
+            self.keys.forget_credential(&c.credential);
         }
         let client = Arc::new(AzureClient {
             arm: ArmClient::new(&self.cloud, credential.clone(), &self.settings),

@@ -249,42 +249,49 @@ impl CredentialSource {
         }
     }
 
-    /// Identity key for the cache. A rotated client secret gives a new key, so the old
-    /// credential (and its tokens) is no longer used.
-    fn cache_key(&self) -> IdentityKey {
+    /// Who this is: kind, tenant and client id (case-insensitive). One cached credential per
+    /// identity.
+    pub(crate) fn identity_key(&self) -> IdentityKey {
         match self {
             Self::WorkloadIdentity {
                 tenant_id,
                 client_id,
-                token_file,
+                ..
             } => (
                 0,
                 tenant_id.to_ascii_lowercase(),
                 client_id.to_ascii_lowercase(),
-                hash(&token_file),
             ),
             Self::ClientSecret {
                 tenant_id,
                 client_id,
-                secret,
+                ..
             } => (
                 1,
                 tenant_id.to_ascii_lowercase(),
                 client_id.to_ascii_lowercase(),
-                hash(&secret.secret()),
             ),
             Self::ManagedIdentity { client_id } => (
                 2,
                 String::new(),
                 client_id.clone().unwrap_or_default().to_ascii_lowercase(),
-                0,
             ),
+        }
+    }
+
+    /// Fingerprint of the secret material: a rotated client secret (or another token file)
+    /// replaces the identity's credential, and its cached tokens, instead of adding one.
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Self::WorkloadIdentity { token_file, .. } => hash(token_file),
+            Self::ClientSecret { secret, .. } => hash(secret.secret()),
+            Self::ManagedIdentity { .. } => 0,
         }
     }
 }
 
-/// Kind, tenant, client id, and a fingerprint of the secret or token file.
-type IdentityKey = (u8, String, String, u64);
+/// Kind, tenant and client id of an identity.
+pub(crate) type IdentityKey = (u8, String, String);
 
 fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
@@ -296,7 +303,7 @@ fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
 pub struct CredentialCache {
     cloud: AzureCloud,
     transport: Option<Transport>,
-    cache: Mutex<HashMap<IdentityKey, Arc<dyn TokenCredential>>>,
+    cache: Mutex<HashMap<IdentityKey, (u64, Arc<dyn TokenCredential>)>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -351,16 +358,19 @@ impl CredentialCache {
 
     /// The shared credential for `source`, built on first use.
     pub fn get(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
-        let key = source.cache_key();
+        let key = source.identity_key();
+        let fingerprint = source.fingerprint();
         let mut cache = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = cache.get(&key) {
+        if let Some((known, c)) = cache.get(&key)
+            && *known == fingerprint
+        {
             return Ok(c.clone());
         }
         let credential = self.build(source)?;
-        cache.insert(key, credential.clone());
+        cache.insert(key, (fingerprint, credential.clone()));
         Ok(credential)
     }
 
@@ -589,34 +599,38 @@ mod tests {
         );
     }
 
-    /// One credential per identity: the same identity shares its token cache, a rotated
-    /// secret or another identity gets its own.
+    /// One credential per identity: the same identity shares its token cache; a rotated
+    /// secret replaces the identity's credential; another identity gets its own.
     #[test]
     fn cache_shares_one_credential_per_identity() {
         let cache = CredentialCache::new(AzureCloud::AzurePublic, None);
-        let a = CredentialSource::ClientSecret {
-            tenant_id: "tenant".into(),
-            client_id: "app".into(),
-            secret: Secret::new("one"),
-        };
-        let a_again = CredentialSource::ClientSecret {
-            tenant_id: "TENANT".into(),
-            client_id: "APP".into(),
-            secret: Secret::new("one"),
-        };
-        let rotated = CredentialSource::ClientSecret {
-            tenant_id: "tenant".into(),
-            client_id: "app".into(),
-            secret: Secret::new("two"),
-        };
-        let c1 = cache.get(&a).expect("builds");
-        let c2 = cache.get(&a_again).expect("builds");
+        let source =
+            |tenant: &str, app: &str, secret: &'static str| CredentialSource::ClientSecret {
+                tenant_id: tenant.into(),
+                client_id: app.into(),
+                secret: Secret::new(secret),
+            };
+        let c1 = cache.get(&source("tenant", "app", "one")).expect("builds");
+        let c2 = cache.get(&source("TENANT", "APP", "one")).expect("builds");
         assert!(
             Arc::ptr_eq(&c1, &c2),
             "same identity must share a credential"
         );
-        let c3 = cache.get(&rotated).expect("builds");
-        assert!(!Arc::ptr_eq(&c1, &c3));
+        let rotated = cache.get(&source("tenant", "app", "two")).expect("builds");
+        assert!(
+            !Arc::ptr_eq(&c1, &rotated),
+            "a rotated secret needs a new credential"
+        );
+        assert_eq!(
+            cache.len(),
+            1,
+            "the rotated secret replaces the old credential"
+        );
+        let again = cache.get(&source("tenant", "app", "two")).expect("builds");
+        assert!(Arc::ptr_eq(&rotated, &again));
+        cache
+            .get(&source("tenant", "other-app", "two"))
+            .expect("builds");
         assert_eq!(cache.len(), 2);
     }
 }

@@ -174,6 +174,13 @@ pub fn key_version_info(p: &KeyProperties) -> Option<KeyVersionInfo> {
     })
 }
 
+/// The address of a shared credential identifies it: the credential cache hands out one `Arc`
+/// per identity, and every SDK client built on it keeps it alive, so the address is not reused
+/// while an entry refers to it.
+fn credential_ptr(credential: &Arc<dyn TokenCredential>) -> usize {
+    Arc::as_ptr(credential).cast::<()>() as usize
+}
+
 /// Key Vault keys client over many vaults, one SDK client per (vault, credential).
 pub struct KeyVaultKeys {
     cloud: AzureCloud,
@@ -226,8 +233,7 @@ impl KeyVaultKeys {
             "https://{}/",
             url.host_str().unwrap_or_default().to_ascii_lowercase()
         );
-        // NB: the credential's address identifies it: the cache hands out one Arc per identity.
-        let key = (base.clone(), Arc::as_ptr(credential).cast::<()>() as usize);
+        let key = (base.clone(), credential_ptr(credential));
         let mut clients = self
             .clients
             .lock()
@@ -246,6 +252,15 @@ impl KeyVaultKeys {
         );
         clients.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// Drop the clients built on `credential` (its identity's secret rotated).
+    pub fn forget_credential(&self, credential: &Arc<dyn TokenCredential>) {
+        let ptr = credential_ptr(credential);
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(_, p), _| *p != ptr);
     }
 
     async fn timed<T, F>(
