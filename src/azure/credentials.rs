@@ -293,6 +293,9 @@ impl CredentialSource {
 /// Kind, tenant and client id of an identity.
 pub(crate) type IdentityKey = (u8, String, String);
 
+/// A credential and the fingerprint of the secret it was built from.
+type Fingerprinted = (u64, Arc<dyn TokenCredential>);
+
 fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
@@ -303,7 +306,7 @@ fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
 pub struct CredentialCache {
     cloud: AzureCloud,
     transport: Option<Transport>,
-    cache: Mutex<HashMap<IdentityKey, (u64, Arc<dyn TokenCredential>)>>,
+    cache: Mutex<HashMap<IdentityKey, Fingerprinted>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
