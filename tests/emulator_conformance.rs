@@ -160,12 +160,90 @@ fn validate(op: &Op, status: u16, body: &Value) -> Result<bool, String> {
         .should_ignore_unknown_formats(true)
         .build(&root)
         .map_err(|e| format!("schema {target} does not compile: {e}"))?;
-    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let mut errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    errors.extend(undeclared_in_response(op, status, body).into_iter().map(|p| format!("property not declared by the spec at {p}")));
     if errors.is_empty() {
         Ok(true)
     } else {
         Err(format!("{} {status} body does not match {target}:\n  {}\nbody: {body}", op.id, errors.join("\n  ")))
     }
+}
+
+/// Loads a spec file (cached per call site is unnecessary: the files are small and few).
+fn load_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("spec JSON")
+}
+
+/// Resolves a `$ref` relative to `file`; returns the target node and the file it lives in.
+fn resolve_ref(file: &Path, reference: &str) -> (Value, PathBuf) {
+    let (path, frag) = reference.split_once('#').unwrap_or((reference, ""));
+    let target = if path.is_empty() { file.to_path_buf() } else { file.parent().expect("parent").join(path).canonicalize().expect("ref target exists") };
+    let doc = load_json(&target);
+    let node = doc.pointer(frag).unwrap_or_else(|| panic!("{reference} does not resolve in {}", target.display())).clone();
+    (node, target)
+}
+
+/// Lists the properties of `value` that the schema does not declare (following `$ref` and
+/// `allOf`), so the emulator cannot invent fields a client might come to rely on. Schemas
+/// that allow additional properties, or declare none, are free-form.
+fn undeclared(file: &Path, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let (node, target) = resolve_ref(file, r);
+        return undeclared(&target, &node, value, at, out);
+    }
+    match value {
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    undeclared(file, item_schema, item, &format!("{at}/{i}"), out);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let mut declared: Vec<(String, Value, PathBuf)> = Vec::new();
+            let mut additional: Option<(Value, PathBuf)> = None;
+            let mut free_form = true;
+            let mut stack = vec![(schema.clone(), file.to_path_buf())];
+            while let Some((node, node_file)) = stack.pop() {
+                if let Some(r) = node.get("$ref").and_then(Value::as_str) {
+                    stack.push(resolve_ref(&node_file, r));
+                    continue;
+                }
+                if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                    free_form = false;
+                    declared.extend(props.iter().map(|(k, v)| (k.clone(), v.clone(), node_file.clone())));
+                }
+                match node.get("additionalProperties") {
+                    Some(Value::Bool(false)) | None => {}
+                    Some(Value::Object(o)) => additional = Some((Value::Object(o.clone()), node_file.clone())),
+                    Some(_) => return,
+                }
+                for part in node.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+                    stack.push((part.clone(), node_file.clone()));
+                }
+            }
+            for (k, v) in map {
+                if let Some((_, prop_schema, prop_file)) = declared.iter().find(|(name, _, _)| name == k) {
+                    undeclared(prop_file, prop_schema, v, &format!("{at}/{k}"), out);
+                } else if let Some((add_schema, add_file)) = &additional {
+                    undeclared(add_file, add_schema, v, &format!("{at}/{k}"), out);
+                } else if !free_form {
+                    out.push(format!("{at}/{k}"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`undeclared`] for the response schema an operation documents for `status`.
+fn undeclared_in_response(op: &Op, status: u16, body: &Value) -> Vec<String> {
+    let resp = op.spec["responses"].get(status.to_string()).or_else(|| op.spec["responses"].get("default"));
+    let mut out = Vec::new();
+    if let Some(schema) = resp.and_then(|r| r.get("schema")) {
+        undeclared(&op.file, schema, body, "", &mut out);
+    }
+    out
 }
 
 fn conformance_seed(with_example_assignment: bool) -> Seed {

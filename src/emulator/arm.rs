@@ -401,8 +401,6 @@ fn render_role(role: &super::roles::RoleDefinition, scope: &str) -> Value {
                 "dataActions": role.data_actions,
                 "notDataActions": role.not_data_actions,
             }],
-            "createdOn": "2015-02-02T21:55:09.8806423Z",
-            "updatedOn": "2024-01-01T00:00:00.0000000Z",
         }
     })
 }
