@@ -42,6 +42,9 @@ pub const SERVER_NAMES: &[&str] = &[
     "127.0.0.1",
 ];
 
+/// How many requests the log keeps (the oldest tenth is dropped when full).
+pub const REQUEST_LOG_CAPACITY: usize = 100_000;
+
 /// State shared by every request.
 #[derive(Debug)]
 pub struct Shared {
@@ -433,7 +436,11 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     }
     let caller = resp.extensions().get::<Caller>().map(|c| c.oid.clone());
     let mut w = shared.world();
-    let seq = w.log.len() as u64 + 1;
+    let seq = w.log.last().map_or(1, |l| l.seq + 1);
+    // A long benchmark must not grow the log without bound: keep the most recent entries.
+    if w.log.len() >= REQUEST_LOG_CAPACITY {
+        w.log.drain(..REQUEST_LOG_CAPACITY / 10);
+    }
     w.log.push(LoggedRequest {
         seq,
         operation: op.clone(),
