@@ -208,6 +208,16 @@ impl Policy for BudgetRetryPolicy {
             if start.elapsed() + delay >= self.budget.total {
                 return result;
             }
+            // Path only: no query (skip tokens), never headers (the bearer token).
+            tracing::debug!(
+                method = %request.method(),
+                path = request.url().path(),
+                status = result.as_ref().ok().map(|r| u16::from(r.status())),
+                error = result.as_ref().err().map(ToString::to_string),
+                retry = retry + 1,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "retrying azure request"
+            );
             tokio::time::sleep(delay).await;
             retry += 1;
         }
