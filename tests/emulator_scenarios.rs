@@ -227,7 +227,7 @@ async fn identity_types_follow_the_service_rules() {
 }
 
 /// Storage from another subscription is refused, and managed-identity storage access needs a
-/// blob data role for the identity.
+/// blob data role for the identity and a way through the storage firewall.
 #[tokio::test]
 async fn storage_rules_are_enforced() {
     let emu = start_standard().await;
@@ -237,6 +237,17 @@ async fn storage_rules_are_enforced() {
     let foreign = arm.put(&account_path("amsthree"), MEDIA_API, &body).await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
     assert!(foreign.body["error"]["message"].as_str().is_some_and(|m| m.contains("own subscription")), "{:?}", foreign.body);
+    // A closed storage firewall admits the account only through a resource access rule.
+    let closed = json!({"properties": {"networkAcls": {"bypass": "None", "defaultAction": "Deny", "ipRules": [], "virtualNetworkRules": []}}});
+    assert_eq!(arm.patch(&store_id(), STORAGE_API, &closed).await.status, StatusCode::OK);
+    let blocked = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
+    assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
+    assert!(blocked.body["error"]["message"].as_str().is_some_and(|m| m.contains("firewall")), "{:?}", blocked.body);
+    let rule = json!({"properties": {"networkAcls": {"bypass": "None", "defaultAction": "Deny", "resourceAccessRules": [{"tenantId": emu.tenant_id(), "resourceId": account_path("amsthree")}]}}});
+    assert_eq!(arm.patch(&store_id(), STORAGE_API, &rule).await.status, StatusCode::OK);
+    let admitted = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
+    assert_eq!(admitted.status, StatusCode::CREATED, "{:?}", admitted.body);
+    assert_eq!(arm.delete(&account_path("amsthree"), MEDIA_API).await.status, StatusCode::OK);
     emu.remove_role_assignments_of(&uai_id(), None).expect("removed");
     let ungranted = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
     assert_eq!(ungranted.status, StatusCode::BAD_REQUEST);

@@ -58,7 +58,7 @@ pub const MEDIA_SERVICES_POLICY_ADMINISTRATOR: &str = "c4bba371-dacd-4a26-b320-7
 pub const MEDIA_SERVICES_STREAMING_ENDPOINTS_ADMINISTRATOR: &str =
     "99dba123-b5fe-44d5-874c-ced7199a5804";
 
-const COMMON_READ: [&str; 5] = [
+const KEY_VAULT_READ: [&str; 5] = [
     "Microsoft.Authorization/*/read",
     "Microsoft.Insights/alertRules/*",
     "Microsoft.Resources/deployments/*",
@@ -86,13 +86,31 @@ fn role(
     }
 }
 
-fn media_role(id: &'static str, name: &'static str, description: &'static str, extra: &[&'static str]) -> RoleDefinition {
-    let mut actions: Vec<&'static str> = COMMON_READ.to_vec();
-    actions.extend(["Microsoft.Insights/metrics/read", "Microsoft.Insights/metricDefinitions/read"]);
-    actions.push("Microsoft.Media/mediaservices/*/read");
+fn media_role(
+    id: &'static str,
+    name: &'static str,
+    description: &'static str,
+    extra: &[&'static str],
+    not_actions: &[&'static str],
+) -> RoleDefinition {
+    let mut actions: Vec<&'static str> = vec![
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Insights/alertRules/*",
+        "Microsoft.Insights/metrics/read",
+        "Microsoft.Insights/metricDefinitions/read",
+        "Microsoft.Resources/deployments/*",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        "Microsoft.ResourceHealth/availabilityStatuses/read",
+        "Microsoft.Media/mediaservices/*/read",
+    ];
     actions.extend_from_slice(extra);
-    role(id, name, description, actions, vec![], vec![])
+    role(id, name, description, actions, not_actions.to_vec(), vec![])
 }
+
+const NO_KEYS: [&str; 2] = [
+    "Microsoft.Media/mediaservices/assets/getEncryptionKey/action",
+    "Microsoft.Media/mediaservices/streamingLocators/listContentKeys/action",
+];
 
 /// All built-in roles the emulator serves.
 #[must_use]
@@ -165,7 +183,7 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
             "Key Vault Administrator",
             "Perform all data plane operations on a key vault and all objects in it, including certificates, keys, and secrets. Cannot manage key vault resources or manage role assignments. Only works for key vaults that use the 'Azure role-based access control' permission model.",
             {
-                let mut a = COMMON_READ.to_vec();
+                let mut a = KEY_VAULT_READ.to_vec();
                 a.extend([
                     "Microsoft.KeyVault/checkNameAvailability/read",
                     "Microsoft.KeyVault/deletedVaults/read",
@@ -183,7 +201,7 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
             "Key Vault Crypto Officer",
             "Perform any action on the keys of a key vault, except manage permissions. Only works for key vaults that use the 'Azure role-based access control' permission model.",
             {
-                let mut a = COMMON_READ.to_vec();
+                let mut a = KEY_VAULT_READ.to_vec();
                 a.extend([
                     "Microsoft.KeyVault/checkNameAvailability/read",
                     "Microsoft.KeyVault/deletedVaults/read",
@@ -201,13 +219,14 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
             "Media Services Account Administrator",
             "Create, read, modify, and delete Media Services accounts; read-only access to other Media Services resources.",
             &[
-                "Microsoft.Insights/diagnosticSettings/*",
-                "Microsoft.Media/mediaservices/read",
+                "Microsoft.Media/mediaservices/assets/listStreamingLocators/action",
+                "Microsoft.Media/mediaservices/streamingLocators/listPaths/action",
                 "Microsoft.Media/mediaservices/write",
                 "Microsoft.Media/mediaservices/delete",
                 "Microsoft.Media/mediaservices/privateEndpointConnectionsApproval/action",
                 "Microsoft.Media/mediaservices/privateEndpointConnections/*",
             ],
+            &[],
         ),
         media_role(
             MEDIA_SERVICES_LIVE_EVENTS_ADMINISTRATOR,
@@ -219,6 +238,7 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
                 "Microsoft.Media/mediaservices/streamingLocators/*",
                 "Microsoft.Media/mediaservices/liveEvents/*",
             ],
+            &NO_KEYS,
         ),
         media_role(
             MEDIA_SERVICES_MEDIA_OPERATOR,
@@ -230,23 +250,32 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
                 "Microsoft.Media/mediaservices/streamingLocators/*",
                 "Microsoft.Media/mediaservices/transforms/jobs/*",
             ],
+            &NO_KEYS,
         ),
         media_role(
             MEDIA_SERVICES_POLICY_ADMINISTRATOR,
             "Media Services Policy Administrator",
             "Create, read, modify, and delete Account Filters, Streaming Policies, Content Key Policies, and Transforms; read-only access to other Media Services resources. Cannot create Jobs, Assets or Streaming resources.",
             &[
+                "Microsoft.Media/mediaservices/assets/listStreamingLocators/action",
+                "Microsoft.Media/mediaservices/streamingLocators/listPaths/action",
                 "Microsoft.Media/mediaservices/accountFilters/*",
                 "Microsoft.Media/mediaservices/streamingPolicies/*",
                 "Microsoft.Media/mediaservices/contentKeyPolicies/*",
                 "Microsoft.Media/mediaservices/transforms/*",
             ],
+            &["Microsoft.Media/mediaservices/contentKeyPolicies/getPolicyPropertiesWithSecrets/action"],
         ),
         media_role(
             MEDIA_SERVICES_STREAMING_ENDPOINTS_ADMINISTRATOR,
             "Media Services Streaming Endpoints Administrator",
             "Create, read, modify, and delete Streaming Endpoints; read-only access to other Media Services resources.",
-            &["Microsoft.Media/mediaservices/streamingEndpoints/*"],
+            &[
+                "Microsoft.Media/mediaservices/assets/listStreamingLocators/action",
+                "Microsoft.Media/mediaservices/streamingLocators/listPaths/action",
+                "Microsoft.Media/mediaservices/streamingEndpoints/*",
+            ],
+            &[],
         ),
     ]
 }
