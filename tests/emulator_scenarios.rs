@@ -42,6 +42,7 @@ async fn arm_checks_api_version_per_provider_and_stamps_request_ids() {
     assert!(wrong.body["error"]["message"].as_str().is_some_and(|m| m.contains("2023-01-01")), "{:?}", wrong.body);
     let right = arm.get(&path, MEDIA_API).await;
     assert_eq!(right.status, StatusCode::NOT_FOUND);
+    assert!(right.header("x-ms-ratelimit-remaining-subscription-reads").is_some(), "errors report the bucket too");
     assert_eq!(right.error_code(), "ResourceNotFound");
     for r in [&missing, &wrong, &right] {
         assert!(r.header("x-ms-request-id").is_some_and(|v| v.len() == 36), "request id missing: {:?}", r.headers);
@@ -668,6 +669,7 @@ async fn injected_faults_latency_and_counters() {
     emu.inject_fault(FaultRule { operation: "StorageAccounts_GetProperties".into(), fault: Fault::Throttle { retry_after_secs: 7 }, times: Some(1) });
     let t = arm.get(&store_id(), STORAGE_API).await;
     assert_eq!((t.status, t.header("retry-after")), (StatusCode::TOO_MANY_REQUESTS, Some("7")));
+    assert_eq!(t.header("x-ms-ratelimit-remaining-subscription-reads"), Some("0"));
     emu.inject_fault(FaultRule { operation: "StorageAccounts_GetProperties".into(), fault: Fault::ConnectionReset, times: Some(1) });
     let reset = arm.client.get(format!("{ARM}{}?api-version={STORAGE_API}", store_id())).bearer_auth(&arm.token).send().await;
     assert!(reset.is_err(), "the connection must drop: {reset:?}");

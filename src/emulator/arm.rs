@@ -276,7 +276,8 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Respon
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "InvalidResourceType", "Unknown resource type.")),
     };
     drop(w);
-    let mut resp = result?;
+    // ARM reports what is left in the bucket on every answer past throttling, errors included.
+    let mut resp = result.unwrap_or_else(ApiError::into_response);
     set_header(&mut resp, kind.header(), &remaining.to_string());
     Ok(resp)
 }

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use super::crypto::JwtKey;
-use super::knobs::Fault;
+use super::knobs::{self, Fault};
 use super::state::{LoggedRequest, World};
 use super::{admin, arm, entra, keyvault};
 
@@ -413,13 +413,23 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
             r.extensions_mut().insert(ResetConnection);
             r
         }
-        Some(Fault::Throttle { retry_after_secs }) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            "The request is being throttled (injected fault).",
-        )
-        .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string())
-        .into_response(),
+        Some(Fault::Throttle { retry_after_secs }) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "The request is being throttled (injected fault).",
+            )
+            .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string());
+            if kind == HostKind::Arm {
+                let bucket = match req.method {
+                    Method::GET | Method::HEAD => knobs::ArmKind::Read,
+                    Method::DELETE => knobs::ArmKind::Delete,
+                    _ => knobs::ArmKind::Write,
+                };
+                e = e.header(HeaderName::from_static(bucket.header()), "0");
+            }
+            e.into_response()
+        }
         Some(Fault::ServerError { status }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             ApiError::new(status, "InternalServerError", "An injected server error occurred.").into_response()
