@@ -408,36 +408,11 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         tokio::time::sleep(delay).await;
     }
     let mut resp = match fault {
-        Some(Fault::ConnectionReset) => {
-            let mut r = empty_response(StatusCode::INTERNAL_SERVER_ERROR);
-            r.extensions_mut().insert(ResetConnection);
-            r
-        }
-        Some(Fault::Throttle { retry_after_secs }) => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "The request is being throttled (injected fault).",
-            )
-            .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string());
-            if kind == HostKind::Arm {
-                let bucket = match req.method {
-                    Method::GET | Method::HEAD => knobs::ArmKind::Read,
-                    Method::DELETE => knobs::ArmKind::Delete,
-                    _ => knobs::ArmKind::Write,
-                };
-                e = e.header(HeaderName::from_static(bucket.header()), "0");
-            }
-            e.into_response()
-        }
-        Some(Fault::ServerError { status }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            ApiError::new(status, "InternalServerError", "An injected server error occurred.").into_response()
-        }
         Some(Fault::Slow { millis }) => {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
             dispatch(&shared, &kind, &req)
         }
+        Some(fault) => fault_response(&fault, &kind, &req),
         None => dispatch(&shared, &kind, &req),
     };
     set_header(&mut resp, "x-ms-request-id", &request_id);
@@ -463,6 +438,35 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     });
     *w.counters.entry(op).or_insert(0) += 1;
     resp
+}
+
+/// The answer of an injected fault (other than a slow response).
+fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
+    match fault {
+        Fault::Throttle { retry_after_secs } => {
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "The request is being throttled (injected fault).")
+                .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string());
+            if *kind == HostKind::Arm {
+                let bucket = match req.method {
+                    Method::GET | Method::HEAD => knobs::ArmKind::Read,
+                    Method::DELETE => knobs::ArmKind::Delete,
+                    _ => knobs::ArmKind::Write,
+                };
+                e = e.header(HeaderName::from_static(bucket.header()), "0");
+            }
+            e.into_response()
+        }
+        Fault::ServerError { status } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            ApiError::new(status, "InternalServerError", "An injected server error occurred.").into_response()
+        }
+        // A slow response is served by the caller; a reset drops the connection.
+        Fault::ConnectionReset | Fault::Slow { .. } => {
+            let mut r = empty_response(StatusCode::INTERNAL_SERVER_ERROR);
+            r.extensions_mut().insert(ResetConnection);
+            r
+        }
+    }
 }
 
 fn dispatch(shared: &Arc<Shared>, kind: &HostKind, req: &Req) -> Response<Body> {
