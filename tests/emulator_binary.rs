@@ -53,19 +53,38 @@ async fn standalone_binary_serves_a_seeded_world_over_https() {
             addr = Some(a.parse::<SocketAddr>().expect("address"));
         } else if let Some(t) = line.trim().strip_prefix("tenant: ") {
             tenant = Some(t.to_owned());
-        } else if let Some(rest) = line.trim().strip_prefix("service principal operator: client id ") {
+        } else if let Some(rest) = line
+            .trim()
+            .strip_prefix("service principal operator: client id ")
+        {
             client_id = rest.split(',').next().map(str::to_owned);
         } else if line.trim().starts_with("admin API:") {
             break;
         }
     }
-    let (addr, client_id, tenant) = (addr.expect("address printed"), client_id.expect("client id printed"), tenant.expect("tenant printed"));
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_path).expect("CA written")).expect("CA PEM");
-    let client = reqwest::Client::builder().tls_certs_only([ca]).dns_resolver(Arc::new(ToAddr(addr))).build().expect("client");
+    let (addr, client_id, tenant) = (
+        addr.expect("address printed"),
+        client_id.expect("client id printed"),
+        tenant.expect("tenant printed"),
+    );
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_path).expect("CA written"))
+        .expect("CA PEM");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .dns_resolver(Arc::new(ToAddr(addr)))
+        .build()
+        .expect("client");
     let port = addr.port();
     let token: Value = client
-        .post(format!("https://login.microsoftonline.com:{port}/{tenant}/oauth2/v2.0/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client_id.as_str()), ("client_secret", "operator-secret"), ("scope", "https://management.azure.com/.default")])
+        .post(format!(
+            "https://login.microsoftonline.com:{port}/{tenant}/oauth2/v2.0/token"
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", "operator-secret"),
+            ("scope", "https://management.azure.com/.default"),
+        ])
         .send()
         .await
         .expect("token request")
@@ -82,7 +101,14 @@ async fn standalone_binary_serves_a_seeded_world_over_https() {
         .await
         .expect("ARM request");
     assert_eq!(store.status(), reqwest::StatusCode::OK);
-    let state: Value = client.get(format!("https://localhost:{port}/_emulator/state")).send().await.expect("admin").json().await.expect("JSON");
+    let state: Value = client
+        .get(format!("https://localhost:{port}/_emulator/state"))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(state["tenantId"].as_str(), Some(tenant.as_str()));
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);

@@ -26,7 +26,8 @@ use support::{Reply, client, send, start, token_with_secret};
 
 /// The spec tree; its absence is an error, never a skip.
 fn specs_root() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/azure-specs/specification");
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/azure-specs/specification");
     assert!(
         root.is_dir(),
         "the Azure REST specs are missing at {}: check out the shared/ folder beside the repository (see shared/azure-specs/README.md)",
@@ -68,14 +69,25 @@ fn load_ops() -> Vec<Op> {
     let mut files = Vec::new();
     walk(&specs_root(), &mut files);
     let mut ops = Vec::new();
-    for file in files.iter().filter(|f| !f.components().any(|c| c.as_os_str() == "examples")) {
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).expect("spec readable")).expect("spec is JSON");
+    for file in files
+        .iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "examples"))
+    {
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).expect("spec readable"))
+                .expect("spec is JSON");
         for section in ["paths", "x-ms-paths"] {
-            let Some(paths) = doc[section].as_object() else { continue };
+            let Some(paths) = doc[section].as_object() else {
+                continue;
+            };
             for (template, methods) in paths {
-                let Some(methods) = methods.as_object() else { continue };
+                let Some(methods) = methods.as_object() else {
+                    continue;
+                };
                 for (method, op) in methods {
-                    let Some(id) = op["operationId"].as_str() else { continue };
+                    let Some(id) = op["operationId"].as_str() else {
+                        continue;
+                    };
                     let examples = op["x-ms-examples"]
                         .as_object()
                         .into_iter()
@@ -103,7 +115,11 @@ fn load_ops() -> Vec<Op> {
 
 fn op<'a>(ops: &'a [Op], id: &str) -> &'a Op {
     let found: Vec<&Op> = ops.iter().filter(|o| o.id == id).collect();
-    assert_eq!(found.len(), 1, "operationId {id} must exist exactly once in the specs");
+    assert_eq!(
+        found.len(),
+        1,
+        "operationId {id} must exist exactly once in the specs"
+    );
     found[0]
 }
 
@@ -136,12 +152,20 @@ fn validate(op: &Op, status: u16, body: &Value) -> Result<bool, String> {
     } else {
         ("default".to_owned(), &op.spec["responses"]["default"])
     };
-    let Some(schema) = resp.get("schema") else { return Ok(false) };
+    let Some(schema) = resp.get("schema") else {
+        return Ok(false);
+    };
     let target = match schema.get("$ref").and_then(Value::as_str) {
         Some(r) if r.starts_with('#') => format!("{}{r}", file_uri(&op.file)),
         Some(r) => {
             let (path, frag) = r.split_once('#').unwrap_or((r, ""));
-            let abs = op.file.parent().expect("parent").join(path).canonicalize().map_err(|e| format!("{r}: {e}"))?;
+            let abs = op
+                .file
+                .parent()
+                .expect("parent")
+                .join(path)
+                .canonicalize()
+                .map_err(|e| format!("{r}: {e}"))?;
             format!("{}#{frag}", file_uri(&abs))
         }
         None => format!(
@@ -160,26 +184,51 @@ fn validate(op: &Op, status: u16, body: &Value) -> Result<bool, String> {
         .should_ignore_unknown_formats(true)
         .build(&root)
         .map_err(|e| format!("schema {target} does not compile: {e}"))?;
-    let mut errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    errors.extend(undeclared_in_response(op, status, body).into_iter().map(|p| format!("property not declared by the spec at {p}")));
+    let mut errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    errors.extend(
+        undeclared_in_response(op, status, body)
+            .into_iter()
+            .map(|p| format!("property not declared by the spec at {p}")),
+    );
     if errors.is_empty() {
         Ok(true)
     } else {
-        Err(format!("{} {status} body does not match {target}:\n  {}\nbody: {body}", op.id, errors.join("\n  ")))
+        Err(format!(
+            "{} {status} body does not match {target}:\n  {}\nbody: {body}",
+            op.id,
+            errors.join("\n  ")
+        ))
     }
 }
 
 /// Loads a spec file (cached per call site is unnecessary: the files are small and few).
 fn load_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("spec JSON")
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("spec JSON")
 }
 
 /// Resolves a `$ref` relative to `file`; returns the target node and the file it lives in.
 fn resolve_ref(file: &Path, reference: &str) -> (Value, PathBuf) {
     let (path, frag) = reference.split_once('#').unwrap_or((reference, ""));
-    let target = if path.is_empty() { file.to_path_buf() } else { file.parent().expect("parent").join(path).canonicalize().expect("ref target exists") };
+    let target = if path.is_empty() {
+        file.to_path_buf()
+    } else {
+        file.parent()
+            .expect("parent")
+            .join(path)
+            .canonicalize()
+            .expect("ref target exists")
+    };
     let doc = load_json(&target);
-    let node = doc.pointer(frag).unwrap_or_else(|| panic!("{reference} does not resolve in {}", target.display())).clone();
+    let node = doc
+        .pointer(frag)
+        .unwrap_or_else(|| panic!("{reference} does not resolve in {}", target.display()))
+        .clone();
     (node, target)
 }
 
@@ -211,19 +260,32 @@ fn undeclared(file: &Path, schema: &Value, value: &Value, at: &str, out: &mut Ve
                 }
                 if let Some(props) = node.get("properties").and_then(Value::as_object) {
                     free_form = false;
-                    declared.extend(props.iter().map(|(k, v)| (k.clone(), v.clone(), node_file.clone())));
+                    declared.extend(
+                        props
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone(), node_file.clone())),
+                    );
                 }
                 match node.get("additionalProperties") {
                     Some(Value::Bool(false)) | None => {}
-                    Some(Value::Object(o)) => additional = Some((Value::Object(o.clone()), node_file.clone())),
+                    Some(Value::Object(o)) => {
+                        additional = Some((Value::Object(o.clone()), node_file.clone()));
+                    }
                     Some(_) => return,
                 }
-                for part in node.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+                for part in node
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     stack.push((part.clone(), node_file.clone()));
                 }
             }
             for (k, v) in map {
-                if let Some((_, prop_schema, prop_file)) = declared.iter().find(|(name, _, _)| name == k) {
+                if let Some((_, prop_schema, prop_file)) =
+                    declared.iter().find(|(name, _, _)| name == k)
+                {
                     undeclared(prop_file, prop_schema, v, &format!("{at}/{k}"), out);
                 } else if let Some((add_schema, add_file)) = &additional {
                     undeclared(add_file, add_schema, v, &format!("{at}/{k}"), out);
@@ -238,7 +300,9 @@ fn undeclared(file: &Path, schema: &Value, value: &Value, at: &str, out: &mut Ve
 
 /// [`undeclared`] for the response schema an operation documents for `status`.
 fn undeclared_in_response(op: &Op, status: u16, body: &Value) -> Vec<String> {
-    let resp = op.spec["responses"].get(status.to_string()).or_else(|| op.spec["responses"].get("default"));
+    let resp = op.spec["responses"]
+        .get(status.to_string())
+        .or_else(|| op.spec["responses"].get("default"));
     let mut out = Vec::new();
     if let Some(schema) = resp.and_then(|r| r.get("schema")) {
         undeclared(&op.file, schema, body, "", &mut out);
@@ -247,7 +311,8 @@ fn undeclared_in_response(op: &Op, status: u16, body: &Value) -> Vec<String> {
 }
 
 fn conformance_seed(with_example_assignment: bool) -> Seed {
-    let text = std::fs::read_to_string(support::fixture("conformance.yaml")).expect("conformance.yaml");
+    let text =
+        std::fs::read_to_string(support::fixture("conformance.yaml")).expect("conformance.yaml");
     let mut seed = Seed::from_yaml(&text).expect("conformance.yaml is a valid seed");
     if with_example_assignment {
         seed.role_assignments.push(SeedRoleAssignment {
@@ -261,7 +326,11 @@ fn conformance_seed(with_example_assignment: bool) -> Seed {
 }
 
 async fn start_conformance(with_example_assignment: bool) -> Emulator {
-    start(EmulatorConfig { key_check_interval: None, ..EmulatorConfig::with_seed(conformance_seed(with_example_assignment)) }).await
+    start(EmulatorConfig {
+        key_check_interval: None,
+        ..EmulatorConfig::with_seed(conformance_seed(with_example_assignment))
+    })
+    .await
 }
 
 fn encode_path_value(name: &str, value: &str) -> String {
@@ -271,7 +340,13 @@ fn encode_path_value(name: &str, value: &str) -> String {
     }
     value
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -295,7 +370,11 @@ fn example_request(op: &Op, params: &Value) -> (String, Option<Value>) {
     }
     path.push_str(rest);
     let base = if op.data_plane() {
-        params["vaultBaseUrl"].as_str().expect("vaultBaseUrl").trim_end_matches('/').to_owned()
+        params["vaultBaseUrl"]
+            .as_str()
+            .expect("vaultBaseUrl")
+            .trim_end_matches('/')
+            .to_owned()
     } else {
         "https://management.azure.com".to_owned()
     };
@@ -319,13 +398,23 @@ fn example_request(op: &Op, params: &Value) -> (String, Option<Value>) {
 const NOT_SERVED: &[&str] = &["accounts-list-media-edge-policies.json"];
 
 async fn caller_token(emu: &Emulator, client: &reqwest::Client, data_plane: bool) -> String {
-    let audience = if data_plane { support::VAULT_AUDIENCE } else { support::ARM_AUDIENCE };
+    let audience = if data_plane {
+        support::VAULT_AUDIENCE
+    } else {
+        support::ARM_AUDIENCE
+    };
     token_with_secret(client, emu, "caller", audience).await
 }
 
 /// Rewrites the parameters of the examples that cannot be replayed literally; each rewrite
 /// keeps the example's operation and shape and says why.
-async fn rewrite_params(op: &Op, file: &str, params: &mut Value, emu: &Emulator, client: &reqwest::Client) {
+async fn rewrite_params(
+    op: &Op,
+    file: &str,
+    params: &mut Value,
+    emu: &Emulator,
+    client: &reqwest::Client,
+) {
     match op.id.as_str() {
         // The operation ids in the examples were never issued here: start a real operation and
         // poll that one instead.
@@ -334,9 +423,22 @@ async fn rewrite_params(op: &Op, file: &str, params: &mut Value, emu: &Emulator,
             let url = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/contoso/providers/Microsoft.Media/mediaservices/contosolro?api-version=2023-01-01";
             let body = json!({"location": "westus", "properties": {"storageAccounts": [{"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/contoso/providers/Microsoft.Storage/storageAccounts/contososportsstore", "type": "Primary"}], "storageAuthentication": "System"}});
             let r = send(client, Method::PUT, url, Some(&token), Some(&body)).await;
-            assert_eq!(r.status, StatusCode::CREATED, "{file}: setup PUT {:?}", r.body);
-            let status_url = r.header("azure-asyncoperation").expect("polling URL").to_owned();
-            let segments: Vec<&str> = status_url.split('?').next().unwrap_or_default().split('/').collect();
+            assert_eq!(
+                r.status,
+                StatusCode::CREATED,
+                "{file}: setup PUT {:?}",
+                r.body
+            );
+            let status_url = r
+                .header("azure-asyncoperation")
+                .expect("polling URL")
+                .to_owned();
+            let segments: Vec<&str> = status_url
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .collect();
             params["operationId"] = json!(segments[segments.len() - 1]);
             params["locationName"] = json!(segments[segments.len() - 3]);
         }
@@ -344,7 +446,10 @@ async fn rewrite_params(op: &Op, file: &str, params: &mut Value, emu: &Emulator,
         // the wrapKey example's plaintext with the same key version first and unwrap that.
         "unwrapKey" => {
             let token = caller_token(emu, client, true).await;
-            let url = format!("https://myvault.vault.azure.net/keys/sdktestkey/{}/wrapkey?api-version=7.5", params["key-version"].as_str().unwrap_or_default());
+            let url = format!(
+                "https://myvault.vault.azure.net/keys/sdktestkey/{}/wrapkey?api-version=7.5",
+                params["key-version"].as_str().unwrap_or_default()
+            );
             let r = send(client, Method::POST, &url, Some(&token), Some(&json!({"alg": params["parameters"]["alg"], "value": "ovQIlbB0DgWhZA7sgkPxbg9H-Ly-VlNGPSgGrrZvlIo"}))).await;
             assert_eq!(r.status, StatusCode::OK, "{file}: setup wrap {:?}", r.body);
             params["parameters"]["value"] = r.body["value"].clone();
@@ -355,7 +460,9 @@ async fn rewrite_params(op: &Op, file: &str, params: &mut Value, emu: &Emulator,
             params["roleDefinitionId"] = json!("0b5fe924-9a61-425c-96af-cfe6e287ca2d");
         }
         "RoleDefinitions_GetById" => {
-            params["roleId"] = json!("subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2/providers/Microsoft.Authorization/roleDefinitions/0b5fe924-9a61-425c-96af-cfe6e287ca2d");
+            params["roleId"] = json!(
+                "subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2/providers/Microsoft.Authorization/roleDefinitions/0b5fe924-9a61-425c-96af-cfe6e287ca2d"
+            );
         }
         _ => {}
     }
@@ -371,13 +478,24 @@ async fn every_example_request_is_accepted_with_its_documented_status_and_schema
     let mut failures = Vec::new();
     for op in &ops {
         for example in &op.examples {
-            let file = example.file_name().expect("name").to_string_lossy().into_owned();
+            let file = example
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             if NOT_SERVED.contains(&file.as_str()) {
                 skipped.push(file);
                 continue;
             }
-            let doc: Value = serde_json::from_str(&std::fs::read_to_string(example).expect("example")).expect("example JSON");
-            let expected: BTreeSet<u16> = doc["responses"].as_object().expect("responses").keys().filter_map(|k| k.parse().ok()).collect();
+            let doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(example).expect("example"))
+                    .expect("example JSON");
+            let expected: BTreeSet<u16> = doc["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .filter_map(|k| k.parse().ok())
+                .collect();
             let creates_example_assignment = file.starts_with("RoleAssignments_CreateFor");
             let emu = start_conformance(!creates_example_assignment).await;
             let client = client(&emu);
@@ -385,11 +503,25 @@ async fn every_example_request_is_accepted_with_its_documented_status_and_schema
             rewrite_params(op, &file, &mut params, &emu, &client).await;
             let (url, body) = example_request(op, &params);
             let token = caller_token(&emu, &client, op.data_plane()).await;
-            let send_body = if matches!(op.method, Method::GET | Method::DELETE) { None } else { body.or(Some(json!({}))) };
-            let reply: Reply = send(&client, op.method.clone(), &url, Some(&token), send_body.as_ref()).await;
+            let send_body = if matches!(op.method, Method::GET | Method::DELETE) {
+                None
+            } else {
+                body.or(Some(json!({})))
+            };
+            let reply: Reply = send(
+                &client,
+                op.method.clone(),
+                &url,
+                Some(&token),
+                send_body.as_ref(),
+            )
+            .await;
             let status = reply.status.as_u16();
             if !expected.contains(&status) {
-                failures.push(format!("{file} ({} {url}): got {status}, documented {expected:?}: {}", op.id, reply.body));
+                failures.push(format!(
+                    "{file} ({} {url}): got {status}, documented {expected:?}: {}",
+                    op.id, reply.body
+                ));
             } else if !reply.body.is_null()
                 && let Err(e) = validate(op, status, &reply.body)
             {
@@ -399,10 +531,23 @@ async fn every_example_request_is_accepted_with_its_documented_status_and_schema
             emu.shutdown().await;
         }
     }
-    assert!(failures.is_empty(), "{} of {} examples failed:\n{}", failures.len(), ran.len(), failures.join("\n\n"));
-    assert_eq!(skipped, NOT_SERVED, "only the listed examples may be skipped");
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples failed:\n{}",
+        failures.len(),
+        ran.len(),
+        failures.join("\n\n")
+    );
+    assert_eq!(
+        skipped, NOT_SERVED,
+        "only the listed examples may be skipped"
+    );
     // Guard against a silently empty run (a moved spec folder would otherwise pass).
-    assert!(ran.len() >= 38, "expected every example to run, ran {}: {ran:?}", ran.len());
+    assert!(
+        ran.len() >= 38,
+        "expected every example to run, ran {}: {ran:?}",
+        ran.len()
+    );
 }
 
 /// Operations without examples (and error answers) still produce bodies their schemas accept.
@@ -456,26 +601,113 @@ async fn scripted_responses_of_the_remaining_operations_match_their_schemas() {
     let mut failures = Vec::new();
     for (id, method, url, body, expected) in steps {
         let op = op(&ops, id);
-        let r = send(&client, method, &format!("https://management.azure.com{url}"), Some(&arm), body.as_ref()).await;
+        let r = send(
+            &client,
+            method,
+            &format!("https://management.azure.com{url}"),
+            Some(&arm),
+            body.as_ref(),
+        )
+        .await;
         check(op, &r, expected, &url, &mut failures);
     }
     let vault = "https://myvault.vault.azure.net";
     let kv_steps: Vec<(&str, Method, String, Option<Value>, u16)> = vec![
-        ("GetKeys", Method::GET, "/keys?maxresults=1".into(), None, 200),
-        ("CreateKey", Method::POST, "/keys/scripted/create".into(), Some(json!({"kty": "EC", "crv": "P-384"})), 200),
-        ("CreateKey", Method::POST, "/keys/scripted2/create".into(), Some(json!({"kty": "RSA", "key_size": 4096})), 200),
-        ("CreateKey", Method::POST, "/keys/scripted3/create".into(), Some(json!({"kty": "oct"})), 400),
+        (
+            "GetKeys",
+            Method::GET,
+            "/keys?maxresults=1".into(),
+            None,
+            200,
+        ),
+        (
+            "CreateKey",
+            Method::POST,
+            "/keys/scripted/create".into(),
+            Some(json!({"kty": "EC", "crv": "P-384"})),
+            200,
+        ),
+        (
+            "CreateKey",
+            Method::POST,
+            "/keys/scripted2/create".into(),
+            Some(json!({"kty": "RSA", "key_size": 4096})),
+            200,
+        ),
+        (
+            "CreateKey",
+            Method::POST,
+            "/keys/scripted3/create".into(),
+            Some(json!({"kty": "oct"})),
+            400,
+        ),
         ("GetKey", Method::GET, "/keys/scripted2/".into(), None, 200),
         ("GetKey", Method::GET, "/keys/nosuch/".into(), None, 404),
-        ("UpdateKey", Method::PATCH, "/keys/scripted2/".into(), Some(json!({"attributes": {"exp": 4_102_444_800_i64, "nbf": 1_700_000_000}, "tags": {"t": "v"}})), 200),
-        ("encrypt", Method::POST, "/keys/scripted2//encrypt".into(), Some(json!({"alg": "RSA-OAEP-256", "value": secret})), 200),
-        ("RotateKey", Method::POST, "/keys/scripted2/rotate".into(), None, 200),
-        ("DeleteKey", Method::DELETE, "/keys/scripted2".into(), None, 200),
-        ("GetDeletedKeys", Method::GET, "/deletedkeys".into(), None, 200),
-        ("GetDeletedKey", Method::GET, "/deletedkeys/scripted2".into(), None, 200),
-        ("RecoverDeletedKey", Method::POST, "/deletedkeys/scripted2/recover".into(), None, 200),
-        ("DeleteKey", Method::DELETE, "/keys/scripted".into(), None, 200),
-        ("PurgeDeletedKey", Method::DELETE, "/deletedkeys/scripted".into(), None, 204),
+        (
+            "UpdateKey",
+            Method::PATCH,
+            "/keys/scripted2/".into(),
+            Some(
+                json!({"attributes": {"exp": 4_102_444_800_i64, "nbf": 1_700_000_000}, "tags": {"t": "v"}}),
+            ),
+            200,
+        ),
+        (
+            "encrypt",
+            Method::POST,
+            "/keys/scripted2//encrypt".into(),
+            Some(json!({"alg": "RSA-OAEP-256", "value": secret})),
+            200,
+        ),
+        (
+            "RotateKey",
+            Method::POST,
+            "/keys/scripted2/rotate".into(),
+            None,
+            200,
+        ),
+        (
+            "DeleteKey",
+            Method::DELETE,
+            "/keys/scripted2".into(),
+            None,
+            200,
+        ),
+        (
+            "GetDeletedKeys",
+            Method::GET,
+            "/deletedkeys".into(),
+            None,
+            200,
+        ),
+        (
+            "GetDeletedKey",
+            Method::GET,
+            "/deletedkeys/scripted2".into(),
+            None,
+            200,
+        ),
+        (
+            "RecoverDeletedKey",
+            Method::POST,
+            "/deletedkeys/scripted2/recover".into(),
+            None,
+            200,
+        ),
+        (
+            "DeleteKey",
+            Method::DELETE,
+            "/keys/scripted".into(),
+            None,
+            200,
+        ),
+        (
+            "PurgeDeletedKey",
+            Method::DELETE,
+            "/deletedkeys/scripted".into(),
+            None,
+            204,
+        ),
     ];
     for (id, method, path, body, expected) in kv_steps {
         let op = op(&ops, id);
@@ -485,8 +717,21 @@ async fn scripted_responses_of_the_remaining_operations_match_their_schemas() {
         check(op, &r, expected, &url, &mut failures);
     }
     // The 401 challenge body is a Key Vault error too.
-    let r = send(&client, Method::GET, &format!("{vault}/keys/sdktestkey?api-version=7.5"), None, None).await;
-    check(op(&ops, "GetKey"), &r, 401, "unauthenticated GetKey", &mut failures);
+    let r = send(
+        &client,
+        Method::GET,
+        &format!("{vault}/keys/sdktestkey?api-version=7.5"),
+        None,
+        None,
+    )
+    .await;
+    check(
+        op(&ops, "GetKey"),
+        &r,
+        401,
+        "unauthenticated GetKey",
+        &mut failures,
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     emu.shutdown().await;
 }
@@ -494,12 +739,19 @@ async fn scripted_responses_of_the_remaining_operations_match_their_schemas() {
 fn check(op: &Op, r: &Reply, expected: u16, what: &str, failures: &mut Vec<String>) {
     let status = r.status.as_u16();
     if status != expected {
-        failures.push(format!("{} {what}: expected {expected}, got {status}: {}", op.id, r.body));
+        failures.push(format!(
+            "{} {what}: expected {expected}, got {status}: {}",
+            op.id, r.body
+        ));
         return;
     }
-    let documented = op.spec["responses"].get(status.to_string()).is_some() || (status >= 400 && op.spec["responses"].get("default").is_some());
+    let documented = op.spec["responses"].get(status.to_string()).is_some()
+        || (status >= 400 && op.spec["responses"].get("default").is_some());
     if !documented {
-        failures.push(format!("{} {what}: status {status} is not documented by the spec", op.id));
+        failures.push(format!(
+            "{} {what}: status {status} is not documented by the spec",
+            op.id
+        ));
         return;
     }
     if r.body.is_null() {
@@ -507,7 +759,10 @@ fn check(op: &Op, r: &Reply, expected: u16, what: &str, failures: &mut Vec<Strin
     }
     match validate(op, status, &r.body) {
         Ok(true) => {}
-        Ok(false) => failures.push(format!("{} {what}: status {status} documents no body, got {}", op.id, r.body)),
+        Ok(false) => failures.push(format!(
+            "{} {what}: status {status} documents no body, got {}",
+            op.id, r.body
+        )),
         Err(e) => failures.push(e),
     }
 }

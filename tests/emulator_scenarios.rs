@@ -1,4 +1,6 @@
 #![cfg(feature = "emulator")]
+// NB: scenarios read top to bottom as stories; splitting them would hide the sequence.
+#![allow(clippy::too_many_lines)]
 //! Behaviour scenarios of the Azure emulator, over real HTTPS: authentication and its error
 //! shapes, Media Services LROs and rules, customer-key tracking and the inaccessible state,
 //! role assignments, Key Vault authorization, soft delete, firewall, throttling and faults.
@@ -8,7 +10,9 @@ mod support;
 
 use std::time::Duration;
 
-use ams_security_operator::emulator::{AdminCommand, EmulatorConfig, Fault, FaultRule, KeyAccessCause, ThrottleLimits};
+use ams_security_operator::emulator::{
+    AdminCommand, EmulatorConfig, Fault, FaultRule, KeyAccessCause, ThrottleLimits,
+};
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -19,7 +23,9 @@ type Change = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
 
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
@@ -32,20 +38,52 @@ async fn arm_checks_api_version_per_provider_and_stamps_request_ids() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let path = account_path("nosuch");
-    let missing = send(&arm.client, Method::GET, &format!("{ARM}{path}"), Some(&arm.token), None).await;
+    let missing = send(
+        &arm.client,
+        Method::GET,
+        &format!("{ARM}{path}"),
+        Some(&arm.token),
+        None,
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-    assert_eq!(missing.error_code(), "MissingApiVersionParameter", "{:?}", missing.body);
+    assert_eq!(
+        missing.error_code(),
+        "MissingApiVersionParameter",
+        "{:?}",
+        missing.body
+    );
     // The Key Vault version is wrong for Media Services.
     let wrong = arm.get(&path, KV_API).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
-    assert_eq!(wrong.error_code(), "InvalidApiVersionParameter", "{:?}", wrong.body);
-    assert!(wrong.body["error"]["message"].as_str().is_some_and(|m| m.contains("2023-01-01")), "{:?}", wrong.body);
+    assert_eq!(
+        wrong.error_code(),
+        "InvalidApiVersionParameter",
+        "{:?}",
+        wrong.body
+    );
+    assert!(
+        wrong.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2023-01-01")),
+        "{:?}",
+        wrong.body
+    );
     let right = arm.get(&path, MEDIA_API).await;
     assert_eq!(right.status, StatusCode::NOT_FOUND);
-    assert!(right.header("x-ms-ratelimit-remaining-subscription-reads").is_some(), "errors report the bucket too");
+    assert!(
+        right
+            .header("x-ms-ratelimit-remaining-subscription-reads")
+            .is_some(),
+        "errors report the bucket too"
+    );
     assert_eq!(right.error_code(), "ResourceNotFound");
     for r in [&missing, &wrong, &right] {
-        assert!(r.header("x-ms-request-id").is_some_and(|v| v.len() == 36), "request id missing: {:?}", r.headers);
+        assert!(
+            r.header("x-ms-request-id").is_some_and(|v| v.len() == 36),
+            "request id missing: {:?}",
+            r.headers
+        );
     }
     emu.shutdown().await;
 }
@@ -67,17 +105,50 @@ async fn client_secret_tokens_carry_identity_claims_and_arm_checks_the_audience(
 
     let path = format!("{}?api-version={MEDIA_API}", account_path("x"));
     let none = send(&client, Method::GET, &format!("{ARM}{path}"), None, None).await;
-    assert_eq!((none.status, none.error_code()), (StatusCode::UNAUTHORIZED, "AuthenticationFailed"));
+    assert_eq!(
+        (none.status, none.error_code()),
+        (StatusCode::UNAUTHORIZED, "AuthenticationFailed")
+    );
     let vault_token = token_with_secret(&client, &emu, "operator", VAULT_AUDIENCE).await;
-    let wrong_aud = send(&client, Method::GET, &format!("{ARM}{path}"), Some(&vault_token), None).await;
-    assert_eq!((wrong_aud.status, wrong_aud.error_code()), (StatusCode::UNAUTHORIZED, "InvalidAuthenticationTokenAudience"));
+    let wrong_aud = send(
+        &client,
+        Method::GET,
+        &format!("{ARM}{path}"),
+        Some(&vault_token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (wrong_aud.status, wrong_aud.error_code()),
+        (
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationTokenAudience"
+        )
+    );
     let forged = format!("{}x", &token[..token.len() - 1]);
-    let bad = send(&client, Method::GET, &format!("{ARM}{path}"), Some(&forged), None).await;
+    let bad = send(
+        &client,
+        Method::GET,
+        &format!("{ARM}{path}"),
+        Some(&forged),
+        None,
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     // Tokens expire on the emulator's clock.
     emu.advance_clock(Duration::from_secs(2 * 3600));
-    let expired = send(&client, Method::GET, &format!("{ARM}{path}"), Some(&token), None).await;
-    assert_eq!((expired.status, expired.error_code()), (StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken"));
+    let expired = send(
+        &client,
+        Method::GET,
+        &format!("{ARM}{path}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (expired.status, expired.error_code()),
+        (StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken")
+    );
     emu.shutdown().await;
 }
 
@@ -87,11 +158,19 @@ async fn wrong_secret_and_unknown_client_get_aadsts_errors() {
     let emu = start_standard().await;
     let client = client(&emu);
     let info = emu.service_principal("operator").expect("operator");
-    let url = format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", emu.tenant_id());
+    let url = format!(
+        "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+        emu.tenant_id()
+    );
     let scope = format!("{ARM_AUDIENCE}/.default");
     let resp = client
         .post(&url)
-        .form(&[("grant_type", "client_credentials"), ("client_id", info.client_id.as_str()), ("client_secret", "nope"), ("scope", scope.as_str())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", info.client_id.as_str()),
+            ("client_secret", "nope"),
+            ("scope", scope.as_str()),
+        ])
         .send()
         .await
         .expect("sent");
@@ -99,18 +178,31 @@ async fn wrong_secret_and_unknown_client_get_aadsts_errors() {
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"], json!("invalid_client"));
     assert_eq!(body["error_codes"], json!([7_000_215]));
-    assert!(body["error_description"].as_str().is_some_and(|d| d.starts_with("AADSTS7000215:")), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS7000215:")),
+        "{body}"
+    );
     for key in ["timestamp", "trace_id", "correlation_id"] {
         assert!(body[key].is_string(), "missing {key}: {body}");
     }
     let resp = client
         .post(&url)
-        .form(&[("grant_type", "client_credentials"), ("client_id", "00000000-0000-0000-0000-000000000000"), ("client_secret", "x"), ("scope", scope.as_str())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "00000000-0000-0000-0000-000000000000"),
+            ("client_secret", "x"),
+            ("scope", scope.as_str()),
+        ])
         .send()
         .await
         .expect("sent");
     let body: Value = resp.json().await.expect("json");
-    assert_eq!((body["error"].as_str(), body["error_codes"][0].as_u64()), (Some("unauthorized_client"), Some(700_016)));
+    assert_eq!(
+        (body["error"].as_str(), body["error_codes"][0].as_u64()),
+        (Some("unauthorized_client"), Some(700_016))
+    );
     emu.shutdown().await;
 }
 
@@ -121,7 +213,10 @@ async fn federated_assertion_is_matched_against_the_federated_credential() {
     let emu = start_standard().await;
     let client = client(&emu);
     let info = emu.service_principal("operator").expect("operator");
-    let url = format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", emu.tenant_id());
+    let url = format!(
+        "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+        emu.tenant_id()
+    );
     let exchange = |assertion: String| {
         let client = client.clone();
         let url = url.clone();
@@ -132,7 +227,10 @@ async fn federated_assertion_is_matched_against_the_federated_credential() {
                 .form(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
                     ("client_assertion", assertion.as_str()),
                     ("scope", "https://vault.azure.net/.default"),
                 ])
@@ -142,19 +240,30 @@ async fn federated_assertion_is_matched_against_the_federated_credential() {
             (resp.status(), resp.json::<Value>().await.expect("json"))
         }
     };
-    let good = emu.mint_service_account_token("system:serviceaccount:ams-system:ams-security-operator").expect("minted");
+    let good = emu
+        .mint_service_account_token("system:serviceaccount:ams-system:ams-security-operator")
+        .expect("minted");
     let (status, body) = exchange(good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let claims = jwt_claims(body["access_token"].as_str().expect("token"));
-    assert_eq!((claims["oid"].as_str(), claims["aud"].as_str()), (Some(info.object_id.as_str()), Some(VAULT_AUDIENCE)));
+    assert_eq!(
+        (claims["oid"].as_str(), claims["aud"].as_str()),
+        (Some(info.object_id.as_str()), Some(VAULT_AUDIENCE))
+    );
 
-    let other = emu.mint_service_account_token("system:serviceaccount:default:intruder").expect("minted");
+    let other = emu
+        .mint_service_account_token("system:serviceaccount:default:intruder")
+        .expect("minted");
     let (status, body) = exchange(other).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_codes"], json!([70_021]), "{body}");
     // An assertion not signed by the emulator's issuer key fails signature validation.
     let (status, body) = exchange("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".into()).await;
-    assert_eq!((status, body["error_codes"][0].as_u64()), (StatusCode::UNAUTHORIZED, Some(50_013)), "{body}");
+    assert_eq!(
+        (status, body["error_codes"][0].as_u64()),
+        (StatusCode::UNAUTHORIZED, Some(50_013)),
+        "{body}"
+    );
     emu.shutdown().await;
 }
 
@@ -163,16 +272,30 @@ async fn federated_assertion_is_matched_against_the_federated_credential() {
 async fn managed_identity_endpoint_issues_tokens_for_the_default_identity() {
     let emu = start_standard().await;
     let client = client(&emu);
-    let url = format!("{}?api-version=2019-08-01&resource=https://management.azure.com/", emu.msi_endpoint());
+    let url = format!(
+        "{}?api-version=2019-08-01&resource=https://management.azure.com/",
+        emu.msi_endpoint()
+    );
     let denied = client.get(&url).send().await.expect("sent");
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
-    let resp = client.get(&url).header("X-IDENTITY-HEADER", emu.msi_header().expect("header")).send().await.expect("sent");
+    let resp = client
+        .get(&url)
+        .header("X-IDENTITY-HEADER", emu.msi_header().expect("header"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.expect("json");
-    assert!(body["expires_on"].is_string(), "expires_on must be a string: {body}");
+    assert!(
+        body["expires_on"].is_string(),
+        "expires_on must be a string: {body}"
+    );
     let (principal, client_id) = emu.user_assigned_identity(&uai_id()).expect("identity");
     assert_eq!(body["client_id"], json!(client_id));
-    assert_eq!(jwt_claims(body["access_token"].as_str().expect("token"))["oid"], json!(principal));
+    assert_eq!(
+        jwt_claims(body["access_token"].as_str().expect("token"))["oid"],
+        json!(principal)
+    );
     emu.shutdown().await;
 }
 
@@ -182,28 +305,59 @@ async fn managed_identity_endpoint_issues_tokens_for_the_default_identity() {
 /// the user-assigned identity is filled with its principal and client ids.
 #[tokio::test]
 async fn media_account_create_is_a_long_running_operation() {
-    let emu = start(EmulatorConfig { lro_polls: 2, key_check_interval: None, ..EmulatorConfig::with_seed(standard_seed()) }).await;
+    let emu = start(EmulatorConfig {
+        lro_polls: 2,
+        key_check_interval: None,
+        ..EmulatorConfig::with_seed(standard_seed())
+    })
+    .await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let path = account_path("amsone");
     let created = arm.put(&path, MEDIA_API, &account_body(None)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    assert_eq!(created.body["properties"]["provisioningState"], json!("InProgress"));
-    assert!(created.header("location").is_some_and(|l| l.contains("/mediaServicesOperationResults/")));
+    assert_eq!(
+        created.body["properties"]["provisioningState"],
+        json!("InProgress")
+    );
+    assert!(
+        created
+            .header("location")
+            .is_some_and(|l| l.contains("/mediaServicesOperationResults/"))
+    );
     let statuses = arm.poll(&created).await;
     assert_eq!(statuses, ["InProgress", "InProgress", "Succeeded"]);
     let got = arm.get(&path, MEDIA_API).await;
-    assert_eq!(got.body["properties"]["provisioningState"], json!("Succeeded"));
+    assert_eq!(
+        got.body["properties"]["provisioningState"],
+        json!("Succeeded")
+    );
     let (principal, client_id) = emu.user_assigned_identity(&uai_id()).expect("identity");
     let entry = &got.body["identity"]["userAssignedIdentities"][uai_id()];
-    assert_eq!((entry["principalId"].as_str(), entry["clientId"].as_str()), (Some(principal.as_str()), Some(client_id.as_str())));
+    assert_eq!(
+        (entry["principalId"].as_str(), entry["clientId"].as_str()),
+        (Some(principal.as_str()), Some(client_id.as_str()))
+    );
     // Update is a PATCH answered 202.
-    let patched = arm.patch(&path, MEDIA_API, &json!({"tags": {"team": "video"}})).await;
+    let patched = arm
+        .patch(&path, MEDIA_API, &json!({"tags": {"team": "video"}}))
+        .await;
     assert_eq!(patched.status, StatusCode::ACCEPTED);
-    assert_eq!(arm.poll(&patched).await.last().map(String::as_str), Some("Succeeded"));
-    let list = arm.get(&format!("{RG}/providers/Microsoft.Media/mediaservices"), MEDIA_API).await;
+    assert_eq!(
+        arm.poll(&patched).await.last().map(String::as_str),
+        Some("Succeeded")
+    );
+    let list = arm
+        .get(
+            &format!("{RG}/providers/Microsoft.Media/mediaservices"),
+            MEDIA_API,
+        )
+        .await;
     assert_eq!(list.body["value"].as_array().map(Vec::len), Some(1));
     assert_eq!(arm.delete(&path, MEDIA_API).await.status, StatusCode::OK);
-    assert_eq!(arm.delete(&path, MEDIA_API).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        arm.delete(&path, MEDIA_API).await.status,
+        StatusCode::NO_CONTENT
+    );
     emu.shutdown().await;
 }
 
@@ -219,11 +373,27 @@ async fn identity_types_follow_the_service_rules() {
     body["identity"]["type"] = json!("SystemAssigned,UserAssigned");
     let ok = arm.put(&account_path("amstwo"), MEDIA_API, &body).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
-    let principal = ok.body["identity"]["principalId"].as_str().expect("system principalId").to_owned();
+    let principal = ok.body["identity"]["principalId"]
+        .as_str()
+        .expect("system principalId")
+        .to_owned();
     assert_eq!(ok.body["identity"]["tenantId"], json!(emu.tenant_id()));
     // The system identity is a real principal: ARM's identities/default reports it.
-    let default = arm.get(&format!("{}/providers/Microsoft.ManagedIdentity/identities/default", account_path("amstwo")), MI_API).await;
-    assert_eq!(default.body["properties"]["principalId"], json!(principal), "{:?}", default.body);
+    let default = arm
+        .get(
+            &format!(
+                "{}/providers/Microsoft.ManagedIdentity/identities/default",
+                account_path("amstwo")
+            ),
+            MI_API,
+        )
+        .await;
+    assert_eq!(
+        default.body["properties"]["principalId"],
+        json!(principal),
+        "{:?}",
+        default.body
+    );
     emu.shutdown().await;
 }
 
@@ -234,25 +404,63 @@ async fn storage_rules_are_enforced() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let mut body = account_body(None);
-    body["properties"]["storageAccounts"][0]["id"] = json!(format!("/subscriptions/{FOREIGN_SUB}/resourceGroups/other-rg/providers/Microsoft.Storage/storageAccounts/foreignstore"));
+    body["properties"]["storageAccounts"][0]["id"] = json!(format!(
+        "/subscriptions/{FOREIGN_SUB}/resourceGroups/other-rg/providers/Microsoft.Storage/storageAccounts/foreignstore"
+    ));
     let foreign = arm.put(&account_path("amsthree"), MEDIA_API, &body).await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
-    assert!(foreign.body["error"]["message"].as_str().is_some_and(|m| m.contains("own subscription")), "{:?}", foreign.body);
+    assert!(
+        foreign.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("own subscription")),
+        "{:?}",
+        foreign.body
+    );
     // A closed storage firewall admits the account only through a resource access rule.
     let closed = json!({"properties": {"networkAcls": {"bypass": "None", "defaultAction": "Deny", "ipRules": [], "virtualNetworkRules": []}}});
-    assert_eq!(arm.patch(&store_id(), STORAGE_API, &closed).await.status, StatusCode::OK);
-    let blocked = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
+    assert_eq!(
+        arm.patch(&store_id(), STORAGE_API, &closed).await.status,
+        StatusCode::OK
+    );
+    let blocked = arm
+        .put(&account_path("amsthree"), MEDIA_API, &account_body(None))
+        .await;
     assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
-    assert!(blocked.body["error"]["message"].as_str().is_some_and(|m| m.contains("firewall")), "{:?}", blocked.body);
+    assert!(
+        blocked.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("firewall")),
+        "{:?}",
+        blocked.body
+    );
     let rule = json!({"properties": {"networkAcls": {"bypass": "None", "defaultAction": "Deny", "resourceAccessRules": [{"tenantId": emu.tenant_id(), "resourceId": account_path("amsthree")}]}}});
-    assert_eq!(arm.patch(&store_id(), STORAGE_API, &rule).await.status, StatusCode::OK);
-    let admitted = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
+    assert_eq!(
+        arm.patch(&store_id(), STORAGE_API, &rule).await.status,
+        StatusCode::OK
+    );
+    let admitted = arm
+        .put(&account_path("amsthree"), MEDIA_API, &account_body(None))
+        .await;
     assert_eq!(admitted.status, StatusCode::CREATED, "{:?}", admitted.body);
-    assert_eq!(arm.delete(&account_path("amsthree"), MEDIA_API).await.status, StatusCode::OK);
-    emu.remove_role_assignments_of(&uai_id(), None).expect("removed");
-    let ungranted = arm.put(&account_path("amsthree"), MEDIA_API, &account_body(None)).await;
+    assert_eq!(
+        arm.delete(&account_path("amsthree"), MEDIA_API)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    emu.remove_role_assignments_of(&uai_id(), None)
+        .expect("removed");
+    let ungranted = arm
+        .put(&account_path("amsthree"), MEDIA_API, &account_body(None))
+        .await;
     assert_eq!(ungranted.status, StatusCode::BAD_REQUEST);
-    assert!(ungranted.body["error"]["message"].as_str().is_some_and(|m| m.contains("Storage Blob Data Contributor")), "{:?}", ungranted.body);
+    assert!(
+        ungranted.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Storage Blob Data Contributor")),
+        "{:?}",
+        ungranted.body
+    );
     emu.shutdown().await;
 }
 
@@ -263,19 +471,46 @@ async fn customer_key_rules_are_enforced() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let cases = [
-        ("https://ams-kv.vault.azure.net/keys/eckey", "RSA keys of 2048, 3072 or 4096"),
-        ("https://ams-kv-east.vault.azure.net/keys/cmk", "same region"),
-        ("https://ams-kv-nopurge.vault.azure.net/keys/cmk", "purge protection"),
+        (
+            "https://ams-kv.vault.azure.net/keys/eckey",
+            "RSA keys of 2048, 3072 or 4096",
+        ),
+        (
+            "https://ams-kv-east.vault.azure.net/keys/cmk",
+            "same region",
+        ),
+        (
+            "https://ams-kv-nopurge.vault.azure.net/keys/cmk",
+            "purge protection",
+        ),
         // The identity has no data action in the RBAC vault.
-        ("https://ams-kv-rbac.vault.azure.net/keys/cmk", "lacks get, wrapKey and unwrapKey"),
+        (
+            "https://ams-kv-rbac.vault.azure.net/keys/cmk",
+            "lacks get, wrapKey and unwrapKey",
+        ),
     ];
     for (kid, expected) in cases {
-        let r = arm.put(&account_path("amsfour"), MEDIA_API, &account_body(Some(kid))).await;
+        let r = arm
+            .put(
+                &account_path("amsfour"),
+                MEDIA_API,
+                &account_body(Some(kid)),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{kid}: {:?}", r.body);
         let message = r.body["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(expected), "{kid}: expected '{expected}' in {message}");
+        assert!(
+            message.contains(expected),
+            "{kid}: expected '{expected}' in {message}"
+        );
     }
-    let ok = arm.put(&account_path("amsfour"), MEDIA_API, &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk"))).await;
+    let ok = arm
+        .put(
+            &account_path("amsfour"),
+            MEDIA_API,
+            &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk")),
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
     emu.shutdown().await;
 }
@@ -286,18 +521,42 @@ async fn current_key_identifier_follows_the_latest_enabled_version() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let path = account_path("amsfive");
-    let created = arm.put(&path, MEDIA_API, &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk"))).await;
+    let created = arm
+        .put(
+            &path,
+            MEDIA_API,
+            &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk")),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let current = |r: &Reply| r.body["properties"]["encryption"]["keyVaultProperties"]["currentKeyIdentifier"].as_str().map(str::to_owned);
+    let current = |r: &Reply| {
+        r.body["properties"]["encryption"]["keyVaultProperties"]["currentKeyIdentifier"]
+            .as_str()
+            .map(str::to_owned)
+    };
     let v1 = current(&created).expect("current key id");
-    assert!(v1.starts_with("https://ams-kv.vault.azure.net/keys/cmk/"), "{v1}");
-    assert_eq!(created.body["properties"]["encryption"]["keyVaultProperties"]["keyIdentifier"], json!("https://ams-kv.vault.azure.net/keys/cmk"));
+    assert!(
+        v1.starts_with("https://ams-kv.vault.azure.net/keys/cmk/"),
+        "{v1}"
+    );
+    assert_eq!(
+        created.body["properties"]["encryption"]["keyVaultProperties"]["keyIdentifier"],
+        json!("https://ams-kv.vault.azure.net/keys/cmk")
+    );
     let v2 = emu.add_key_version("ams-kv", "cmk").expect("new version");
     emu.recheck_key_access();
-    assert_eq!(current(&arm.get(&path, MEDIA_API).await).as_deref(), Some(v2.as_str()));
-    emu.disable_key("ams-kv", "cmk", None).expect("disabled latest");
+    assert_eq!(
+        current(&arm.get(&path, MEDIA_API).await).as_deref(),
+        Some(v2.as_str())
+    );
+    emu.disable_key("ams-kv", "cmk", None)
+        .expect("disabled latest");
     emu.recheck_key_access();
-    assert_eq!(current(&arm.get(&path, MEDIA_API).await), Some(v1), "falls back to the latest enabled version");
+    assert_eq!(
+        current(&arm.get(&path, MEDIA_API).await),
+        Some(v1),
+        "falls back to the latest enabled version"
+    );
     emu.shutdown().await;
 }
 
@@ -309,18 +568,42 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
     let arm = Arm::as_sp(&emu, "operator").await;
     let path = account_path("amssix");
     let kid = "https://ams-kv.vault.azure.net/keys/cmk";
-    assert_eq!(arm.put(&path, MEDIA_API, &account_body(Some(kid))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        arm.put(&path, MEDIA_API, &account_body(Some(kid)))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let account_id = account_path("amssix");
     let uai_principal = emu.principal_id(&uai_id()).expect("uai principal");
 
     let scenarios: Vec<(KeyAccessCause, Change, Change)> = vec![
-        (KeyAccessCause::KeyDisabled, Box::new(|e| e.disable_key("ams-kv", "cmk", None).expect("ok")), Box::new(|e| e.enable_key("ams-kv", "cmk", None).expect("ok"))),
-        (KeyAccessCause::KeyDeleted, Box::new(|e| e.delete_key("ams-kv", "cmk").expect("ok")), Box::new(|e| e.recover_key("ams-kv", "cmk").expect("ok"))),
-        (KeyAccessCause::VaultDeleted, Box::new(|e| e.delete_vault("ams-kv").expect("ok")), Box::new(|e| e.recover_vault("ams-kv").expect("ok"))),
-        (KeyAccessCause::FirewallBlocked, Box::new(|e| e.close_vault_firewall("ams-kv", "None").expect("ok")), Box::new(|e| e.open_vault_firewall("ams-kv").expect("ok"))),
+        (
+            KeyAccessCause::KeyDisabled,
+            Box::new(|e| e.disable_key("ams-kv", "cmk", None).expect("ok")),
+            Box::new(|e| e.enable_key("ams-kv", "cmk", None).expect("ok")),
+        ),
+        (
+            KeyAccessCause::KeyDeleted,
+            Box::new(|e| e.delete_key("ams-kv", "cmk").expect("ok")),
+            Box::new(|e| e.recover_key("ams-kv", "cmk").expect("ok")),
+        ),
+        (
+            KeyAccessCause::VaultDeleted,
+            Box::new(|e| e.delete_vault("ams-kv").expect("ok")),
+            Box::new(|e| e.recover_vault("ams-kv").expect("ok")),
+        ),
+        (
+            KeyAccessCause::FirewallBlocked,
+            Box::new(|e| e.close_vault_firewall("ams-kv", "None").expect("ok")),
+            Box::new(|e| e.open_vault_firewall("ams-kv").expect("ok")),
+        ),
         (
             KeyAccessCause::PermissionDenied,
-            Box::new(move |e| e.remove_access_policy("ams-kv", &uai_principal).expect("ok")),
+            Box::new(move |e| {
+                e.remove_access_policy("ams-kv", &uai_principal)
+                    .expect("ok");
+            }),
             // Restored through ARM below, as an operator would.
             Box::new(|_| {}),
         ),
@@ -331,11 +614,27 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
         let state = emu.key_access(&account_id).expect("account known");
         assert_eq!(state.cause, Some(cause), "after breaking for {cause:?}");
         let get = arm.get(&path, MEDIA_API).await;
-        assert_eq!(get.status, StatusCode::OK, "GET still works in the inaccessible state");
-        let list = arm.get(&format!("{RG}/providers/Microsoft.Media/mediaservices"), MEDIA_API).await;
+        assert_eq!(
+            get.status,
+            StatusCode::OK,
+            "GET still works in the inaccessible state"
+        );
+        let list = arm
+            .get(
+                &format!("{RG}/providers/Microsoft.Media/mediaservices"),
+                MEDIA_API,
+            )
+            .await;
         assert_eq!(list.status, StatusCode::OK);
-        let refused = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
-        assert_eq!((refused.status, refused.error_code()), (StatusCode::BAD_REQUEST, "CustomerKeyInaccessible"), "{cause:?}: {:?}", refused.body);
+        let refused = arm
+            .patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}}))
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::BAD_REQUEST, "CustomerKeyInaccessible"),
+            "{cause:?}: {:?}",
+            refused.body
+        );
         if cause == KeyAccessCause::PermissionDenied {
             // Restore through ARM, as an operator would.
             let oid = emu.principal_id(&uai_id()).expect("uai");
@@ -350,30 +649,65 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
         }
         fixer(&emu);
         emu.recheck_key_access();
-        assert_eq!(emu.key_access(&account_id).expect("known").cause, None, "recovered from {cause:?}");
-        let accepted = arm.patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}})).await;
-        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{cause:?}: {:?}", accepted.body);
+        assert_eq!(
+            emu.key_access(&account_id).expect("known").cause,
+            None,
+            "recovered from {cause:?}"
+        );
+        let accepted = arm
+            .patch(&path, MEDIA_API, &json!({"tags": {"x": "y"}}))
+            .await;
+        assert_eq!(
+            accepted.status,
+            StatusCode::ACCEPTED,
+            "{cause:?}: {:?}",
+            accepted.body
+        );
     }
     // Expiry on the emulator clock.
-    emu.admin(AdminCommand::ExpireKey { vault: "ams-kv".into(), key: "cmk".into(), version: None, at: Some(emu.now().timestamp() + 60) }).expect("ok");
+    emu.admin(AdminCommand::ExpireKey {
+        vault: "ams-kv".into(),
+        key: "cmk".into(),
+        version: None,
+        at: Some(emu.now().timestamp() + 60),
+    })
+    .expect("ok");
     emu.recheck_key_access();
     assert_eq!(emu.key_access(&account_id).expect("known").cause, None);
     emu.advance_clock(Duration::from_secs(120));
     emu.recheck_key_access();
-    assert_eq!(emu.key_access(&account_id).expect("known").cause, Some(KeyAccessCause::KeyExpired));
+    assert_eq!(
+        emu.key_access(&account_id).expect("known").cause,
+        Some(KeyAccessCause::KeyExpired)
+    );
     emu.shutdown().await;
 }
 
 /// The background task notices lost access without being asked.
 #[tokio::test]
 async fn background_check_detects_lost_key_access() {
-    let emu = start(EmulatorConfig { key_check_interval: Some(Duration::from_millis(50)), ..EmulatorConfig::with_seed(standard_seed()) }).await;
+    let emu = start(EmulatorConfig {
+        key_check_interval: Some(Duration::from_millis(50)),
+        ..EmulatorConfig::with_seed(standard_seed())
+    })
+    .await;
     let arm = Arm::as_sp(&emu, "operator").await;
-    assert_eq!(arm.put(&account_path("amsseven"), MEDIA_API, &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk"))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        arm.put(
+            &account_path("amsseven"),
+            MEDIA_API,
+            &account_body(Some("https://ams-kv.vault.azure.net/keys/cmk"))
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
     emu.disable_key("ams-kv", "cmk", None).expect("ok");
     let mut cause = None;
     for _ in 0..100 {
-        cause = emu.key_access(&account_path("amsseven")).and_then(|k| k.cause);
+        cause = emu
+            .key_access(&account_path("amsseven"))
+            .and_then(|k| k.cause);
         if cause.is_some() {
             break;
         }
@@ -399,12 +733,34 @@ async fn role_assignment_lifecycle() {
     let created = arm.put(&path, AUTHZ_API, &body(sbdc)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["properties"]["scope"], json!(scope));
-    assert_eq!(arm.put(&path, AUTHZ_API, &body(sbdc)).await.status, StatusCode::OK, "identical re-create");
-    let update = arm.put(&path, AUTHZ_API, &body("acdd72a7-3385-48ef-bd42-f606fba81ae7")).await;
-    assert_eq!((update.status, update.error_code()), (StatusCode::BAD_REQUEST, "RoleAssignmentUpdateNotPermitted"));
+    assert_eq!(
+        arm.put(&path, AUTHZ_API, &body(sbdc)).await.status,
+        StatusCode::OK,
+        "identical re-create"
+    );
+    let update = arm
+        .put(
+            &path,
+            AUTHZ_API,
+            &body("acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+        )
+        .await;
+    assert_eq!(
+        (update.status, update.error_code()),
+        (StatusCode::BAD_REQUEST, "RoleAssignmentUpdateNotPermitted")
+    );
     let dup = arm.put(&format!("{scope}/providers/Microsoft.Authorization/roleAssignments/6b2b7e2a-1c1d-4d1e-9f00-5c9c1f7a0b11"), AUTHZ_API, &body(sbdc)).await;
-    assert_eq!((dup.status, dup.error_code()), (StatusCode::CONFLICT, "RoleAssignmentExists"));
-    let not_guid = arm.put(&format!("{scope}/providers/Microsoft.Authorization/roleAssignments/not-a-guid"), AUTHZ_API, &body(sbdc)).await;
+    assert_eq!(
+        (dup.status, dup.error_code()),
+        (StatusCode::CONFLICT, "RoleAssignmentExists")
+    );
+    let not_guid = arm
+        .put(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/not-a-guid"),
+            AUTHZ_API,
+            &body(sbdc),
+        )
+        .await;
     assert_eq!(not_guid.status, StatusCode::BAD_REQUEST);
 
     let list = |filter: String| {
@@ -419,12 +775,23 @@ async fn role_assignment_lifecycle() {
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(list(format!("assignedTo('{principal}')")).await.len(), 1);
     // atScope() at the subscription does not include the storage-level assignment.
-    assert!(list("atScope()".into()).await.iter().all(|ra| ra["properties"]["scope"] != json!(scope)));
+    assert!(
+        list("atScope()".into())
+            .await
+            .iter()
+            .all(|ra| ra["properties"]["scope"] != json!(scope))
+    );
     assert_eq!(arm.get(&path, AUTHZ_API).await.status, StatusCode::OK);
     assert_eq!(arm.delete(&path, AUTHZ_API).await.status, StatusCode::OK);
-    assert_eq!(arm.delete(&path, AUTHZ_API).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        arm.delete(&path, AUTHZ_API).await.status,
+        StatusCode::NO_CONTENT
+    );
     let gone = arm.get(&path, AUTHZ_API).await;
-    assert_eq!((gone.status, gone.error_code()), (StatusCode::NOT_FOUND, "RoleAssignmentNotFound"));
+    assert_eq!(
+        (gone.status, gone.error_code()),
+        (StatusCode::NOT_FOUND, "RoleAssignmentNotFound")
+    );
     emu.shutdown().await;
 }
 
@@ -434,11 +801,23 @@ async fn a_caller_without_write_permission_cannot_grant() {
     let emu = start_standard().await;
     let outsider = Arm::as_sp(&emu, "outsider").await;
     let principal = emu.principal_id("outsider").expect("outsider");
-    let path = format!("{}/providers/Microsoft.Authorization/roleAssignments/0e3b8c2a-8d4f-4a8b-9a0e-1c2d3e4f5a6b", store_id());
+    let path = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/0e3b8c2a-8d4f-4a8b-9a0e-1c2d3e4f5a6b",
+        store_id()
+    );
     let body = json!({"properties": {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c", "principalId": principal}});
     let r = outsider.put(&path, AUTHZ_API, &body).await;
-    assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "AuthorizationFailed"), "{:?}", r.body);
-    assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.contains("Microsoft.Authorization/roleAssignments/write")));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::FORBIDDEN, "AuthorizationFailed"),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Microsoft.Authorization/roleAssignments/write"))
+    );
     // Nor read a Media Services account.
     let r = outsider.get(&account_path("x"), MEDIA_API).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -449,15 +828,37 @@ async fn a_caller_without_write_permission_cannot_grant() {
 /// request names its principalType, as documented.
 #[tokio::test]
 async fn propagation_delay_yields_principal_not_found_for_new_principals() {
-    let emu = start(EmulatorConfig { propagation_delay: Duration::from_secs(30), key_check_interval: None, ..EmulatorConfig::with_seed(standard_seed()) }).await;
+    let emu = start(EmulatorConfig {
+        propagation_delay: Duration::from_secs(30),
+        key_check_interval: None,
+        ..EmulatorConfig::with_seed(standard_seed())
+    })
+    .await;
     let arm = Arm::as_sp(&emu, "operator").await;
-    let ident = arm.put(&format!("{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fresh"), MI_API, &json!({"location": "westeurope"})).await;
+    let ident = arm
+        .put(
+            &format!("{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fresh"),
+            MI_API,
+            &json!({"location": "westeurope"}),
+        )
+        .await;
     assert_eq!(ident.status, StatusCode::CREATED, "{:?}", ident.body);
-    let principal = ident.body["properties"]["principalId"].as_str().expect("principalId").to_owned();
-    let path = format!("{}/providers/Microsoft.Authorization/roleAssignments/9d5f3c1e-2b4a-4c6d-8e0f-1a2b3c4d5e6f", store_id());
+    let principal = ident.body["properties"]["principalId"]
+        .as_str()
+        .expect("principalId")
+        .to_owned();
+    let path = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/9d5f3c1e-2b4a-4c6d-8e0f-1a2b3c4d5e6f",
+        store_id()
+    );
     let body = json!({"properties": {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe", "principalId": principal}});
     let early = arm.put(&path, AUTHZ_API, &body).await;
-    assert_eq!((early.status, early.error_code()), (StatusCode::BAD_REQUEST, "PrincipalNotFound"), "{:?}", early.body);
+    assert_eq!(
+        (early.status, early.error_code()),
+        (StatusCode::BAD_REQUEST, "PrincipalNotFound"),
+        "{:?}",
+        early.body
+    );
     emu.advance_clock(Duration::from_secs(31));
     let later = arm.put(&path, AUTHZ_API, &body).await;
     assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
@@ -470,10 +871,22 @@ async fn built_in_role_definitions_carry_data_actions() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
     let r = arm.get(&format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"), AUTHZ_API).await;
-    assert_eq!(r.body["properties"]["roleName"], json!("Storage Blob Data Contributor"));
-    assert!(r.body["properties"]["permissions"][0]["dataActions"].as_array().is_some_and(|a| a.contains(&json!("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"))));
+    assert_eq!(
+        r.body["properties"]["roleName"],
+        json!("Storage Blob Data Contributor")
+    );
+    assert!(
+        r.body["properties"]["permissions"][0]["dataActions"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!(
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
+            )))
+    );
     let list = arm.get(&format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName eq 'Key Vault Crypto Service Encryption User'"), AUTHZ_API).await;
-    assert_eq!(list.body["value"][0]["name"], json!("e147488a-f6f5-4113-8e2d-b22465e65bf6"));
+    assert_eq!(
+        list.body["value"][0]["name"],
+        json!("e147488a-f6f5-4113-8e2d-b22465e65bf6")
+    );
     emu.shutdown().await;
 }
 
@@ -484,7 +897,14 @@ async fn built_in_role_definitions_carry_data_actions() {
 async fn unauthenticated_key_vault_call_gets_the_bearer_challenge() {
     let emu = start_standard().await;
     let client = client(&emu);
-    let r = send(&client, Method::GET, "https://ams-kv.vault.azure.net/keys/cmk?api-version=7.5", None, None).await;
+    let r = send(
+        &client,
+        Method::GET,
+        "https://ams-kv.vault.azure.net/keys/cmk?api-version=7.5",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.header("www-authenticate"),
@@ -499,46 +919,141 @@ async fn unauthenticated_key_vault_call_gets_the_bearer_challenge() {
 async fn key_lifecycle_with_real_rsa_and_soft_delete() {
     let emu = start_standard().await;
     let kv = Vault::as_sp(&emu, "operator", "ams-kv").await;
-    let created = kv.call(Method::POST, "/keys/k1/create", Some(&json!({"kty": "RSA", "key_size": 3072}))).await;
+    let created = kv
+        .call(
+            Method::POST,
+            "/keys/k1/create",
+            Some(&json!({"kty": "RSA", "key_size": 3072})),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
-    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(created.body["key"]["n"].as_str().expect("n")).expect("b64");
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(created.body["key"]["n"].as_str().expect("n"))
+        .expect("b64");
     assert_eq!(n.len(), 384, "a 3072-bit modulus");
     for _ in 0..2 {
-        assert_eq!(kv.call(Method::POST, "/keys/k1/create", Some(&json!({"kty": "RSA"}))).await.status, StatusCode::OK);
+        assert_eq!(
+            kv.call(
+                Method::POST,
+                "/keys/k1/create",
+                Some(&json!({"kty": "RSA"}))
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
     }
-    let page1 = kv.call(Method::GET, "/keys/k1/versions?maxresults=2", None).await;
+    let page1 = kv
+        .call(Method::GET, "/keys/k1/versions?maxresults=2", None)
+        .await;
     assert_eq!(page1.body["value"].as_array().map(Vec::len), Some(2));
-    let next = page1.body["nextLink"].as_str().expect("nextLink").to_owned();
+    let next = page1.body["nextLink"]
+        .as_str()
+        .expect("nextLink")
+        .to_owned();
     let page2 = send(&kv.client, Method::GET, &next, Some(&kv.token), None).await;
-    assert_eq!(page2.body["value"].as_array().map(Vec::len), Some(1), "{:?}", page2.body);
-    assert!(page2.body.get("nextLink").is_none(), "the last page has no nextLink");
+    assert_eq!(
+        page2.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        page2.body
+    );
+    assert!(
+        page2.body.get("nextLink").is_none(),
+        "the last page has no nextLink"
+    );
 
     let kid = created.body["key"]["kid"].as_str().expect("kid").to_owned();
     let version = kid.rsplit('/').next().expect("version").to_owned();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
-    let wrapped = kv.call(Method::POST, &format!("/keys/k1/{version}/wrapkey"), Some(&json!({"alg": "RSA-OAEP-256", "value": secret}))).await;
+    let wrapped = kv
+        .call(
+            Method::POST,
+            &format!("/keys/k1/{version}/wrapkey"),
+            Some(&json!({"alg": "RSA-OAEP-256", "value": secret})),
+        )
+        .await;
     assert_eq!(wrapped.status, StatusCode::OK, "{:?}", wrapped.body);
     assert_eq!(wrapped.body["kid"], json!(kid));
-    let unwrapped = kv.call(Method::POST, &format!("/keys/k1/{version}/unwrapkey"), Some(&json!({"alg": "RSA-OAEP-256", "value": wrapped.body["value"]}))).await;
+    let unwrapped = kv
+        .call(
+            Method::POST,
+            &format!("/keys/k1/{version}/unwrapkey"),
+            Some(&json!({"alg": "RSA-OAEP-256", "value": wrapped.body["value"]})),
+        )
+        .await;
     assert_eq!(unwrapped.body["value"], json!(secret));
     // Another version cannot unwrap it.
-    let other = kv.call(Method::POST, "/keys/k1/unwrapkey", Some(&json!({"alg": "RSA-OAEP-256", "value": wrapped.body["value"]}))).await;
+    let other = kv
+        .call(
+            Method::POST,
+            "/keys/k1/unwrapkey",
+            Some(&json!({"alg": "RSA-OAEP-256", "value": wrapped.body["value"]})),
+        )
+        .await;
     assert_eq!(other.status, StatusCode::BAD_REQUEST);
 
-    let disabled = kv.call(Method::PATCH, &format!("/keys/k1/{version}"), Some(&json!({"attributes": {"enabled": false}}))).await;
+    let disabled = kv
+        .call(
+            Method::PATCH,
+            &format!("/keys/k1/{version}"),
+            Some(&json!({"attributes": {"enabled": false}})),
+        )
+        .await;
     assert_eq!(disabled.body["attributes"]["enabled"], json!(false));
-    let refused = kv.call(Method::POST, &format!("/keys/k1/{version}/wrapkey"), Some(&json!({"alg": "RSA-OAEP", "value": secret}))).await;
-    assert_eq!((refused.status, refused.body["error"]["innererror"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("KeyDisabled")));
+    let refused = kv
+        .call(
+            Method::POST,
+            &format!("/keys/k1/{version}/wrapkey"),
+            Some(&json!({"alg": "RSA-OAEP", "value": secret})),
+        )
+        .await;
+    assert_eq!(
+        (
+            refused.status,
+            refused.body["error"]["innererror"]["code"].as_str()
+        ),
+        (StatusCode::FORBIDDEN, Some("KeyDisabled"))
+    );
 
     let deleted = kv.call(Method::DELETE, "/keys/k1", None).await;
     assert_eq!(deleted.status, StatusCode::OK);
-    assert!(deleted.body["recoveryId"].as_str().is_some_and(|r| r.ends_with("/deletedkeys/k1")));
-    assert_eq!(kv.call(Method::GET, "/keys/k1", None).await.error_code(), "KeyNotFound");
-    assert_eq!(kv.call(Method::POST, "/keys/k1/create", Some(&json!({"kty": "RSA"}))).await.status, StatusCode::CONFLICT);
+    assert!(
+        deleted.body["recoveryId"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/deletedkeys/k1"))
+    );
+    assert_eq!(
+        kv.call(Method::GET, "/keys/k1", None).await.error_code(),
+        "KeyNotFound"
+    );
+    assert_eq!(
+        kv.call(
+            Method::POST,
+            "/keys/k1/create",
+            Some(&json!({"kty": "RSA"}))
+        )
+        .await
+        .status,
+        StatusCode::CONFLICT
+    );
     let purge = kv.call(Method::DELETE, "/deletedkeys/k1", None).await;
-    assert_eq!(purge.status, StatusCode::FORBIDDEN, "purge protection: {:?}", purge.body);
-    assert_eq!(kv.call(Method::POST, "/deletedkeys/k1/recover", None).await.status, StatusCode::OK);
-    assert_eq!(kv.call(Method::GET, "/keys/k1", None).await.status, StatusCode::OK);
+    assert_eq!(
+        purge.status,
+        StatusCode::FORBIDDEN,
+        "purge protection: {:?}",
+        purge.body
+    );
+    assert_eq!(
+        kv.call(Method::POST, "/deletedkeys/k1/recover", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        kv.call(Method::GET, "/keys/k1", None).await.status,
+        StatusCode::OK
+    );
     emu.shutdown().await;
 }
 
@@ -549,14 +1064,34 @@ async fn key_vault_authorization_follows_the_permission_model_and_firewall() {
     let emu = start_standard().await;
     let outsider = Vault::as_sp(&emu, "outsider", "ams-kv").await;
     let r = outsider.call(Method::GET, "/keys/cmk", None).await;
-    assert_eq!((r.status, r.body["error"]["innererror"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("AccessDenied")), "{:?}", r.body);
-    assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.contains("does not have keys get permission")));
+    assert_eq!(
+        (r.status, r.body["error"]["innererror"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("AccessDenied")),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not have keys get permission"))
+    );
 
-    let rbac_out = Vault { name: "ams-kv-rbac".into(), ..outsider };
+    let rbac_out = Vault {
+        name: "ams-kv-rbac".into(),
+        ..outsider
+    };
     let r = rbac_out.call(Method::GET, "/keys/cmk", None).await;
-    assert_eq!(r.body["error"]["innererror"]["code"].as_str(), Some("ForbiddenByRbac"), "{:?}", r.body);
+    assert_eq!(
+        r.body["error"]["innererror"]["code"].as_str(),
+        Some("ForbiddenByRbac"),
+        "{:?}",
+        r.body
+    );
     let admin = Vault::as_sp(&emu, "operator", "ams-kv-rbac").await;
-    assert_eq!(admin.call(Method::GET, "/keys/cmk", None).await.status, StatusCode::OK);
+    assert_eq!(
+        admin.call(Method::GET, "/keys/cmk", None).await.status,
+        StatusCode::OK
+    );
     // Grant the outsider the crypto service encryption role on the key through ARM.
     let arm = Arm::as_sp(&emu, "operator").await;
     let key_scope = format!("{RG}/providers/Microsoft.KeyVault/vaults/ams-kv-rbac/keys/cmk");
@@ -568,17 +1103,56 @@ async fn key_vault_authorization_follows_the_permission_model_and_firewall() {
         )
         .await;
     assert_eq!(grant.status, StatusCode::CREATED, "{:?}", grant.body);
-    assert_eq!(rbac_out.call(Method::GET, "/keys/cmk", None).await.status, StatusCode::OK);
+    assert_eq!(
+        rbac_out.call(Method::GET, "/keys/cmk", None).await.status,
+        StatusCode::OK
+    );
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([1u8; 16]);
-    assert_eq!(rbac_out.call(Method::POST, "/keys/cmk/wrapkey", Some(&json!({"alg": "RSA-OAEP", "value": secret}))).await.status, StatusCode::OK);
-    let create = rbac_out.call(Method::POST, "/keys/new/create", Some(&json!({"kty": "RSA"}))).await;
-    assert_eq!(create.status, StatusCode::FORBIDDEN, "the role has no create data action");
+    assert_eq!(
+        rbac_out
+            .call(
+                Method::POST,
+                "/keys/cmk/wrapkey",
+                Some(&json!({"alg": "RSA-OAEP", "value": secret}))
+            )
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let create = rbac_out
+        .call(
+            Method::POST,
+            "/keys/new/create",
+            Some(&json!({"kty": "RSA"})),
+        )
+        .await;
+    assert_eq!(
+        create.status,
+        StatusCode::FORBIDDEN,
+        "the role has no create data action"
+    );
 
-    emu.close_vault_firewall("ams-kv-rbac", "AzureServices").expect("closed");
+    emu.close_vault_firewall("ams-kv-rbac", "AzureServices")
+        .expect("closed");
     let blocked = admin.call(Method::GET, "/keys/cmk", None).await;
-    assert_eq!(blocked.body["error"]["innererror"]["code"].as_str(), Some("ForbiddenByFirewall"), "{:?}", blocked.body);
-    emu.admin(AdminCommand::SetVaultFirewall { vault: "ams-kv-rbac".into(), default_action: "Deny".into(), bypass: None, ip_rules: vec!["127.0.0.0/8".into()] }).expect("ok");
-    assert_eq!(admin.call(Method::GET, "/keys/cmk", None).await.status, StatusCode::OK, "an IP rule lets loopback in");
+    assert_eq!(
+        blocked.body["error"]["innererror"]["code"].as_str(),
+        Some("ForbiddenByFirewall"),
+        "{:?}",
+        blocked.body
+    );
+    emu.admin(AdminCommand::SetVaultFirewall {
+        vault: "ams-kv-rbac".into(),
+        default_action: "Deny".into(),
+        bypass: None,
+        ip_rules: vec!["127.0.0.0/8".into()],
+    })
+    .expect("ok");
+    assert_eq!(
+        admin.call(Method::GET, "/keys/cmk", None).await.status,
+        StatusCode::OK,
+        "an IP rule lets loopback in"
+    );
     emu.shutdown().await;
 }
 
@@ -594,24 +1168,72 @@ async fn vault_management_access_policies_and_soft_delete() {
     let body = json!({"location": "westeurope", "properties": {"tenantId": emu.tenant_id(), "sku": {"family": "A", "name": "standard"}, "enablePurgeProtection": true, "accessPolicies": []}});
     let created = arm.put(&vault, KV_API, &body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    assert_eq!(created.body["properties"]["vaultUri"], json!("https://newvault.vault.azure.net/"));
+    assert_eq!(
+        created.body["properties"]["vaultUri"],
+        json!("https://newvault.vault.azure.net/")
+    );
     let oid = emu.principal_id("outsider").expect("oid");
     let entry = |perms: &[&str]| json!({"properties": {"accessPolicies": [{"tenantId": emu.tenant_id(), "objectId": oid, "permissions": {"keys": perms}}]}});
-    arm.put(&format!("{vault}/accessPolicies/add"), KV_API, &entry(&["get"])).await;
-    let added = arm.put(&format!("{vault}/accessPolicies/add"), KV_API, &entry(&["wrapKey"])).await;
-    assert_eq!(added.body["properties"]["accessPolicies"][0]["permissions"]["keys"], json!(["get", "wrapKey"]));
-    let replaced = arm.put(&format!("{vault}/accessPolicies/replace"), KV_API, &entry(&["list"])).await;
-    assert_eq!(replaced.body["properties"]["accessPolicies"][0]["permissions"]["keys"], json!(["list"]));
-    let removed = arm.put(&format!("{vault}/accessPolicies/remove"), KV_API, &entry(&["list"])).await;
+    arm.put(
+        &format!("{vault}/accessPolicies/add"),
+        KV_API,
+        &entry(&["get"]),
+    )
+    .await;
+    let added = arm
+        .put(
+            &format!("{vault}/accessPolicies/add"),
+            KV_API,
+            &entry(&["wrapKey"]),
+        )
+        .await;
+    assert_eq!(
+        added.body["properties"]["accessPolicies"][0]["permissions"]["keys"],
+        json!(["get", "wrapKey"])
+    );
+    let replaced = arm
+        .put(
+            &format!("{vault}/accessPolicies/replace"),
+            KV_API,
+            &entry(&["list"]),
+        )
+        .await;
+    assert_eq!(
+        replaced.body["properties"]["accessPolicies"][0]["permissions"]["keys"],
+        json!(["list"])
+    );
+    let removed = arm
+        .put(
+            &format!("{vault}/accessPolicies/remove"),
+            KV_API,
+            &entry(&["list"]),
+        )
+        .await;
     assert_eq!(removed.body["properties"]["accessPolicies"], json!([]));
     // Purge protection cannot be turned off.
     let mut off = body.clone();
     off["properties"]["enablePurgeProtection"] = json!(false);
-    assert_eq!(arm.put(&vault, KV_API, &off).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        arm.put(&vault, KV_API, &off).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(arm.delete(&vault, KV_API).await.status, StatusCode::OK);
-    let deleted = arm.get(&format!("/subscriptions/{SUB}/providers/Microsoft.KeyVault/deletedVaults"), KV_API).await;
-    assert_eq!(deleted.body["value"][0]["properties"]["vaultId"], json!(vault), "{:?}", deleted.body);
-    assert_eq!(arm.put(&vault, KV_API, &body).await.status, StatusCode::CONFLICT);
+    let deleted = arm
+        .get(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.KeyVault/deletedVaults"),
+            KV_API,
+        )
+        .await;
+    assert_eq!(
+        deleted.body["value"][0]["properties"]["vaultId"],
+        json!(vault),
+        "{:?}",
+        deleted.body
+    );
+    assert_eq!(
+        arm.put(&vault, KV_API, &body).await.status,
+        StatusCode::CONFLICT
+    );
     emu.shutdown().await;
 }
 
@@ -624,8 +1246,14 @@ async fn storage_network_acls_round_trip() {
     let r = arm.patch(&store_id(), STORAGE_API, &patch).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let got = arm.get(&store_id(), STORAGE_API).await;
-    assert_eq!(got.body["properties"]["networkAcls"]["defaultAction"], json!("Deny"));
-    assert_eq!(got.body["properties"]["networkAcls"]["resourceAccessRules"][0]["resourceId"], json!(account_path("amsx")));
+    assert_eq!(
+        got.body["properties"]["networkAcls"]["defaultAction"],
+        json!("Deny")
+    );
+    assert_eq!(
+        got.body["properties"]["networkAcls"]["resourceAccessRules"][0]["resourceId"],
+        json!(account_path("amsx"))
+    );
     emu.shutdown().await;
 }
 
@@ -636,7 +1264,11 @@ async fn storage_network_acls_round_trip() {
 #[tokio::test]
 async fn throttling_reports_remaining_requests_and_answers_429() {
     let emu = start(EmulatorConfig {
-        throttle: Some(ThrottleLimits { read_bucket: 3, read_refill_per_sec: 1, ..ThrottleLimits::default() }),
+        throttle: Some(ThrottleLimits {
+            read_bucket: 3,
+            read_refill_per_sec: 1,
+            ..ThrottleLimits::default()
+        }),
         key_check_interval: None,
         ..EmulatorConfig::with_seed(standard_seed())
     })
@@ -645,16 +1277,37 @@ async fn throttling_reports_remaining_requests_and_answers_429() {
     let mut remaining = Vec::new();
     for _ in 0..3 {
         let r = arm.get(&store_id(), STORAGE_API).await;
-        remaining.push(r.header("x-ms-ratelimit-remaining-subscription-reads").map(str::to_owned));
+        remaining.push(
+            r.header("x-ms-ratelimit-remaining-subscription-reads")
+                .map(str::to_owned),
+        );
     }
-    assert_eq!(remaining, [Some("2".to_owned()), Some("1".to_owned()), Some("0".to_owned())]);
+    assert_eq!(
+        remaining,
+        [
+            Some("2".to_owned()),
+            Some("1".to_owned()),
+            Some("0".to_owned())
+        ]
+    );
     let throttled = arm.get(&store_id(), STORAGE_API).await;
-    assert_eq!((throttled.status, throttled.error_code()), (StatusCode::TOO_MANY_REQUESTS, "SubscriptionRequestsThrottled"));
+    assert_eq!(
+        (throttled.status, throttled.error_code()),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "SubscriptionRequestsThrottled"
+        )
+    );
     assert_eq!(throttled.header("retry-after"), Some("1"));
     // Writes have their own bucket.
-    let w = arm.patch(&store_id(), STORAGE_API, &json!({"tags": {}})).await;
+    let w = arm
+        .patch(&store_id(), STORAGE_API, &json!({"tags": {}}))
+        .await;
     assert_eq!(w.status, StatusCode::OK);
-    assert_eq!(w.header("x-ms-ratelimit-remaining-subscription-writes"), Some("199"));
+    assert_eq!(
+        w.header("x-ms-ratelimit-remaining-subscription-writes"),
+        Some("199")
+    );
     emu.shutdown().await;
 }
 
@@ -663,22 +1316,60 @@ async fn throttling_reports_remaining_requests_and_answers_429() {
 async fn injected_faults_latency_and_counters() {
     let emu = start_standard().await;
     let arm = Arm::as_sp(&emu, "operator").await;
-    emu.inject_fault(FaultRule { operation: "StorageAccounts_*".into(), fault: Fault::ServerError { status: 503 }, times: Some(1) });
-    assert_eq!(arm.get(&store_id(), STORAGE_API).await.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(arm.get(&store_id(), STORAGE_API).await.status, StatusCode::OK);
-    emu.inject_fault(FaultRule { operation: "StorageAccounts_GetProperties".into(), fault: Fault::Throttle { retry_after_secs: 7 }, times: Some(1) });
+    emu.inject_fault(FaultRule {
+        operation: "StorageAccounts_*".into(),
+        fault: Fault::ServerError { status: 503 },
+        times: Some(1),
+    });
+    assert_eq!(
+        arm.get(&store_id(), STORAGE_API).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        arm.get(&store_id(), STORAGE_API).await.status,
+        StatusCode::OK
+    );
+    emu.inject_fault(FaultRule {
+        operation: "StorageAccounts_GetProperties".into(),
+        fault: Fault::Throttle {
+            retry_after_secs: 7,
+        },
+        times: Some(1),
+    });
     let t = arm.get(&store_id(), STORAGE_API).await;
-    assert_eq!((t.status, t.header("retry-after")), (StatusCode::TOO_MANY_REQUESTS, Some("7")));
-    assert_eq!(t.header("x-ms-ratelimit-remaining-subscription-reads"), Some("0"));
-    emu.inject_fault(FaultRule { operation: "StorageAccounts_GetProperties".into(), fault: Fault::ConnectionReset, times: Some(1) });
-    let reset = arm.client.get(format!("{ARM}{}?api-version={STORAGE_API}", store_id())).bearer_auth(&arm.token).send().await;
+    assert_eq!(
+        (t.status, t.header("retry-after")),
+        (StatusCode::TOO_MANY_REQUESTS, Some("7"))
+    );
+    assert_eq!(
+        t.header("x-ms-ratelimit-remaining-subscription-reads"),
+        Some("0")
+    );
+    emu.inject_fault(FaultRule {
+        operation: "StorageAccounts_GetProperties".into(),
+        fault: Fault::ConnectionReset,
+        times: Some(1),
+    });
+    let reset = arm
+        .client
+        .get(format!("{ARM}{}?api-version={STORAGE_API}", store_id()))
+        .bearer_auth(&arm.token)
+        .send()
+        .await;
     assert!(reset.is_err(), "the connection must drop: {reset:?}");
     emu.set_latency("StorageAccounts_GetProperties", Duration::from_millis(300));
     let started = std::time::Instant::now();
-    assert_eq!(arm.get(&store_id(), STORAGE_API).await.status, StatusCode::OK);
+    assert_eq!(
+        arm.get(&store_id(), STORAGE_API).await.status,
+        StatusCode::OK
+    );
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(emu.call_count("StorageAccounts_GetProperties"), 5);
-    assert!(emu.request_log().iter().any(|r| r.operation == "StorageAccounts_GetProperties" && r.status == 503));
+    assert!(
+        emu.request_log()
+            .iter()
+            .any(|r| r.operation == "StorageAccounts_GetProperties" && r.status == 503)
+    );
     emu.shutdown().await;
 }
 
@@ -687,15 +1378,55 @@ async fn injected_faults_latency_and_counters() {
 async fn admin_http_api_changes_the_world() {
     let emu = start_standard().await;
     let client = client(&emu);
-    let r = send(&client, Method::POST, &format!("{}/admin", emu.admin_url()), None, Some(&json!({"op": "disableKey", "vault": "ams-kv", "key": "cmk"}))).await;
+    let r = send(
+        &client,
+        Method::POST,
+        &format!("{}/admin", emu.admin_url()),
+        None,
+        Some(&json!({"op": "disableKey", "vault": "ams-kv", "key": "cmk"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let state = send(&client, Method::GET, &format!("{}/state", emu.admin_url()), None, None).await;
-    let vault = state.body["vaults"].as_array().expect("vaults").iter().find(|v| v["id"].as_str().is_some_and(|i| i.ends_with("/ams-kv"))).cloned().expect("ams-kv");
-    let cmk = vault["keys"].as_array().expect("keys").iter().find(|k| k["name"] == json!("cmk")).cloned().expect("cmk");
+    let state = send(
+        &client,
+        Method::GET,
+        &format!("{}/state", emu.admin_url()),
+        None,
+        None,
+    )
+    .await;
+    let vault = state.body["vaults"]
+        .as_array()
+        .expect("vaults")
+        .iter()
+        .find(|v| v["id"].as_str().is_some_and(|i| i.ends_with("/ams-kv")))
+        .cloned()
+        .expect("ams-kv");
+    let cmk = vault["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == json!("cmk"))
+        .cloned()
+        .expect("cmk");
     assert_eq!(cmk["versions"][0]["enabled"], json!(false));
-    let bad = send(&client, Method::POST, &format!("{}/admin", emu.admin_url()), None, Some(&json!({"op": "disableKey", "vault": "nope", "key": "cmk"}))).await;
+    let bad = send(
+        &client,
+        Method::POST,
+        &format!("{}/admin", emu.admin_url()),
+        None,
+        Some(&json!({"op": "disableKey", "vault": "nope", "key": "cmk"})),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let counters = send(&client, Method::GET, &format!("{}/counters", emu.admin_url()), None, None).await;
+    let counters = send(
+        &client,
+        Method::GET,
+        &format!("{}/counters", emu.admin_url()),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(counters.body["Admin_admin"], json!(2));
     emu.shutdown().await;
 }

@@ -12,7 +12,10 @@ use clap::Parser;
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "ams-azure-emulator", about = "A stateful Azure emulator (Entra ID, ARM, Key Vault) held to the official REST specifications")]
+#[command(
+    name = "ams-azure-emulator",
+    about = "A stateful Azure emulator (Entra ID, ARM, Key Vault) held to the official REST specifications"
+)]
 struct Args {
     /// The YAML seed describing the world.
     #[arg(long, env = "EMULATOR_SEED")]
@@ -45,26 +48,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = EmulatorConfig {
         seed: seed.clone(),
         bind: args.bind,
-        key_check_interval: (args.key_check_interval_secs > 0).then(|| Duration::from_secs(args.key_check_interval_secs)),
+        key_check_interval: (args.key_check_interval_secs > 0)
+            .then(|| Duration::from_secs(args.key_check_interval_secs)),
         lro_polls: args.lro_polls,
         propagation_delay: Duration::from_secs(args.propagation_delay_secs),
         throttle: args.throttle.then(ThrottleLimits::default),
     };
     let emulator = Emulator::start(config).await?;
     std::fs::write(&args.ca_out, emulator.ca_pem())?;
-    println!("ams-azure-emulator listening on https://{}", emulator.addr());
+    println!(
+        "ams-azure-emulator listening on https://{}",
+        emulator.addr()
+    );
     println!("  CA certificate: {}", args.ca_out.display());
     println!("  tenant: {}", emulator.tenant_id());
-    println!("  resolve login.microsoftonline.com, management.azure.com and <vault>.vault.azure.net to {}", emulator.addr());
+    println!(
+        "  resolve login.microsoftonline.com, management.azure.com and <vault>.vault.azure.net to {}",
+        emulator.addr()
+    );
     for sp in &seed.service_principals {
         if let Some(info) = emulator.service_principal(&sp.name) {
-            println!("  service principal {}: client id {}, object id {}", info.name, info.client_id, info.object_id);
+            println!(
+                "  service principal {}: client id {}, object id {}",
+                info.name, info.client_id, info.object_id
+            );
         }
     }
     if let Some(header) = emulator.msi_header() {
-        println!("  IDENTITY_ENDPOINT={} IDENTITY_HEADER={header}", emulator.msi_endpoint());
+        println!(
+            "  IDENTITY_ENDPOINT={} IDENTITY_HEADER={header}",
+            emulator.msi_endpoint()
+        );
     }
-    println!("  admin API: {}/admin (POST), /state, /requests, /counters (GET)", emulator.admin_url());
+    println!(
+        "  admin API: {}/admin (POST), /state, /requests, /counters (GET)",
+        emulator.admin_url()
+    );
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
     Ok(())

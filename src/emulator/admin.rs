@@ -175,21 +175,52 @@ pub enum AdminCommand {
 
 /// Applies a command; returns a JSON result.
 pub fn apply(shared: &Shared, cmd: AdminCommand) -> Result<Value, String> {
-    if let AdminCommand::MintServiceAccountToken { subject, audience, issuer, lifetime_secs } = &cmd {
-        let aud = audience.as_deref().unwrap_or(super::seed::DEFAULT_ASSERTION_AUDIENCE);
-        let token = entra::mint_assertion(shared, issuer.as_deref(), subject, aud, lifetime_secs.unwrap_or(3600))?;
+    if let AdminCommand::MintServiceAccountToken {
+        subject,
+        audience,
+        issuer,
+        lifetime_secs,
+    } = &cmd
+    {
+        let aud = audience
+            .as_deref()
+            .unwrap_or(super::seed::DEFAULT_ASSERTION_AUDIENCE);
+        let token = entra::mint_assertion(
+            shared,
+            issuer.as_deref(),
+            subject,
+            aud,
+            lifetime_secs.unwrap_or(3600),
+        )?;
         return Ok(json!({"token": token}));
     }
     let mut w = shared.world();
     apply_to_world(&mut w, cmd)
 }
 
-fn with_version<'a>(w: &'a mut World, vault: &str, key: &str, version: Option<&str>) -> Result<&'a mut super::state::KeyVersion, String> {
-    let v = w.vault_by_name_mut(vault).ok_or_else(|| format!("no vault named {vault}"))?;
-    let k = v.keys.get_mut(&key.to_ascii_lowercase()).ok_or_else(|| format!("no key {key} in {vault}"))?;
+fn with_version<'a>(
+    w: &'a mut World,
+    vault: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<&'a mut super::state::KeyVersion, String> {
+    let v = w
+        .vault_by_name_mut(vault)
+        .ok_or_else(|| format!("no vault named {vault}"))?;
+    let k = v
+        .keys
+        .get_mut(&key.to_ascii_lowercase())
+        .ok_or_else(|| format!("no key {key} in {vault}"))?;
     match version {
-        Some(ver) => k.versions.iter_mut().find(|x| x.version.eq_ignore_ascii_case(ver)).ok_or_else(|| format!("no version {ver}")),
-        None => k.versions.last_mut().ok_or_else(|| "key has no versions".to_owned()),
+        Some(ver) => k
+            .versions
+            .iter_mut()
+            .find(|x| x.version.eq_ignore_ascii_case(ver))
+            .ok_or_else(|| format!("no version {ver}")),
+        None => k
+            .versions
+            .last_mut()
+            .ok_or_else(|| "key has no versions".to_owned()),
     }
 }
 
@@ -201,45 +232,76 @@ fn apply_to_world(w: &mut World, cmd: AdminCommand) -> Result<Value, String> {
 #[allow(clippy::too_many_lines)]
 fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, String> {
     match cmd {
-        AdminCommand::DisableKey { vault, key, version } => {
+        AdminCommand::DisableKey {
+            vault,
+            key,
+            version,
+        } => {
             let v = with_version(w, &vault, &key, version.as_deref())?;
             v.enabled = false;
             v.updated = now;
             Ok(json!({"version": v.version}))
         }
-        AdminCommand::EnableKey { vault, key, version } => {
+        AdminCommand::EnableKey {
+            vault,
+            key,
+            version,
+        } => {
             let v = with_version(w, &vault, &key, version.as_deref())?;
             v.enabled = true;
             v.updated = now;
             Ok(json!({"version": v.version}))
         }
-        AdminCommand::ExpireKey { vault, key, version, at } => {
+        AdminCommand::ExpireKey {
+            vault,
+            key,
+            version,
+            at,
+        } => {
             let v = with_version(w, &vault, &key, version.as_deref())?;
             v.exp = Some(at.unwrap_or(now));
             v.updated = now;
             Ok(json!({"version": v.version, "exp": v.exp}))
         }
         AdminCommand::DeleteKey { vault, key } => {
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
             let soft = v.soft_delete();
             let days = v.retention_days();
             let lname = key.to_ascii_lowercase();
-            let k = v.keys.get_mut(&lname).ok_or_else(|| format!("no key {key}"))?;
-            k.deleted = Some(super::state::DeletedInfo { deleted_date: now, scheduled_purge_date: now + days * 86_400 });
+            let k = v
+                .keys
+                .get_mut(&lname)
+                .ok_or_else(|| format!("no key {key}"))?;
+            k.deleted = Some(super::state::DeletedInfo {
+                deleted_date: now,
+                scheduled_purge_date: now + days * 86_400,
+            });
             if !soft {
                 v.keys.remove(&lname);
             }
             Ok(json!({"softDeleted": soft}))
         }
         AdminCommand::RecoverKey { vault, key } => {
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
-            let k = v.keys.get_mut(&key.to_ascii_lowercase()).ok_or_else(|| format!("no key {key}"))?;
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
+            let k = v
+                .keys
+                .get_mut(&key.to_ascii_lowercase())
+                .ok_or_else(|| format!("no key {key}"))?;
             k.deleted = None;
             Ok(json!({}))
         }
         AdminCommand::AddKeyVersion { vault, key } => {
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
-            let latest = v.keys.get(&key.to_ascii_lowercase()).and_then(|k| k.latest().cloned());
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
+            let latest = v
+                .keys
+                .get(&key.to_ascii_lowercase())
+                .and_then(|k| k.latest().cloned());
             let (kty, material) = match latest {
                 Some(l) => (
                     l.kty.clone(),
@@ -249,35 +311,62 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
                     }
                     .map_err(|e| e.to_string())?,
                 ),
-                None => ("RSA".to_owned(), KeyMaterial::generate_rsa(2048).map_err(|e| e.to_string())?),
+                None => (
+                    "RSA".to_owned(),
+                    KeyMaterial::generate_rsa(2048).map_err(|e| e.to_string())?,
+                ),
             };
             let created = add_key_version(v, &key, &kty, material, None, now);
-            let kid = format!("https://{}.vault.azure.net/keys/{}/{}", v.name().to_ascii_lowercase(), v.keys[&key.to_ascii_lowercase()].name, created.version);
+            let kid = format!(
+                "https://{}.vault.azure.net/keys/{}/{}",
+                v.name().to_ascii_lowercase(),
+                v.keys[&key.to_ascii_lowercase()].name,
+                created.version
+            );
             Ok(json!({"version": created.version, "kid": kid}))
         }
         AdminCommand::RemoveRoleAssignment { id } => {
             let removed = w.role_assignments.remove(&key_of(&id)).is_some();
-            if removed { Ok(json!({"removed": 1})) } else { Err(format!("no role assignment {id}")) }
+            if removed {
+                Ok(json!({"removed": 1}))
+            } else {
+                Err(format!("no role assignment {id}"))
+            }
         }
         AdminCommand::RemoveRoleAssignmentsOf { principal, scope } => {
             let oid = w.resolve_principal(&principal).unwrap_or(principal);
             let before = w.role_assignments.len();
             w.role_assignments.retain(|_, ra| {
-                !(ra.principal_id.eq_ignore_ascii_case(&oid) && scope.as_deref().is_none_or(|s| super::state::scope_covers(s, &ra.scope)))
+                !(ra.principal_id.eq_ignore_ascii_case(&oid)
+                    && scope
+                        .as_deref()
+                        .is_none_or(|s| super::state::scope_covers(s, &ra.scope)))
             });
             Ok(json!({"removed": before - w.role_assignments.len()}))
         }
         AdminCommand::RemoveAccessPolicy { vault, object_id } => {
             let oid = w.resolve_principal(&object_id).unwrap_or(object_id);
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
-            let policies = v.resource.pointer_mut("/properties/accessPolicies").and_then(Value::as_array_mut).ok_or("vault has no access policies")?;
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
+            let policies = v
+                .resource
+                .pointer_mut("/properties/accessPolicies")
+                .and_then(Value::as_array_mut)
+                .ok_or("vault has no access policies")?;
             let before = policies.len();
-            policies.retain(|p| !p["objectId"].as_str().is_some_and(|o| o.eq_ignore_ascii_case(&oid)));
+            policies.retain(|p| {
+                !p["objectId"]
+                    .as_str()
+                    .is_some_and(|o| o.eq_ignore_ascii_case(&oid))
+            });
             Ok(json!({"removed": before - policies.len()}))
         }
         AdminCommand::DeleteVault { vault } => {
             let at = w.now();
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
             v.deleted_at = Some(at);
             Ok(json!({}))
         }
@@ -290,8 +379,15 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
             v.deleted_at = None;
             Ok(json!({}))
         }
-        AdminCommand::SetVaultFirewall { vault, default_action, bypass, ip_rules } => {
-            let v = w.vault_by_name_mut(&vault).ok_or_else(|| format!("no vault named {vault}"))?;
+        AdminCommand::SetVaultFirewall {
+            vault,
+            default_action,
+            bypass,
+            ip_rules,
+        } => {
+            let v = w
+                .vault_by_name_mut(&vault)
+                .ok_or_else(|| format!("no vault named {vault}"))?;
             v.resource["properties"]["networkAcls"] = json!({
                 "defaultAction": default_action,
                 "bypass": bypass.unwrap_or_else(|| "AzureServices".into()),
@@ -306,13 +402,17 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
         }
         AdminCommand::RecheckKeyAccess => {
             let changed = w.recheck_all_key_access();
-            Ok(json!({"changed": changed.iter().map(|(id, ka)| json!({"id": id, "keyAccess": ka})).collect::<Vec<_>>()}))
+            Ok(
+                json!({"changed": changed.iter().map(|(id, ka)| json!({"id": id, "keyAccess": ka})).collect::<Vec<_>>()}),
+            )
         }
         AdminCommand::SetLatency { operation, millis } => {
             if millis == 0 {
                 w.knobs.latency.remove(&operation);
             } else {
-                w.knobs.latency.insert(operation, Duration::from_millis(millis));
+                w.knobs
+                    .latency
+                    .insert(operation, Duration::from_millis(millis));
             }
             Ok(json!({}))
         }
@@ -394,12 +494,19 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
         (Method::GET, "/_emulator/state") => Ok(snapshot(&shared.world())),
         (Method::GET, "/_emulator/requests") => Ok(json!({"value": shared.world().log})),
         (Method::GET, "/_emulator/counters") => Ok(json!(shared.world().counters)),
-        (Method::POST, "/_emulator/admin") => match serde_json::from_slice::<AdminCommand>(&req.body) {
-            Ok(cmd) => apply(shared, cmd),
-            Err(e) => Err(format!("not an admin command: {e}")),
-        },
+        (Method::POST, "/_emulator/admin") => {
+            match serde_json::from_slice::<AdminCommand>(&req.body) {
+                Ok(cmd) => apply(shared, cmd),
+                Err(e) => Err(format!("not an admin command: {e}")),
+            }
+        }
         _ => {
-            return ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("No local endpoint {} {}.", req.method, req.path)).into_response();
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("No local endpoint {} {}.", req.method, req.path),
+            )
+            .into_response();
         }
     };
     match result {

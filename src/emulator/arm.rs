@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use super::entra::ARM_AUDIENCES;
 use super::knobs::ArmKind;
 use super::media;
-use super::server::{ApiError, AuthFailure, Caller, Req, Shared, authenticate, empty_response, json_response, set_header};
+use super::server::{
+    ApiError, AuthFailure, Caller, Req, Shared, authenticate, empty_response, json_response,
+    set_header,
+};
 use super::state::{ResourceId, World, key_of, scope_covers, scope_norm};
 
 /// The api-versions each provider accepts (the first is the spec's).
@@ -72,21 +75,26 @@ impl ArmPath {
     /// The i-th segment after the namespace, lower-cased.
     #[must_use]
     pub fn seg(&self, i: usize) -> String {
-        self.rest.get(i).map(|s| s.to_ascii_lowercase()).unwrap_or_default()
+        self.rest
+            .get(i)
+            .map(|s| s.to_ascii_lowercase())
+            .unwrap_or_default()
     }
 
     /// The subscription in the scope, if any.
     #[must_use]
     pub fn subscription(&self) -> Option<String> {
         let parts: Vec<&str> = self.scope.trim_matches('/').split('/').collect();
-        (parts.len() >= 2 && parts[0].eq_ignore_ascii_case("subscriptions")).then(|| parts[1].to_owned())
+        (parts.len() >= 2 && parts[0].eq_ignore_ascii_case("subscriptions"))
+            .then(|| parts[1].to_owned())
     }
 
     /// The resource group in the scope, if any.
     #[must_use]
     pub fn resource_group(&self) -> Option<String> {
         let parts: Vec<&str> = self.scope.trim_matches('/').split('/').collect();
-        (parts.len() >= 4 && parts[2].eq_ignore_ascii_case("resourceGroups")).then(|| parts[3].to_owned())
+        (parts.len() >= 4 && parts[2].eq_ignore_ascii_case("resourceGroups"))
+            .then(|| parts[3].to_owned())
     }
 
     /// Whether the scope is exactly a resource group.
@@ -105,7 +113,11 @@ pub fn operation(req: &Req) -> String {
     let m = &req.method;
     let name = match (p.ns().as_str(), p.seg(0).as_str(), p.rest.len()) {
         ("microsoft.media", "mediaservices", 1) => {
-            if p.scope_is_rg() { "Mediaservices_List" } else { "Mediaservices_ListBySubscription" }
+            if p.scope_is_rg() {
+                "Mediaservices_List"
+            } else {
+                "Mediaservices_ListBySubscription"
+            }
         }
         ("microsoft.media", "mediaservices", 2) => match *m {
             Method::GET => "Mediaservices_Get",
@@ -114,10 +126,18 @@ pub fn operation(req: &Req) -> String {
             Method::DELETE => "Mediaservices_Delete",
             _ => "Mediaservices_Unknown",
         },
-        ("microsoft.media", "mediaservices", 3) if p.seg(2) == "syncstoragekeys" => "Mediaservices_SyncStorageKeys",
-        ("microsoft.media", "locations", 4) if p.seg(2) == "mediaservicesoperationstatuses" => "MediaServicesOperationStatuses_Get",
-        ("microsoft.media", "locations", 4) if p.seg(2) == "mediaservicesoperationresults" => "MediaServicesOperationResults_Get",
-        ("microsoft.media", "locations", 3) if p.seg(2) == "checknameavailability" => "Locations_CheckNameAvailability",
+        ("microsoft.media", "mediaservices", 3) if p.seg(2) == "syncstoragekeys" => {
+            "Mediaservices_SyncStorageKeys"
+        }
+        ("microsoft.media", "locations", 4) if p.seg(2) == "mediaservicesoperationstatuses" => {
+            "MediaServicesOperationStatuses_Get"
+        }
+        ("microsoft.media", "locations", 4) if p.seg(2) == "mediaservicesoperationresults" => {
+            "MediaServicesOperationResults_Get"
+        }
+        ("microsoft.media", "locations", 3) if p.seg(2) == "checknameavailability" => {
+            "Locations_CheckNameAvailability"
+        }
         ("microsoft.authorization", "roleassignments", 1) => "RoleAssignments_ListForScope",
         ("microsoft.authorization", "roleassignments", 2) => match *m {
             Method::GET => "RoleAssignments_Get",
@@ -135,9 +155,13 @@ pub fn operation(req: &Req) -> String {
             Method::DELETE => "Vaults_Delete",
             _ => "Vaults_Unknown",
         },
-        ("microsoft.keyvault", "vaults", 4) if p.seg(2) == "accesspolicies" => "Vaults_UpdateAccessPolicy",
+        ("microsoft.keyvault", "vaults", 4) if p.seg(2) == "accesspolicies" => {
+            "Vaults_UpdateAccessPolicy"
+        }
         ("microsoft.keyvault", "deletedvaults", 1) => "Vaults_ListDeleted",
-        ("microsoft.keyvault", "locations", 4) if p.seg(2) == "deletedvaults" => "Vaults_GetDeleted",
+        ("microsoft.keyvault", "locations", 4) if p.seg(2) == "deletedvaults" => {
+            "Vaults_GetDeleted"
+        }
         ("microsoft.keyvault", "locations", 5) if p.seg(4) == "purge" => "Vaults_PurgeDeleted",
         ("microsoft.storage", "storageaccounts", 2) => match *m {
             Method::GET => "StorageAccounts_GetProperties",
@@ -189,11 +213,23 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Response<Body> {
 
 fn arm_auth_error(f: AuthFailure) -> ApiError {
     let (code, message) = match f {
-        AuthFailure::Missing => ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."),
+        AuthFailure::Missing => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+        ),
         AuthFailure::Invalid => ("InvalidAuthenticationToken", "The access token is invalid."),
-        AuthFailure::Expired => ("ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."),
-        AuthFailure::WrongAudience => ("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'."),
-        AuthFailure::WrongTenant => ("InvalidAuthenticationTokenTenant", "The access token is from the wrong issuer. It must match the tenant associated with this subscription."),
+        AuthFailure::Expired => (
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.",
+        ),
+        AuthFailure::WrongAudience => (
+            "InvalidAuthenticationTokenAudience",
+            "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.",
+        ),
+        AuthFailure::WrongTenant => (
+            "InvalidAuthenticationTokenTenant",
+            "The access token is from the wrong issuer. It must match the tenant associated with this subscription.",
+        ),
     };
     ApiError::new(StatusCode::UNAUTHORIZED, code, message).header(
         axum::http::header::WWW_AUTHENTICATE,
@@ -201,16 +237,28 @@ fn arm_auth_error(f: AuthFailure) -> ApiError {
     )
 }
 
-fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Response<Body>, ApiError> {
+fn route(
+    shared: &Shared,
+    req: &Req,
+    caller: &Caller,
+    op: &str,
+) -> Result<Response<Body>, ApiError> {
     let Some(path) = ArmPath::parse(&req.path) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "NoRegisteredProviderFound", format!("No provider is registered for the path '{}'.", req.path)));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoRegisteredProviderFound",
+            format!("No provider is registered for the path '{}'.", req.path),
+        ));
     };
     let supported = api_versions(&path.namespace);
     if supported.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "NoRegisteredProviderFound",
-            format!("No registered resource provider found for namespace '{}'.", path.namespace),
+            format!(
+                "No registered resource provider found for namespace '{}'.",
+                path.namespace
+            ),
         ));
     }
     match req.query("api-version") {
@@ -223,7 +271,10 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Respon
         Some(v) if !supported.contains(&v) => {
             return Err(ApiError::bad_request(
                 "InvalidApiVersionParameter",
-                format!("The api-version '{v}' is invalid. The supported versions are '{}'.", supported.join(",")),
+                format!(
+                    "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                    supported.join(",")
+                ),
             ));
         }
         Some(_) => {}
@@ -232,7 +283,10 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Respon
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
-            format!("The resource type could not be found in the namespace '{}' for api version '{}'.", path.namespace, supported[0]),
+            format!(
+                "The resource type could not be found in the namespace '{}' for api version '{}'.",
+                path.namespace, supported[0]
+            ),
         ));
     }
     let mut w = shared.world();
@@ -259,7 +313,11 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Respon
     if let Some(s) = &sub
         && !w.subscriptions.contains_key(&key_of(s))
     {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "SubscriptionNotFound", format!("The subscription '{s}' could not be found.")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            format!("The subscription '{s}' could not be found."),
+        ));
     }
     let ctx = Ctx {
         caller: caller.clone(),
@@ -273,7 +331,11 @@ fn route(shared: &Shared, req: &Req, caller: &Caller, op: &str) -> Result<Respon
         "microsoft.keyvault" => route_keyvault(&mut w, &ctx),
         "microsoft.storage" => route_storage(&mut w, &ctx),
         "microsoft.managedidentity" => route_identity(&mut w, &ctx),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "InvalidResourceType", "Unknown resource type.")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            "Unknown resource type.",
+        )),
     };
     drop(w);
     // ARM reports what is left in the bucket on every answer past throttling, errors included.
@@ -298,7 +360,13 @@ pub fn authorize(w: &World, caller: &Caller, scope: &str, action: &str) -> Resul
 }
 
 /// 403 `LinkedAuthorizationFailed` unless the caller may assign the identity.
-pub fn authorize_linked(w: &World, caller: &Caller, scope: &str, action: &str, linked: &str) -> Result<(), ApiError> {
+pub fn authorize_linked(
+    w: &World,
+    caller: &Caller,
+    scope: &str,
+    action: &str,
+    linked: &str,
+) -> Result<(), ApiError> {
     let linked_action = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action";
     if w.has_action(&caller.oid, linked, linked_action) {
         return Ok(());
@@ -316,22 +384,35 @@ pub fn authorize_linked(w: &World, caller: &Caller, scope: &str, action: &str, l
 /// The full resource id of a top-level resource path.
 #[must_use]
 pub fn resource_id(path: &ArmPath) -> String {
-    format!("{}/providers/{}/{}/{}", path.scope, path.namespace, path.rest[0], path.rest[1])
+    format!(
+        "{}/providers/{}/{}/{}",
+        path.scope, path.namespace, path.rest[0], path.rest[1]
+    )
 }
 
 /// 404 unless the path's resource group exists.
 pub fn require_rg(w: &World, path: &ArmPath) -> Result<String, ApiError> {
     let (Some(sub), Some(rg)) = (path.subscription(), path.resource_group()) else {
-        return Err(ApiError::bad_request("InvalidResourceId", "The resource id is not a resource group scoped id."));
+        return Err(ApiError::bad_request(
+            "InvalidResourceId",
+            "The resource id is not a resource group scoped id.",
+        ));
     };
-    w.rg_location(&sub, &rg)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found.")))
+    w.rg_location(&sub, &rg).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceGroupNotFound",
+            format!("Resource group '{rg}' could not be found."),
+        )
+    })
 }
 
 /// Shallow-merges `patch` into `base` for the keys of a PATCH (objects in `properties` merge one
 /// level deep; everything else is replaced).
 pub fn merge_patch(base: &mut Value, patch: &Value) {
-    let Some(patch) = patch.as_object() else { return };
+    let Some(patch) = patch.as_object() else {
+        return;
+    };
     for (k, v) in patch {
         if k == "properties" && base["properties"].is_object() && v.is_object() {
             if let (Some(bp), Some(vp)) = (base["properties"].as_object_mut(), v.as_object()) {
@@ -371,7 +452,8 @@ fn render_assignment(ra: &super::state::RoleAssignment) -> Value {
     }
     if let Some(c) = &ra.condition {
         props["condition"] = json!(c);
-        props["conditionVersion"] = json!(ra.condition_version.clone().unwrap_or_else(|| "2.0".into()));
+        props["conditionVersion"] =
+            json!(ra.condition_version.clone().unwrap_or_else(|| "2.0".into()));
     }
     json!({
         "id": ra.id,
@@ -382,10 +464,20 @@ fn render_assignment(ra: &super::state::RoleAssignment) -> Value {
 }
 
 fn render_role(role: &super::roles::RoleDefinition, scope: &str) -> Value {
-    let sub = scope.trim_matches('/').split('/').nth(1).filter(|_| scope.to_ascii_lowercase().starts_with("/subscriptions/"));
+    let sub = scope
+        .trim_matches('/')
+        .split('/')
+        .nth(1)
+        .filter(|_| scope.to_ascii_lowercase().starts_with("/subscriptions/"));
     let id = match sub {
-        Some(s) => format!("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{}", role.id),
-        None => format!("/providers/Microsoft.Authorization/roleDefinitions/{}", role.id),
+        Some(s) => format!(
+            "/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{}",
+            role.id
+        ),
+        None => format!(
+            "/providers/Microsoft.Authorization/roleDefinitions/{}",
+            role.id
+        ),
     };
     json!({
         "id": id,
@@ -415,14 +507,28 @@ fn quoted_arg<'a>(filter: &'a str, func: &str) -> Option<&'a str> {
     Some(&rest[open..close])
 }
 
+// NB: a route table per provider reads best as one match.
+#[allow(clippy::too_many_lines)]
 fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let scope = scope_norm(&ctx.path.scope);
-    match (ctx.path.seg(0).as_str(), ctx.path.rest.len(), &ctx.req.method) {
+    match (
+        ctx.path.seg(0).as_str(),
+        ctx.path.rest.len(),
+        &ctx.req.method,
+    ) {
         ("roledefinitions", 2, &Method::GET) => {
             let guid = &ctx.path.rest[1];
-            let role = w.roles.iter().find(|r| r.id.eq_ignore_ascii_case(guid)).ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "RoleDefinitionDoesNotExist", format!("The specified role definition with ID '{guid}' does not exist."))
-            })?;
+            let role = w
+                .roles
+                .iter()
+                .find(|r| r.id.eq_ignore_ascii_case(guid))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "RoleDefinitionDoesNotExist",
+                        format!("The specified role definition with ID '{guid}' does not exist."),
+                    )
+                })?;
             Ok(json_response(StatusCode::OK, &render_role(role, &scope)))
         }
         ("roledefinitions", 1, &Method::GET) => {
@@ -437,10 +543,16 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
             Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         ("roleassignments", 1, &Method::GET) => {
-            authorize(w, &ctx.caller, &scope, "Microsoft.Authorization/roleAssignments/read")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &scope,
+                "Microsoft.Authorization/roleAssignments/read",
+            )?;
             let filter = ctx.req.query("$filter").unwrap_or_default();
             let at_scope = filter.to_ascii_lowercase().contains("atscope()");
-            let principal = quoted_arg(filter, "principalId eq").or_else(|| quoted_arg(filter, "assignedTo("));
+            let principal =
+                quoted_arg(filter, "principalId eq").or_else(|| quoted_arg(filter, "assignedTo("));
             let items: Vec<Value> = w
                 .role_assignments
                 .values()
@@ -460,47 +572,92 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
             let id = id.replacen("//", "/", 1);
             match *m {
                 Method::GET => {
-                    authorize(w, &ctx.caller, &scope, "Microsoft.Authorization/roleAssignments/read")?;
+                    authorize(
+                        w,
+                        &ctx.caller,
+                        &scope,
+                        "Microsoft.Authorization/roleAssignments/read",
+                    )?;
                     let ra = w.role_assignments.get(&key_of(&id)).ok_or_else(|| {
-                        ApiError::new(StatusCode::NOT_FOUND, "RoleAssignmentNotFound", format!("The role assignment '{name}' is not found."))
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "RoleAssignmentNotFound",
+                            format!("The role assignment '{name}' is not found."),
+                        )
                     })?;
                     Ok(json_response(StatusCode::OK, &render_assignment(ra)))
                 }
                 Method::DELETE => {
-                    authorize(w, &ctx.caller, &scope, "Microsoft.Authorization/roleAssignments/delete")?;
+                    authorize(
+                        w,
+                        &ctx.caller,
+                        &scope,
+                        "Microsoft.Authorization/roleAssignments/delete",
+                    )?;
                     match w.role_assignments.remove(&key_of(&id)) {
                         Some(ra) => Ok(json_response(StatusCode::OK, &render_assignment(&ra))),
                         None => Ok(empty_response(StatusCode::NO_CONTENT)),
                     }
                 }
                 Method::PUT => create_role_assignment(w, ctx, &scope, &name, &id),
-                _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The method is not allowed.")),
+                _ => Err(ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "The method is not allowed.",
+                )),
             }
         }
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "InvalidResourceType", "Unknown Microsoft.Authorization resource type.")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            "Unknown Microsoft.Authorization resource type.",
+        )),
     }
 }
 
-fn create_role_assignment(w: &mut World, ctx: &Ctx<'_>, scope: &str, name: &str, id: &str) -> Result<Response<Body>, ApiError> {
+fn create_role_assignment(
+    w: &mut World,
+    ctx: &Ctx<'_>,
+    scope: &str,
+    name: &str,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
     if !is_guid(name) {
         return Err(ApiError::bad_request(
             "InvalidRoleAssignmentId",
-            format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."),
+            format!(
+                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+            ),
         ));
     }
-    authorize(w, &ctx.caller, scope, "Microsoft.Authorization/roleAssignments/write")?;
+    authorize(
+        w,
+        &ctx.caller,
+        scope,
+        "Microsoft.Authorization/roleAssignments/write",
+    )?;
     let body = ctx.req.json()?;
     let props = &body["properties"];
-    let (Some(role_def), Some(principal)) = (props["roleDefinitionId"].as_str(), props["principalId"].as_str()) else {
-        return Err(ApiError::bad_request("InvalidRequestContent", "The request content must contain 'properties.roleDefinitionId' and 'properties.principalId'."));
+    let (Some(role_def), Some(principal)) = (
+        props["roleDefinitionId"].as_str(),
+        props["principalId"].as_str(),
+    ) else {
+        return Err(ApiError::bad_request(
+            "InvalidRequestContent",
+            "The request content must contain 'properties.roleDefinitionId' and 'properties.principalId'.",
+        ));
     };
     let guid = role_def.rsplit('/').next().unwrap_or(role_def).to_owned();
     if w.role_by_name_or_guid(&guid).is_none() {
-        return Err(ApiError::bad_request("RoleDefinitionDoesNotExist", format!("The specified role definition with ID '{guid}' does not exist.")));
+        return Err(ApiError::bad_request(
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{guid}' does not exist."),
+        ));
     }
     let principal_type = props["principalType"].as_str();
     let now = w.now();
-    let delay = chrono::Duration::from_std(w.knobs.propagation_delay).unwrap_or_else(|_| chrono::Duration::zero());
+    let delay = chrono::Duration::from_std(w.knobs.propagation_delay)
+        .unwrap_or_else(|_| chrono::Duration::zero());
     let known = w.principals.get(&key_of(principal)).map(|p| p.created_at);
     let visible = match known {
         None => false,
@@ -511,11 +668,15 @@ fn create_role_assignment(w: &mut World, ctx: &Ctx<'_>, scope: &str, name: &str,
         let tenant = w.tenant_id.clone();
         return Err(ApiError::bad_request(
             "PrincipalNotFound",
-            format!("Principal {} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype", principal.replace('-', "")),
+            format!(
+                "Principal {} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+                principal.replace('-', "")
+            ),
         ));
     }
     if let Some(existing) = w.role_assignments.get(&key_of(id)) {
-        let same = existing.principal_id.eq_ignore_ascii_case(principal) && existing.role_guid.eq_ignore_ascii_case(&guid);
+        let same = existing.principal_id.eq_ignore_ascii_case(principal)
+            && existing.role_guid.eq_ignore_ascii_case(&guid);
         if !same {
             return Err(ApiError::bad_request(
                 "RoleAssignmentUpdateNotPermitted",
@@ -525,12 +686,31 @@ fn create_role_assignment(w: &mut World, ctx: &Ctx<'_>, scope: &str, name: &str,
         return Ok(json_response(StatusCode::OK, &render_assignment(existing)));
     }
     if let Some(dup) = w.role_assignments.values().find(|ra| {
-        key_of(&ra.scope) == key_of(scope) && ra.principal_id.eq_ignore_ascii_case(principal) && ra.role_guid.eq_ignore_ascii_case(&guid) && ra.condition.is_none() && props["condition"].is_null()
+        key_of(&ra.scope) == key_of(scope)
+            && ra.principal_id.eq_ignore_ascii_case(principal)
+            && ra.role_guid.eq_ignore_ascii_case(&guid)
+            && ra.condition.is_none()
+            && props["condition"].is_null()
     }) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "RoleAssignmentExists", format!("The role assignment already exists. The ID of the existing role assignment is {}.", dup.name.replace('-', ""))));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "RoleAssignmentExists",
+            format!(
+                "The role assignment already exists. The ID of the existing role assignment is {}.",
+                dup.name.replace('-', "")
+            ),
+        ));
     }
     let ptype = principal_type.map_or_else(|| w.principal_type_of(principal), str::to_owned);
-    let mut ra = w.insert_role_assignment(scope, name, &guid, principal, &ptype, props["description"].as_str().map(str::to_owned), &ctx.caller.oid);
+    let mut ra = w.insert_role_assignment(
+        scope,
+        name,
+        &guid,
+        principal,
+        &ptype,
+        props["description"].as_str().map(str::to_owned),
+        &ctx.caller.oid,
+    );
     // Keep the caller's form of the role definition id, as Azure echoes it.
     role_def.clone_into(&mut ra.role_definition_id);
     if let Some(c) = props["condition"].as_str() {
@@ -546,7 +726,9 @@ fn create_role_assignment(w: &mut World, ctx: &Ctx<'_>, scope: &str, name: &str,
 fn render_deleted_vault(v: &super::state::Vault) -> Value {
     let deleted = v.deleted_at.unwrap_or_default();
     let purge = deleted + chrono::Duration::days(v.retention_days());
-    let sub = ResourceId::parse(v.id()).map(|r| r.subscription).unwrap_or_default();
+    let sub = ResourceId::parse(v.id())
+        .map(|r| r.subscription)
+        .unwrap_or_default();
     let loc = v.resource["location"].as_str().unwrap_or_default();
     json!({
         "id": format!("/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{}", v.name()),
@@ -563,6 +745,8 @@ fn render_deleted_vault(v: &super::state::Vault) -> Value {
     })
 }
 
+// NB: a route table per provider reads best as one match.
+#[allow(clippy::too_many_lines)]
 fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     match ctx.op.as_str() {
@@ -570,34 +754,68 @@ fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
             require_rg(w, p)?;
             authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/vaults/read")?;
             let prefix = key_of(&format!("{}/providers/Microsoft.KeyVault/vaults/", p.scope));
-            let items: Vec<Value> = w.vaults.iter().filter(|(k, v)| k.starts_with(&prefix) && v.deleted_at.is_none()).map(|(_, v)| v.resource.clone()).collect();
+            let items: Vec<Value> = w
+                .vaults
+                .iter()
+                .filter(|(k, v)| k.starts_with(&prefix) && v.deleted_at.is_none())
+                .map(|(_, v)| v.resource.clone())
+                .collect();
             Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         "Vaults_ListDeleted" => {
-            authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/deletedVaults/read")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &p.scope,
+                "Microsoft.KeyVault/deletedVaults/read",
+            )?;
             let sub = p.subscription().unwrap_or_default().to_ascii_lowercase();
             let items: Vec<Value> = w
                 .vaults
                 .values()
-                .filter(|v| v.deleted_at.is_some() && ResourceId::parse(v.id()).is_some_and(|r| r.subscription.eq_ignore_ascii_case(&sub)))
+                .filter(|v| {
+                    v.deleted_at.is_some()
+                        && ResourceId::parse(v.id())
+                            .is_some_and(|r| r.subscription.eq_ignore_ascii_case(&sub))
+                })
                 .map(render_deleted_vault)
                 .collect();
             Ok(json_response(StatusCode::OK, &list_body(&items)))
         }
         "Vaults_GetDeleted" | "Vaults_PurgeDeleted" => {
-            authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/deletedVaults/read")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &p.scope,
+                "Microsoft.KeyVault/deletedVaults/read",
+            )?;
             let name = p.rest[3].clone();
             let key = w
                 .vaults
                 .iter()
                 .find(|(_, v)| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(&name))
                 .map(|(k, _)| k.clone())
-                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "DeletedVaultNotFound", format!("Deleted vault '{name}' was not found.")))?;
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "DeletedVaultNotFound",
+                        format!("Deleted vault '{name}' was not found."),
+                    )
+                })?;
             if ctx.op == "Vaults_GetDeleted" {
-                return Ok(json_response(StatusCode::OK, &render_deleted_vault(&w.vaults[&key])));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &render_deleted_vault(&w.vaults[&key]),
+                ));
             }
             if w.vaults[&key].purge_protection() {
-                return Err(ApiError::new(StatusCode::CONFLICT, "ConflictError", format!("Vault '{name}' has purge protection enabled and cannot be purged until its scheduled purge date.")));
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "ConflictError",
+                    format!(
+                        "Vault '{name}' has purge protection enabled and cannot be purged until its scheduled purge date."
+                    ),
+                ));
             }
             w.vaults.remove(&key);
             Ok(empty_response(StatusCode::ACCEPTED))
@@ -606,14 +824,24 @@ fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
             let id = resource_id(p);
             authorize(w, &ctx.caller, &id, "Microsoft.KeyVault/vaults/read")?;
             let rg = p.resource_group().unwrap_or_default();
-            let v = w.vaults.get(&key_of(&id)).filter(|v| v.deleted_at.is_none()).ok_or_else(|| ApiError::arm_not_found("Microsoft.KeyVault/vaults", &p.rest[1], &rg))?;
+            let v = w
+                .vaults
+                .get(&key_of(&id))
+                .filter(|v| v.deleted_at.is_none())
+                .ok_or_else(|| {
+                    ApiError::arm_not_found("Microsoft.KeyVault/vaults", &p.rest[1], &rg)
+                })?;
             Ok(json_response(StatusCode::OK, &v.resource))
         }
         "Vaults_Delete" => {
             let id = resource_id(p);
             authorize(w, &ctx.caller, &id, "Microsoft.KeyVault/vaults/delete")?;
             let now = w.now();
-            match w.vaults.get_mut(&key_of(&id)).filter(|v| v.deleted_at.is_none()) {
+            match w
+                .vaults
+                .get_mut(&key_of(&id))
+                .filter(|v| v.deleted_at.is_none())
+            {
                 Some(v) if v.soft_delete() => {
                     v.deleted_at = Some(now);
                     Ok(empty_response(StatusCode::OK))
@@ -627,10 +855,16 @@ fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
         }
         "Vaults_CreateOrUpdate" | "Vaults_Update" => put_vault(w, ctx),
         "Vaults_UpdateAccessPolicy" => update_access_policy(w, ctx),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "InvalidResourceType", "Unknown Microsoft.KeyVault resource type.")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            "Unknown Microsoft.KeyVault resource type.",
+        )),
     }
 }
 
+// NB: a route table per provider reads best as one match.
+#[allow(clippy::too_many_lines)]
 fn put_vault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     let id = resource_id(p);
@@ -639,32 +873,64 @@ fn put_vault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     authorize(w, &ctx.caller, &id, "Microsoft.KeyVault/vaults/write")?;
     let body = ctx.req.json()?;
     let name = p.rest[1].clone();
-    let existing = w.vaults.get(&key_of(&id)).filter(|v| v.deleted_at.is_none()).cloned();
+    let existing = w
+        .vaults
+        .get(&key_of(&id))
+        .filter(|v| v.deleted_at.is_none())
+        .cloned();
     let patch = ctx.req.method == Method::PATCH;
     if patch && existing.is_none() {
-        return Err(ApiError::arm_not_found("Microsoft.KeyVault/vaults", &name, &p.resource_group().unwrap_or_default()));
+        return Err(ApiError::arm_not_found(
+            "Microsoft.KeyVault/vaults",
+            &name,
+            &p.resource_group().unwrap_or_default(),
+        ));
     }
     if !patch {
         if body["location"].as_str().is_none() || !body["properties"].is_object() {
-            return Err(ApiError::bad_request("BadRequest", "The request must contain 'location' and 'properties'."));
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                "The request must contain 'location' and 'properties'.",
+            ));
         }
-        if body["properties"]["tenantId"].as_str().is_none() || !body["properties"]["sku"].is_object() {
-            return Err(ApiError::bad_request("BadRequest", "The request must contain 'properties.tenantId' and 'properties.sku'."));
+        if body["properties"]["tenantId"].as_str().is_none()
+            || !body["properties"]["sku"].is_object()
+        {
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                "The request must contain 'properties.tenantId' and 'properties.sku'.",
+            ));
         }
     }
     // Vault names are global (they are DNS names).
     if existing.is_none()
-        && let Some(other) = w.vaults.values().find(|v| v.name().eq_ignore_ascii_case(&name))
+        && let Some(other) = w
+            .vaults
+            .values()
+            .find(|v| v.name().eq_ignore_ascii_case(&name))
     {
         if other.deleted_at.is_none() {
-            return Err(ApiError::new(StatusCode::CONFLICT, "VaultAlreadyExists", format!("The vault name '{name}' is already in use. Vault names are globally unique so it is possible that the name is already taken.")));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "VaultAlreadyExists",
+                format!(
+                    "The vault name '{name}' is already in use. Vault names are globally unique so it is possible that the name is already taken."
+                ),
+            ));
         }
-        let recover = body["properties"]["createMode"].as_str() == Some("recover") && key_of(other.id()) == key_of(&id);
+        let recover = body["properties"]["createMode"].as_str() == Some("recover")
+            && key_of(other.id()) == key_of(&id);
         if recover && let Some(v) = w.vaults.get_mut(&key_of(&id)) {
             v.deleted_at = None;
             return Ok(json_response(StatusCode::OK, &v.resource));
         }
-        return Err(ApiError::new(StatusCode::CONFLICT, "ConflictError", format!("A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Vault '{name}'.")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ConflictError",
+            format!(
+                "A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Vault '{name}'."
+            ),
+        ));
     }
     let mut resource = match (&existing, patch) {
         (Some(v), true) => {
@@ -675,18 +941,37 @@ fn put_vault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         _ => body.clone(),
     };
     if let Some(old) = &existing {
-        if old.purge_protection() && resource["properties"]["enablePurgeProtection"].as_bool() == Some(false) {
-            return Err(ApiError::bad_request("BadRequest", "The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge protection for a vault is an irreversible action."));
+        if old.purge_protection()
+            && resource["properties"]["enablePurgeProtection"].as_bool() == Some(false)
+        {
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                "The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.",
+            ));
         }
-        if old.purge_protection() && resource["properties"].get("enablePurgeProtection").is_none() {
+        if old.purge_protection()
+            && resource["properties"]
+                .get("enablePurgeProtection")
+                .is_none()
+        {
             resource["properties"]["enablePurgeProtection"] = json!(true);
         }
-        if old.soft_delete() && resource["properties"]["enableSoftDelete"].as_bool() == Some(false) {
-            return Err(ApiError::bad_request("BadRequest", "The property \"enableSoftDelete\" cannot be set to false. Enabling the soft delete for a vault is an irreversible action."));
+        if old.soft_delete() && resource["properties"]["enableSoftDelete"].as_bool() == Some(false)
+        {
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                "The property \"enableSoftDelete\" cannot be set to false. Enabling the soft delete for a vault is an irreversible action.",
+            ));
         }
         if let Some(loc) = old.resource.get("location") {
-            if resource.get("location").is_some_and(|l| super::state::norm_location(l.as_str().unwrap_or_default()) != super::state::norm_location(loc.as_str().unwrap_or_default())) {
-                return Err(ApiError::bad_request("LocationNotAvailableForResourceType", "The location of an existing vault cannot be changed."));
+            if resource.get("location").is_some_and(|l| {
+                super::state::norm_location(l.as_str().unwrap_or_default())
+                    != super::state::norm_location(loc.as_str().unwrap_or_default())
+            }) {
+                return Err(ApiError::bad_request(
+                    "LocationNotAvailableForResourceType",
+                    "The location of an existing vault cannot be changed.",
+                ));
             }
             resource["location"] = loc.clone();
         }
@@ -694,27 +979,49 @@ fn put_vault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     if let Some(props) = resource["properties"].as_object_mut() {
         props.remove("createMode");
     }
-    let created = w.put_vault(&id, &resource).map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
+    let created = w
+        .put_vault(&id, &resource)
+        .map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
     let v = &w.vaults[&key_of(&id)];
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_response(status, &v.resource))
 }
 
 fn policy_key(p: &Value) -> (String, String, String) {
     (
-        p["tenantId"].as_str().unwrap_or_default().to_ascii_lowercase(),
-        p["objectId"].as_str().unwrap_or_default().to_ascii_lowercase(),
-        p["applicationId"].as_str().unwrap_or_default().to_ascii_lowercase(),
+        p["tenantId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        p["objectId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        p["applicationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
     )
 }
 
 fn merge_perms(base: &mut Value, add: &Value, remove: bool) {
     for kind in ["keys", "secrets", "certificates", "storage"] {
-        let Some(list) = add["permissions"][kind].as_array() else { continue };
-        let mut current: Vec<Value> = base["permissions"][kind].as_array().cloned().unwrap_or_default();
+        let Some(list) = add["permissions"][kind].as_array() else {
+            continue;
+        };
+        let mut current: Vec<Value> = base["permissions"][kind]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for perm in list {
             let s = perm.as_str().unwrap_or_default();
-            let pos = current.iter().position(|c| c.as_str().is_some_and(|c| c.eq_ignore_ascii_case(s)));
+            let pos = current
+                .iter()
+                .position(|c| c.as_str().is_some_and(|c| c.eq_ignore_ascii_case(s)));
             match (remove, pos) {
                 (true, Some(i)) => {
                     current.remove(i);
@@ -729,19 +1036,43 @@ fn merge_perms(base: &mut Value, add: &Value, remove: bool) {
 
 fn update_access_policy(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
-    let id = format!("{}/providers/{}/{}/{}", p.scope, p.namespace, p.rest[0], p.rest[1]);
-    authorize(w, &ctx.caller, &id, "Microsoft.KeyVault/vaults/accessPolicies/write")?;
+    let id = format!(
+        "{}/providers/{}/{}/{}",
+        p.scope, p.namespace, p.rest[0], p.rest[1]
+    );
+    authorize(
+        w,
+        &ctx.caller,
+        &id,
+        "Microsoft.KeyVault/vaults/accessPolicies/write",
+    )?;
     let kind = p.seg(3);
     if !["add", "replace", "remove"].contains(&kind.as_str()) {
-        return Err(ApiError::bad_request("BadRequest", format!("The operation kind '{}' is not one of add, replace, remove.", p.rest[3])));
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            format!(
+                "The operation kind '{}' is not one of add, replace, remove.",
+                p.rest[3]
+            ),
+        ));
     }
     let body = ctx.req.json()?;
     let Some(entries) = body["properties"]["accessPolicies"].as_array().cloned() else {
-        return Err(ApiError::bad_request("BadRequest", "The request must contain 'properties.accessPolicies'."));
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            "The request must contain 'properties.accessPolicies'.",
+        ));
     };
     let rg = p.resource_group().unwrap_or_default();
-    let vault = w.vaults.get_mut(&key_of(&id)).filter(|v| v.deleted_at.is_none()).ok_or_else(|| ApiError::arm_not_found("Microsoft.KeyVault/vaults", &p.rest[1], &rg))?;
-    let mut policies: Vec<Value> = vault.props()["accessPolicies"].as_array().cloned().unwrap_or_default();
+    let vault = w
+        .vaults
+        .get_mut(&key_of(&id))
+        .filter(|v| v.deleted_at.is_none())
+        .ok_or_else(|| ApiError::arm_not_found("Microsoft.KeyVault/vaults", &p.rest[1], &rg))?;
+    let mut policies: Vec<Value> = vault.props()["accessPolicies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for entry in &entries {
         let k = policy_key(entry);
         let pos = policies.iter().position(|q| policy_key(q) == k);
@@ -751,7 +1082,13 @@ fn update_access_policy(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, 
             ("replace", Some(i)) => policies[i] = entry.clone(),
             ("remove", Some(i)) => {
                 merge_perms(&mut policies[i], entry, true);
-                let empty = ["keys", "secrets", "certificates", "storage"].iter().all(|k| policies[i]["permissions"][k].as_array().is_none_or(Vec::is_empty));
+                let empty = ["keys", "secrets", "certificates", "storage"]
+                    .iter()
+                    .all(|k| {
+                        policies[i]["permissions"][k]
+                            .as_array()
+                            .is_none_or(Vec::is_empty)
+                    });
                 if empty {
                     policies.remove(i);
                 }
@@ -779,44 +1116,90 @@ fn route_storage(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErro
     let name = p.rest[1].clone();
     match ctx.req.method {
         Method::GET => {
-            authorize(w, &ctx.caller, &id, "Microsoft.Storage/storageAccounts/read")?;
-            let sa = w.storage.get(&key_of(&id)).ok_or_else(|| ApiError::arm_not_found("Microsoft.Storage/storageAccounts", &name, &rg))?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.Storage/storageAccounts/read",
+            )?;
+            let sa = w.storage.get(&key_of(&id)).ok_or_else(|| {
+                ApiError::arm_not_found("Microsoft.Storage/storageAccounts", &name, &rg)
+            })?;
             Ok(json_response(StatusCode::OK, sa))
         }
         Method::DELETE => {
-            authorize(w, &ctx.caller, &id, "Microsoft.Storage/storageAccounts/delete")?;
-            let status = if w.storage.remove(&key_of(&id)).is_some() { StatusCode::OK } else { StatusCode::NO_CONTENT };
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.Storage/storageAccounts/delete",
+            )?;
+            let status = if w.storage.remove(&key_of(&id)).is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
+            };
             Ok(empty_response(status))
         }
         Method::PUT | Method::PATCH => {
             require_rg(w, p)?;
-            authorize(w, &ctx.caller, &id, "Microsoft.Storage/storageAccounts/write")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.Storage/storageAccounts/write",
+            )?;
             let body = ctx.req.json()?;
             let resource = if ctx.req.method == Method::PATCH {
-                let mut base = w.storage.get(&key_of(&id)).cloned().ok_or_else(|| ApiError::arm_not_found("Microsoft.Storage/storageAccounts", &name, &rg))?;
+                let mut base = w.storage.get(&key_of(&id)).cloned().ok_or_else(|| {
+                    ApiError::arm_not_found("Microsoft.Storage/storageAccounts", &name, &rg)
+                })?;
                 merge_patch(&mut base, &body);
                 base
             } else {
-                if body["location"].as_str().is_none() || !body["sku"].is_object() || body["kind"].as_str().is_none() {
-                    return Err(ApiError::bad_request("InvalidRequestContent", "The request must contain 'sku', 'kind' and 'location'."));
+                if body["location"].as_str().is_none()
+                    || !body["sku"].is_object()
+                    || body["kind"].as_str().is_none()
+                {
+                    return Err(ApiError::bad_request(
+                        "InvalidRequestContent",
+                        "The request must contain 'sku', 'kind' and 'location'.",
+                    ));
                 }
                 body
             };
             check_user_identities(w, ctx, &id, &resource)?;
-            w.store_storage(&id, &resource).map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
+            w.store_storage(&id, &resource)
+                .map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
             Ok(json_response(StatusCode::OK, &w.storage[&key_of(&id)]))
         }
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The method is not allowed.")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The method is not allowed.",
+        )),
     }
 }
 
 /// Checks the user-assigned identities a resource body names exist and may be assigned, and
 /// fills their principal/client ids.
-fn check_user_identities(w: &World, ctx: &Ctx<'_>, id: &str, resource: &Value) -> Result<(), ApiError> {
-    let Some(map) = resource["identity"]["userAssignedIdentities"].as_object() else { return Ok(()) };
+fn check_user_identities(
+    w: &World,
+    ctx: &Ctx<'_>,
+    id: &str,
+    resource: &Value,
+) -> Result<(), ApiError> {
+    let Some(map) = resource["identity"]["userAssignedIdentities"].as_object() else {
+        return Ok(());
+    };
     for uai in map.keys() {
         if !w.identities.contains_key(&key_of(uai)) {
-            return Err(ApiError::bad_request("FailedIdentityOperation", format!("Identity operation for resource '{id}' failed with error 'Resource '{uai}' was not found.'.")));
+            return Err(ApiError::bad_request(
+                "FailedIdentityOperation",
+                format!(
+                    "Identity operation for resource '{id}' failed with error 'Resource '{uai}' was not found.'."
+                ),
+            ));
         }
         authorize_linked(w, &ctx.caller, id, "write", uai)?;
     }
@@ -825,18 +1208,35 @@ fn check_user_identities(w: &World, ctx: &Ctx<'_>, id: &str, resource: &Value) -
 
 // ---------------------------------------------------------------- Microsoft.ManagedIdentity
 
+// NB: a route table per provider reads best as one match.
+#[allow(clippy::too_many_lines)]
 fn route_identity(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     if ctx.op == "SystemAssignedIdentities_GetByScope" {
         let scope = scope_norm(&p.scope);
-        authorize(w, &ctx.caller, &scope, "Microsoft.ManagedIdentity/identities/read")?;
+        authorize(
+            w,
+            &ctx.caller,
+            &scope,
+            "Microsoft.ManagedIdentity/identities/read",
+        )?;
         let principal = w
             .media
             .get(&key_of(&scope))
             .and_then(|a| a.system_principal.clone())
             .and_then(|oid| w.principals.get(&key_of(&oid)).cloned())
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", format!("The resource '{scope}' has no system-assigned identity.")))?;
-        let location = w.media.get(&key_of(&scope)).and_then(|a| a.resource["location"].as_str().map(str::to_owned)).unwrap_or_default();
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFound",
+                    format!("The resource '{scope}' has no system-assigned identity."),
+                )
+            })?;
+        let location = w
+            .media
+            .get(&key_of(&scope))
+            .and_then(|a| a.resource["location"].as_str().map(str::to_owned))
+            .unwrap_or_default();
         return Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -858,12 +1258,28 @@ fn route_identity(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
     let name = p.rest[1].clone();
     match ctx.req.method {
         Method::GET => {
-            authorize(w, &ctx.caller, &id, "Microsoft.ManagedIdentity/userAssignedIdentities/read")?;
-            let ident = w.identities.get(&key_of(&id)).ok_or_else(|| ApiError::arm_not_found("Microsoft.ManagedIdentity/userAssignedIdentities", &name, &rg))?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+            )?;
+            let ident = w.identities.get(&key_of(&id)).ok_or_else(|| {
+                ApiError::arm_not_found(
+                    "Microsoft.ManagedIdentity/userAssignedIdentities",
+                    &name,
+                    &rg,
+                )
+            })?;
             Ok(json_response(StatusCode::OK, ident))
         }
         Method::DELETE => {
-            authorize(w, &ctx.caller, &id, "Microsoft.ManagedIdentity/userAssignedIdentities/delete")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
+            )?;
             match w.identities.remove(&key_of(&id)) {
                 Some(ident) => {
                     if let Some(oid) = ident["properties"]["principalId"].as_str() {
@@ -876,21 +1292,40 @@ fn route_identity(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
         }
         Method::PUT | Method::PATCH => {
             let rg_loc = require_rg(w, p)?;
-            authorize(w, &ctx.caller, &id, "Microsoft.ManagedIdentity/userAssignedIdentities/write")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+            )?;
             let body = ctx.req.json()?;
             let exists = w.identities.contains_key(&key_of(&id));
             if ctx.req.method == Method::PATCH && !exists {
-                return Err(ApiError::arm_not_found("Microsoft.ManagedIdentity/userAssignedIdentities", &name, &rg));
+                return Err(ApiError::arm_not_found(
+                    "Microsoft.ManagedIdentity/userAssignedIdentities",
+                    &name,
+                    &rg,
+                ));
             }
             let mut body = body;
             if body.get("location").is_none() && !exists {
                 body["location"] = json!(rg_loc);
             }
             let now = w.now();
-            let created = w.put_identity(&id, &body, None, None, now).map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let created = w
+                .put_identity(&id, &body, None, None, now)
+                .map_err(|e| ApiError::bad_request("InvalidResourceId", e))?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(json_response(status, &w.identities[&key_of(&id)]))
         }
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The method is not allowed.")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The method is not allowed.",
+        )),
     }
 }

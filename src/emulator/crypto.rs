@@ -109,7 +109,9 @@ impl KeyMaterial {
         // Uncompressed SEC1 point: 0x04 || X || Y.
         let point = pair.public_key().as_ref();
         if point.len() != 1 + 2 * coord || point[0] != 4 {
-            return Err(CryptoError::Failed("unexpected EC public key encoding".into()));
+            return Err(CryptoError::Failed(
+                "unexpected EC public key encoding".into(),
+            ));
         }
         Ok(Self::Ec {
             crv: crv.to_owned(),
@@ -132,8 +134,8 @@ impl KeyMaterial {
         let Self::Rsa { pkcs8, .. } = self else {
             return Err(CryptoError::Unsupported(format!("{alg} on an EC key")));
         };
-        let private =
-            PrivateDecryptingKey::from_pkcs8(pkcs8).map_err(|e| CryptoError::Failed(e.to_string()))?;
+        let private = PrivateDecryptingKey::from_pkcs8(pkcs8)
+            .map_err(|e| CryptoError::Failed(e.to_string()))?;
         let public = private.public_key();
         match alg {
             "RSA-OAEP" | "RSA-OAEP-256" => {
@@ -170,8 +172,8 @@ impl KeyMaterial {
         let Self::Rsa { pkcs8, .. } = self else {
             return Err(CryptoError::Unsupported(format!("{alg} on an EC key")));
         };
-        let private =
-            PrivateDecryptingKey::from_pkcs8(pkcs8).map_err(|e| CryptoError::Failed(e.to_string()))?;
+        let private = PrivateDecryptingKey::from_pkcs8(pkcs8)
+            .map_err(|e| CryptoError::Failed(e.to_string()))?;
         match alg {
             "RSA-OAEP" | "RSA-OAEP-256" => {
                 let oaep = if alg == "RSA-OAEP" {
@@ -223,7 +225,10 @@ pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 pub fn random_hex32() -> String {
     let mut bytes = [0u8; 16];
     // NB: a failing system RNG is unrecoverable; fall back to a UUID, which has its own source.
-    if aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .is_err()
+    {
         return "0".repeat(32);
     }
     hex(&bytes)
@@ -231,10 +236,12 @@ pub fn random_hex32() -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A random (version 4) GUID in its usual lower-case form.
@@ -246,7 +253,14 @@ pub fn guid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Whether `s` is a GUID (`8-4-4-4-12` hex digits).
@@ -254,7 +268,10 @@ pub fn guid() -> String {
 pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// An RS256 signing key with its verification half, used for JWTs the emulator issues.
@@ -266,7 +283,9 @@ pub struct JwtKey {
 
 impl std::fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("JwtKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -326,14 +345,18 @@ mod tests {
             let wrapped = key.wrap(alg, secret).expect("wrap");
             assert_eq!(wrapped.len(), 256, "{alg} ciphertext is one modulus long");
             assert_eq!(key.unwrap_key(alg, &wrapped).expect("unwrap"), secret);
-            assert!(other.unwrap_key(alg, &wrapped).is_err(), "{alg}: a foreign key must fail");
+            assert!(
+                other.unwrap_key(alg, &wrapped).is_err(),
+                "{alg}: a foreign key must fail"
+            );
         }
     }
 
     #[test]
     fn ec_curves_have_their_coordinate_sizes() {
         for (crv, len) in [("P-256", 32), ("P-256K", 32), ("P-384", 48), ("P-521", 66)] {
-            let KeyMaterial::Ec { x, y, .. } = KeyMaterial::generate_ec(crv).expect("keygen") else {
+            let KeyMaterial::Ec { x, y, .. } = KeyMaterial::generate_ec(crv).expect("keygen")
+            else {
                 panic!("expected EC");
             };
             assert_eq!((x.len(), y.len()), (len, len), "{crv}");

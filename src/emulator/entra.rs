@@ -54,7 +54,12 @@ struct AadError {
 }
 
 impl AadError {
-    fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             error,
@@ -103,7 +108,10 @@ pub struct AssertionClaims {
 
 /// Maps a requested resource/scope to the audience the token will carry.
 fn audience_for(resource: &str) -> Option<String> {
-    let r = resource.trim_end_matches("/.default").trim_end_matches(".default").trim_end_matches('/');
+    let r = resource
+        .trim_end_matches("/.default")
+        .trim_end_matches(".default")
+        .trim_end_matches('/');
     ARM_AUDIENCES
         .iter()
         .chain(VAULT_AUDIENCES)
@@ -115,7 +123,10 @@ fn audience_for(resource: &str) -> Option<String> {
 pub fn issue_token(shared: &Shared, oid: &str, audience: &str) -> Result<(String, i64), String> {
     let (claims, exp) = {
         let w = shared.world();
-        let p = w.principals.get(&key_of(oid)).ok_or_else(|| format!("unknown principal {oid}"))?;
+        let p = w
+            .principals
+            .get(&key_of(oid))
+            .ok_or_else(|| format!("unknown principal {oid}"))?;
         let now = w.now_unix();
         let exp = now + TOKEN_LIFETIME_SECS;
         (
@@ -152,7 +163,10 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
 #[allow(clippy::too_many_lines)]
 fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let v2 = segments.len() == 4 && segments[1] == "oauth2" && segments[2] == "v2.0" && segments[3] == "token";
+    let v2 = segments.len() == 4
+        && segments[1] == "oauth2"
+        && segments[2] == "v2.0"
+        && segments[3] == "token";
     let v1 = segments.len() == 3 && segments[1] == "oauth2" && segments[2] == "token";
     if req.method != Method::POST || !(v1 || v2) {
         return Err(AadError::new(
@@ -164,7 +178,11 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
     }
     let tenant = segments[0];
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let (tenant_id, issuer) = {
         let w = shared.world();
         (w.tenant_id.clone(), w.oidc_issuer.clone())
@@ -174,7 +192,9 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
             StatusCode::BAD_REQUEST,
             "invalid_request",
             90_002,
-            format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
         ));
     }
     if field("grant_type") != Some("client_credentials") {
@@ -192,7 +212,9 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 1_002_012,
-                format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
             ));
         }
         scope.to_owned()
@@ -204,7 +226,10 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
         let w = shared.world();
         w.principals
             .values()
-            .find(|p| p.kind == PrincipalKind::ServicePrincipal && p.client_id.eq_ignore_ascii_case(&client_id))
+            .find(|p| {
+                p.kind == PrincipalKind::ServicePrincipal
+                    && p.client_id.eq_ignore_ascii_case(&client_id)
+            })
             .cloned()
     };
     let Some(principal) = principal else {
@@ -212,7 +237,9 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700_016,
-            format!("Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
         ));
     };
     if let Some(secret) = field("client_secret") {
@@ -221,11 +248,15 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 7_000_215,
-                format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
             ));
         }
     } else if let Some(assertion) = field("client_assertion") {
-        if field("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        if field("client_assertion_type")
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
             return Err(AadError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -247,19 +278,31 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
                 StatusCode::BAD_REQUEST,
                 "invalid_client",
                 700_024,
-                format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid until {}.", claims.exp),
+                format!(
+                    "Client assertion is not within its valid time range. Current time: {now}, assertion valid until {}.",
+                    claims.exp
+                ),
             ));
         }
         let auds: Vec<String> = match &claims.aud {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         let matched = principal.federated.iter().any(|f| {
-            f.issuer == claims.iss && f.subject == claims.sub && auds.iter().any(|a| f.audiences.contains(a))
+            f.issuer == claims.iss
+                && f.subject == claims.sub
+                && auds.iter().any(|a| f.audiences.contains(a))
         });
         if !matched {
-            let code = if principal.federated.iter().any(|f| f.issuer == claims.iss) { 70_021 } else { 700_211 };
+            let code = if principal.federated.iter().any(|f| f.issuer == claims.iss) {
+                70_021
+            } else {
+                700_211
+            };
             return Err(AadError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -285,11 +328,18 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
             StatusCode::BAD_REQUEST,
             "invalid_resource",
             500_011,
-            format!("The resource principal named {resource} was not found in the tenant named {tenant_id}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
+            format!(
+                "The resource principal named {resource} was not found in the tenant named {tenant_id}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+            ),
         ));
     };
     let (token, _) = issue_token(shared, &principal.object_id, &audience).map_err(|e| {
-        AadError::new(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", 50_000, e)
+        AadError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "temporarily_unavailable",
+            50_000,
+            e,
+        )
     })?;
     Ok(json!({
         "token_type": "Bearer",
@@ -302,41 +352,71 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
 /// `GET /msi/token` (App Service managed-identity protocol).
 pub fn msi_token(shared: &Shared, req: &Req) -> Response<Body> {
     let fail = |status: StatusCode, message: &str| {
-        json_response(status, &json!({"statusCode": status.as_u16(), "message": message, "correlationId": super::crypto::guid()}))
+        json_response(
+            status,
+            &json!({"statusCode": status.as_u16(), "message": message, "correlationId": super::crypto::guid()}),
+        )
     };
     let Some((expected_header, default_oid)) = shared.world().msi.clone() else {
-        return fail(StatusCode::NOT_FOUND, "No managed identity endpoint is configured in the emulator seed.");
+        return fail(
+            StatusCode::NOT_FOUND,
+            "No managed identity endpoint is configured in the emulator seed.",
+        );
     };
     if req.header("x-identity-header") != Some(expected_header.as_str()) {
-        return fail(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is missing or wrong.",
+        );
     }
     let Some(resource) = req.query("resource") else {
-        return fail(StatusCode::BAD_REQUEST, "Required query parameter 'resource' is missing.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Required query parameter 'resource' is missing.",
+        );
     };
     let Some(audience) = audience_for(resource) else {
-        return fail(StatusCode::BAD_REQUEST, &format!("The resource '{resource}' is not known to the emulator."));
+        return fail(
+            StatusCode::BAD_REQUEST,
+            &format!("The resource '{resource}' is not known to the emulator."),
+        );
     };
     let selected = {
         let w = shared.world();
         let by = |f: &dyn Fn(&super::state::Principal) -> bool| {
-            w.principals.values().find(|p| p.kind == PrincipalKind::ManagedIdentity && f(p)).map(|p| p.object_id.clone())
+            w.principals
+                .values()
+                .find(|p| p.kind == PrincipalKind::ManagedIdentity && f(p))
+                .map(|p| p.object_id.clone())
         };
         if let Some(cid) = req.query("client_id") {
             by(&|p| p.client_id.eq_ignore_ascii_case(cid))
         } else if let Some(oid) = req.query("principal_id").or_else(|| req.query("object_id")) {
             by(&|p| p.object_id.eq_ignore_ascii_case(oid))
         } else if let Some(rid) = req.query("mi_res_id").or_else(|| req.query("msi_res_id")) {
-            by(&|p| p.resource_id.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(rid)))
+            by(&|p| {
+                p.resource_id
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(rid))
+            })
         } else {
             Some(default_oid)
         }
     };
     let Some(oid) = selected else {
-        return fail(StatusCode::BAD_REQUEST, "No managed identity matches the requested identity.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "No managed identity matches the requested identity.",
+        );
     };
     match issue_token(shared, &oid, &audience) {
         Ok((token, exp)) => {
-            let client_id = shared.world().principals.get(&key_of(&oid)).map(|p| p.client_id.clone()).unwrap_or_default();
+            let client_id = shared
+                .world()
+                .principals
+                .get(&key_of(&oid))
+                .map(|p| p.client_id.clone())
+                .unwrap_or_default();
             json_response(
                 StatusCode::OK,
                 &json!({
@@ -354,10 +434,19 @@ pub fn msi_token(shared: &Shared, req: &Req) -> Response<Body> {
 }
 
 /// Mints a "projected service account token" signed by the emulator's OIDC key.
-pub fn mint_assertion(shared: &Shared, issuer: Option<&str>, subject: &str, audience: &str, lifetime_secs: i64) -> Result<String, String> {
+pub fn mint_assertion(
+    shared: &Shared,
+    issuer: Option<&str>,
+    subject: &str,
+    audience: &str,
+    lifetime_secs: i64,
+) -> Result<String, String> {
     let (iss, now) = {
         let w = shared.world();
-        (issuer.map_or_else(|| w.oidc_issuer.clone(), str::to_owned), w.now_unix())
+        (
+            issuer.map_or_else(|| w.oidc_issuer.clone(), str::to_owned),
+            w.now_unix(),
+        )
     };
     let claims = AssertionClaims {
         iss,

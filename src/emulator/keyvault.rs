@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 
 use super::crypto::{KeyMaterial, b64url, b64url_decode};
 use super::entra::VAULT_AUDIENCES;
-use super::server::{ApiError, AuthFailure, Caller, Req, ResetConnection, Shared, authenticate, empty_response, json_response};
+use super::server::{
+    ApiError, AuthFailure, Caller, Req, ResetConnection, Shared, authenticate, empty_response,
+    json_response,
+};
 use super::state::{DeletedInfo, Key, KeyVersion, KvDenied, KvOp, Vault, World, add_key_version};
 
 /// The data-plane api-version.
@@ -23,9 +26,21 @@ pub const API_VERSION: &str = "7.5";
 /// The operation name of a data-plane request.
 #[must_use]
 pub fn operation(req: &Req) -> String {
-    let segs: Vec<&str> = req.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let last = segs.last().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
-    let name = match (segs.first().copied().unwrap_or_default(), segs.len(), &req.method) {
+    let segs: Vec<&str> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let last = segs
+        .last()
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let name = match (
+        segs.first().copied().unwrap_or_default(),
+        segs.len(),
+        &req.method,
+    ) {
         ("keys", 1, &Method::GET) => "GetKeys",
         ("keys", 3, &Method::POST) if last == "create" => "CreateKey",
         ("keys", 3, &Method::POST) if last == "rotate" => "RotateKey",
@@ -78,21 +93,42 @@ pub fn handle(shared: &Shared, vault_name: &str, req: &Req) -> Response<Body> {
         Ok(c) => c,
         Err(f) => {
             let (code, message) = match f {
-                AuthFailure::Missing => ("AKV10000", "Request is missing a Bearer or PoP token.".to_owned()),
-                AuthFailure::Invalid => ("AKV10019", "Token validation failed: the signature is invalid.".to_owned()),
-                AuthFailure::Expired => ("AKV10021", "Token validation failed: the token is expired.".to_owned()),
-                AuthFailure::WrongAudience => ("AKV10022", "Invalid audience. Expected https://vault.azure.net.".to_owned()),
-                AuthFailure::WrongTenant => ("AKV10032", format!("Invalid issuer. Expected one of https://sts.windows.net/{tenant}/.")),
+                AuthFailure::Missing => (
+                    "AKV10000",
+                    "Request is missing a Bearer or PoP token.".to_owned(),
+                ),
+                AuthFailure::Invalid => (
+                    "AKV10019",
+                    "Token validation failed: the signature is invalid.".to_owned(),
+                ),
+                AuthFailure::Expired => (
+                    "AKV10021",
+                    "Token validation failed: the token is expired.".to_owned(),
+                ),
+                AuthFailure::WrongAudience => (
+                    "AKV10022",
+                    "Invalid audience. Expected https://vault.azure.net.".to_owned(),
+                ),
+                AuthFailure::WrongTenant => (
+                    "AKV10032",
+                    format!("Invalid issuer. Expected one of https://sts.windows.net/{tenant}/."),
+                ),
             };
             return challenge(&tenant, code, &message);
         }
     };
     let result = match req.query("api-version") {
-        None => Err(kv_error(StatusCode::BAD_REQUEST, "BadParameter", "The 'api-version' query parameter is missing.")),
+        None => Err(kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The 'api-version' query parameter is missing.",
+        )),
         Some(v) if v != API_VERSION => Err(kv_error(
             StatusCode::BAD_REQUEST,
             "BadParameter",
-            format!("The specified version ({v}) is not recognized. Consider using the latest supported version ({API_VERSION})."),
+            format!(
+                "The specified version ({v}) is not recognized. Consider using the latest supported version ({API_VERSION})."
+            ),
         )),
         Some(_) => {
             let mut w = shared.world();
@@ -108,10 +144,20 @@ pub fn handle(shared: &Shared, vault_name: &str, req: &Req) -> Response<Body> {
 }
 
 fn caller_text(c: &Caller) -> String {
-    format!("appid={};oid={};iss=https://sts.windows.net/{}/", c.appid, c.oid, c.tid)
+    format!(
+        "appid={};oid={};iss=https://sts.windows.net/{}/",
+        c.appid, c.oid, c.tid
+    )
 }
 
-fn authorize(w: &World, vault: &Vault, caller: &Caller, op: KvOp, key: Option<&str>, req: &Req) -> Result<(), ApiError> {
+fn authorize(
+    w: &World,
+    vault: &Vault,
+    caller: &Caller,
+    op: KvOp,
+    key: Option<&str>,
+    req: &Req,
+) -> Result<(), ApiError> {
     let where_ = format!("{};location={}", vault.name(), vault.location());
     match w.kv_authorize(vault, &caller.oid, op, key, Some(req.peer)) {
         Ok(()) => Ok(()),
@@ -140,7 +186,9 @@ fn key_not_found(name: &str) -> ApiError {
     kv_error(
         StatusCode::NOT_FOUND,
         "KeyNotFound",
-        format!("A key with (name/id) {name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+        format!(
+            "A key with (name/id) {name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
     )
 }
 
@@ -179,8 +227,12 @@ fn attributes(v: &Vault, k: &KeyVersion) -> Value {
 fn bundle(v: &Vault, key: &Key, k: &KeyVersion) -> Value {
     let kid = format!("{}/keys/{}/{}", base_url(v), key.name, k.version);
     let jwk = match &k.material {
-        KeyMaterial::Rsa { n, e, .. } => json!({"kid": kid, "kty": k.kty, "key_ops": k.key_ops, "n": b64url(n), "e": b64url(e)}),
-        KeyMaterial::Ec { crv, x, y } => json!({"kid": kid, "kty": k.kty, "key_ops": k.key_ops, "crv": crv, "x": b64url(x), "y": b64url(y)}),
+        KeyMaterial::Rsa { n, e, .. } => {
+            json!({"kid": kid, "kty": k.kty, "key_ops": k.key_ops, "n": b64url(n), "e": b64url(e)})
+        }
+        KeyMaterial::Ec { crv, x, y } => {
+            json!({"kid": kid, "kty": k.kty, "key_ops": k.key_ops, "crv": crv, "x": b64url(x), "y": b64url(y)})
+        }
     };
     let mut b = json!({"key": jwk, "attributes": attributes(v, k)});
     if !k.tags.is_empty() {
@@ -190,7 +242,9 @@ fn bundle(v: &Vault, key: &Key, k: &KeyVersion) -> Value {
 }
 
 fn deleted_bundle(v: &Vault, key: &Key) -> Value {
-    let Some(latest) = key.latest() else { return json!({}) };
+    let Some(latest) = key.latest() else {
+        return json!({});
+    };
     let mut b = bundle(v, key, latest);
     if let Some(d) = &key.deleted {
         b["recoveryId"] = json!(format!("{}/deletedkeys/{}", base_url(v), key.name));
@@ -201,19 +255,34 @@ fn deleted_bundle(v: &Vault, key: &Key) -> Value {
 }
 
 fn page(req: &Req, v: &Vault, path: &str, items: Vec<Value>) -> Value {
-    let max = req.query("maxresults").and_then(|m| m.parse::<usize>().ok()).unwrap_or(25).clamp(1, 25);
+    let max = req
+        .query("maxresults")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(25)
+        .clamp(1, 25);
     let skip = req
         .query("$skiptoken")
-        .and_then(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok())
+        .and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("emulator-offset:").and_then(|n| n.parse::<usize>().ok()))
+        .and_then(|s| {
+            s.strip_prefix("emulator-offset:")
+                .and_then(|n| n.parse::<usize>().ok())
+        })
         .unwrap_or(0);
     let total = items.len();
     let value: Vec<Value> = items.into_iter().skip(skip).take(max).collect();
     let next = skip + value.len();
     let next_link = (next < total).then(|| {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("emulator-offset:{next}"));
-        format!("{}:443{path}?api-version={API_VERSION}&$skiptoken={token}&maxresults={max}", base_url(v))
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("emulator-offset:{next}"));
+        format!(
+            "{}:443{path}?api-version={API_VERSION}&$skiptoken={token}&maxresults={max}",
+            base_url(v)
+        )
     });
     // NB: the last page omits `nextLink`; the 7.5 schema types it as a string, not nullable.
     let mut page = json!({"value": value});
@@ -225,12 +294,27 @@ fn page(req: &Req, v: &Vault, path: &str, items: Vec<Value>) -> Value {
 
 // NB: one dispatch function mirrors the operation table of the keys API.
 #[allow(clippy::too_many_lines)]
-fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<Response<Body>, ApiError> {
+fn route(
+    w: &mut World,
+    vault_name: &str,
+    caller: &Caller,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
     let op = operation(req);
-    let segs: Vec<String> = req.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let segs: Vec<String> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     let now = w.now_unix();
     let Some(vault) = w.vault_by_name(vault_name).cloned() else {
-        return Err(kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found."));
+        return Err(kv_error(
+            StatusCode::NOT_FOUND,
+            "VaultNotFound",
+            "The vault was not found.",
+        ));
     };
     let name = segs.get(1).cloned().unwrap_or_default();
     let lname = name.to_ascii_lowercase();
@@ -248,59 +332,128 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
         }
         "GetKeyVersions" => {
             authorize(w, &vault, caller, KvOp::List, Some(&name), req)?;
-            let key = vault.keys.get(&lname).filter(|k| k.deleted.is_none()).ok_or_else(|| key_not_found(&name))?;
+            let key = vault
+                .keys
+                .get(&lname)
+                .filter(|k| k.deleted.is_none())
+                .ok_or_else(|| key_not_found(&name))?;
             let items = key
                 .versions
                 .iter()
                 .map(|k| json!({"kid": format!("{}/keys/{}/{}", base_url(&vault), key.name, k.version), "attributes": attributes(&vault, k)}))
                 .collect();
-            ok(&page(req, &vault, &format!("/keys/{}/versions", key.name), items))
+            ok(&page(
+                req,
+                &vault,
+                &format!("/keys/{}/versions", key.name),
+                items,
+            ))
         }
         "GetKey" => {
             authorize(w, &vault, caller, KvOp::Get, Some(&name), req)?;
-            let key = vault.keys.get(&lname).filter(|k| k.deleted.is_none()).ok_or_else(|| key_not_found(&name))?;
+            let key = vault
+                .keys
+                .get(&lname)
+                .filter(|k| k.deleted.is_none())
+                .ok_or_else(|| key_not_found(&name))?;
             let version = match segs.get(2) {
-                Some(v) => key.version(v).ok_or_else(|| key_not_found(&format!("{name}/{v}")))?,
+                Some(v) => key
+                    .version(v)
+                    .ok_or_else(|| key_not_found(&format!("{name}/{v}")))?,
                 None => key.latest().ok_or_else(|| key_not_found(&name))?,
             };
             ok(&bundle(&vault, key, version))
         }
         "CreateKey" | "RotateKey" => {
             let create = op == "CreateKey";
-            authorize(w, &vault, caller, if create { KvOp::Create } else { KvOp::Update }, Some(&name), req)?;
+            authorize(
+                w,
+                &vault,
+                caller,
+                if create { KvOp::Create } else { KvOp::Update },
+                Some(&name),
+                req,
+            )?;
             let body = req.json()?;
             if let Some(existing) = vault.keys.get(&lname) {
                 if existing.deleted.is_some() {
-                    return Err(kv_error(StatusCode::CONFLICT, "Conflict", format!("Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.")));
+                    return Err(kv_error(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        format!(
+                            "Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."
+                        ),
+                    ));
                 }
             } else if !create {
                 return Err(key_not_found(&name));
             }
             let (kty, material) = if create {
-                let kty = body["kty"].as_str().ok_or_else(|| kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property 'kty' is required."))?.to_owned();
+                let kty = body["kty"]
+                    .as_str()
+                    .ok_or_else(|| {
+                        kv_error(
+                            StatusCode::BAD_REQUEST,
+                            "BadParameter",
+                            "Property 'kty' is required.",
+                        )
+                    })?
+                    .to_owned();
                 let material = match kty.as_str() {
                     "RSA" | "RSA-HSM" => {
-                        let size = u32::try_from(body["key_size"].as_u64().unwrap_or(2048)).unwrap_or(0);
-                        KeyMaterial::generate_rsa(size).map_err(|e| kv_error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string()))?
+                        let size =
+                            u32::try_from(body["key_size"].as_u64().unwrap_or(2048)).unwrap_or(0);
+                        KeyMaterial::generate_rsa(size).map_err(|e| {
+                            kv_error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string())
+                        })?
                     }
-                    "EC" | "EC-HSM" => KeyMaterial::generate_ec(body["crv"].as_str().unwrap_or("P-256")).map_err(|e| kv_error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string()))?,
-                    other => return Err(kv_error(StatusCode::BAD_REQUEST, "BadParameter", format!("The key type '{other}' is not supported; use RSA, RSA-HSM, EC or EC-HSM."))),
+                    "EC" | "EC-HSM" => {
+                        KeyMaterial::generate_ec(body["crv"].as_str().unwrap_or("P-256")).map_err(
+                            |e| kv_error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string()),
+                        )?
+                    }
+                    other => {
+                        return Err(kv_error(
+                            StatusCode::BAD_REQUEST,
+                            "BadParameter",
+                            format!(
+                                "The key type '{other}' is not supported; use RSA, RSA-HSM, EC or EC-HSM."
+                            ),
+                        ));
+                    }
                 };
                 (kty, material)
             } else {
-                let latest = vault.keys[&lname].latest().ok_or_else(|| key_not_found(&name))?;
+                let latest = vault.keys[&lname]
+                    .latest()
+                    .ok_or_else(|| key_not_found(&name))?;
                 let material = match &latest.material {
                     KeyMaterial::Rsa { bits, .. } => KeyMaterial::generate_rsa(*bits),
                     KeyMaterial::Ec { crv, .. } => KeyMaterial::generate_ec(crv),
                 }
-                .map_err(|e| kv_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))?;
+                .map_err(|e| {
+                    kv_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalError",
+                        e.to_string(),
+                    )
+                })?;
                 (latest.kty.clone(), material)
             };
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found."))?;
+            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "VaultNotFound",
+                    "The vault was not found.",
+                )
+            })?;
             let attrs = body.get("attributes");
             let mut created = add_key_version(v, &name, &kty, material, attrs, now);
             if let Some(ops) = body["key_ops"].as_array() {
-                created.key_ops = ops.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect();
+                created.key_ops = ops
+                    .iter()
+                    .filter_map(|o| o.as_str().map(str::to_owned))
+                    .collect();
             }
             if let Some(tags) = body["tags"].as_object() {
                 created.tags.clone_from(tags);
@@ -315,10 +468,23 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
         "UpdateKey" => {
             authorize(w, &vault, caller, KvOp::Update, Some(&name), req)?;
             let body = req.json()?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found."))?;
-            let key = v.keys.get_mut(&lname).filter(|k| k.deleted.is_none()).ok_or_else(|| key_not_found(&name))?;
+            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "VaultNotFound",
+                    "The vault was not found.",
+                )
+            })?;
+            let key = v
+                .keys
+                .get_mut(&lname)
+                .filter(|k| k.deleted.is_none())
+                .ok_or_else(|| key_not_found(&name))?;
             let idx = match segs.get(2) {
-                Some(ver) => key.versions.iter().position(|k| k.version.eq_ignore_ascii_case(ver)),
+                Some(ver) => key
+                    .versions
+                    .iter()
+                    .position(|k| k.version.eq_ignore_ascii_case(ver)),
                 None => key.versions.len().checked_sub(1),
             }
             .ok_or_else(|| key_not_found(&name))?;
@@ -334,7 +500,10 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
                 kv.nbf = attrs["nbf"].as_i64();
             }
             if let Some(ops) = body["key_ops"].as_array() {
-                kv.key_ops = ops.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect();
+                kv.key_ops = ops
+                    .iter()
+                    .filter_map(|o| o.as_str().map(str::to_owned))
+                    .collect();
             }
             if let Some(tags) = body["tags"].as_object() {
                 kv.tags.clone_from(tags);
@@ -346,11 +515,24 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
         }
         "DeleteKey" => {
             authorize(w, &vault, caller, KvOp::Delete, Some(&name), req)?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found."))?;
+            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "VaultNotFound",
+                    "The vault was not found.",
+                )
+            })?;
             let soft = v.soft_delete();
             let days = v.retention_days();
-            let key = v.keys.get_mut(&lname).filter(|k| k.deleted.is_none()).ok_or_else(|| key_not_found(&name))?;
-            key.deleted = Some(DeletedInfo { deleted_date: now, scheduled_purge_date: now + days * 86_400 });
+            let key = v
+                .keys
+                .get_mut(&lname)
+                .filter(|k| k.deleted.is_none())
+                .ok_or_else(|| key_not_found(&name))?;
+            key.deleted = Some(DeletedInfo {
+                deleted_date: now,
+                scheduled_purge_date: now + days * 86_400,
+            });
             let key = key.clone();
             if !soft {
                 v.keys.remove(&lname);
@@ -377,13 +559,27 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
         }
         "GetDeletedKey" => {
             authorize(w, &vault, caller, KvOp::Get, Some(&name), req)?;
-            let key = vault.keys.get(&lname).filter(|k| k.deleted.is_some()).ok_or_else(|| deleted_not_found(&name))?;
+            let key = vault
+                .keys
+                .get(&lname)
+                .filter(|k| k.deleted.is_some())
+                .ok_or_else(|| deleted_not_found(&name))?;
             ok(&deleted_bundle(&vault, key))
         }
         "RecoverDeletedKey" => {
             authorize(w, &vault, caller, KvOp::Recover, Some(&name), req)?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found."))?;
-            let key = v.keys.get_mut(&lname).filter(|k| k.deleted.is_some()).ok_or_else(|| deleted_not_found(&name))?;
+            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "VaultNotFound",
+                    "The vault was not found.",
+                )
+            })?;
+            let key = v
+                .keys
+                .get_mut(&lname)
+                .filter(|k| k.deleted.is_some())
+                .ok_or_else(|| deleted_not_found(&name))?;
             key.deleted = None;
             let key = key.clone();
             let v = v.clone();
@@ -411,9 +607,14 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
                 _ => KvOp::Decrypt,
             };
             authorize(w, &vault, caller, kop, Some(&name), req)?;
-            let key = vault.keys.get(&lname).filter(|k| k.deleted.is_none()).ok_or_else(|| key_not_found(&name))?;
+            let key = vault
+                .keys
+                .get(&lname)
+                .filter(|k| k.deleted.is_none())
+                .ok_or_else(|| key_not_found(&name))?;
             let version = if segs.len() == 4 {
-                key.version(&segs[2]).ok_or_else(|| key_not_found(&format!("{name}/{}", segs[2])))?
+                key.version(&segs[2])
+                    .ok_or_else(|| key_not_found(&format!("{name}/{}", segs[2])))?
             } else {
                 key.latest().ok_or_else(|| key_not_found(&name))?
             };
@@ -424,26 +625,61 @@ fn route(w: &mut World, vault_name: &str, caller: &Caller, req: &Req) -> Result<
                     super::state::KeyAccessCause::KeyExpired => ("KeyExpired", "an expired key"),
                     _ => ("KeyNotYetValid", "a key that is not yet valid"),
                 };
-                return Err(kv_error(StatusCode::FORBIDDEN, "Forbidden", format!("Operation {opname} is not allowed on {what}.")).inner(inner));
+                return Err(kv_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    format!("Operation {opname} is not allowed on {what}."),
+                )
+                .inner(inner));
             }
-            if !version.key_ops.iter().any(|o| o.eq_ignore_ascii_case(opname)) {
-                return Err(kv_error(StatusCode::BAD_REQUEST, "BadParameter", format!("Operation {opname} is not permitted on this key.")));
+            if !version
+                .key_ops
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(opname))
+            {
+                return Err(kv_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadParameter",
+                    format!("Operation {opname} is not permitted on this key."),
+                ));
             }
             let body = req.json()?;
             let alg = body["alg"].as_str().unwrap_or_default();
-            let input = body["value"].as_str().and_then(b64url_decode).ok_or_else(|| kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property 'value' must be base64url."))?;
+            let input = body["value"]
+                .as_str()
+                .and_then(b64url_decode)
+                .ok_or_else(|| {
+                    kv_error(
+                        StatusCode::BAD_REQUEST,
+                        "BadParameter",
+                        "Property 'value' must be base64url.",
+                    )
+                })?;
             let out = if matches!(kop, KvOp::WrapKey | KvOp::Encrypt) {
                 version.material.wrap(alg, &input)
             } else {
                 version.material.unwrap_key(alg, &input)
             }
             .map_err(|e| kv_error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string()))?;
-            ok(&json!({"kid": format!("{}/keys/{}/{}", base_url(&vault), key.name, version.version), "value": b64url(&out)}))
+            ok(
+                &json!({"kid": format!("{}/keys/{}/{}", base_url(&vault), key.name, version.version), "value": b64url(&out)}),
+            )
         }
-        _ => Err(kv_error(StatusCode::BAD_REQUEST, "BadParameter", format!("The operation {} {} is not supported by the emulator.", req.method, req.path))),
+        _ => Err(kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            format!(
+                "The operation {} {} is not supported by the emulator.",
+                req.method, req.path
+            ),
+        )),
     }
 }
 
 fn deleted_not_found(name: &str) -> ApiError {
-    kv_error(StatusCode::NOT_FOUND, "KeyNotFound", format!("Deleted Key not found: {name}"))
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "KeyNotFound",
+        format!("Deleted Key not found: {name}"),
+    )
 }

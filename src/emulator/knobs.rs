@@ -141,7 +141,11 @@ impl Bucket {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Ok(self.tokens.floor() as u32)
         } else {
-            let wait = if self.refill > 0.0 { (1.0 - self.tokens) / self.refill } else { 3600.0 };
+            let wait = if self.refill > 0.0 {
+                (1.0 - self.tokens) / self.refill
+            } else {
+                3600.0
+            };
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Err(wait.ceil().max(1.0) as u64)
         }
@@ -190,7 +194,10 @@ impl Knobs {
 
     /// The fault to apply to `op`, consuming one use of its rule.
     pub fn take_fault(&mut self, op: &str) -> Option<Fault> {
-        let idx = self.faults.iter().position(|r| op_matches(&r.operation, op))?;
+        let idx = self
+            .faults
+            .iter()
+            .position(|r| op_matches(&r.operation, op))?;
         let fault = self.faults[idx].fault.clone();
         if let Some(times) = &mut self.faults[idx].times {
             *times = times.saturating_sub(1);
@@ -202,7 +209,12 @@ impl Knobs {
     }
 
     /// Charges an ARM request to its bucket: `Ok(remaining)` or `Err(retry-after seconds)`.
-    pub fn charge(&mut self, subscription: &str, principal: &str, kind: ArmKind) -> Result<u32, u64> {
+    pub fn charge(
+        &mut self,
+        subscription: &str,
+        principal: &str,
+        kind: ArmKind,
+    ) -> Result<u32, u64> {
         let limits = self.throttle.unwrap_or_default();
         let (size, refill) = match kind {
             ArmKind::Read => (limits.read_bucket, limits.read_refill_per_sec),
@@ -211,7 +223,11 @@ impl Knobs {
         };
         let bucket = self
             .buckets
-            .entry((subscription.to_ascii_lowercase(), principal.to_ascii_lowercase(), kind))
+            .entry((
+                subscription.to_ascii_lowercase(),
+                principal.to_ascii_lowercase(),
+                kind,
+            ))
             .or_insert_with(|| Bucket::new(size, refill));
         match bucket.take() {
             Ok(left) => Ok(left),
@@ -232,7 +248,11 @@ mod tests {
     #[test]
     fn bucket_empties_then_asks_to_wait() {
         let mut knobs = Knobs {
-            throttle: Some(ThrottleLimits { read_bucket: 2, read_refill_per_sec: 1, ..ThrottleLimits::default() }),
+            throttle: Some(ThrottleLimits {
+                read_bucket: 2,
+                read_refill_per_sec: 1,
+                ..ThrottleLimits::default()
+            }),
             ..Knobs::default()
         };
         assert_eq!(knobs.charge("s", "p", ArmKind::Read), Ok(1));
@@ -251,7 +271,10 @@ mod tests {
             times: Some(1),
         });
         assert_eq!(knobs.take_fault("GetKey"), None);
-        assert_eq!(knobs.take_fault("Mediaservices_Get"), Some(Fault::ServerError { status: 503 }));
+        assert_eq!(
+            knobs.take_fault("Mediaservices_Get"),
+            Some(Fault::ServerError { status: 503 })
+        );
         assert_eq!(knobs.take_fault("Mediaservices_Get"), None);
     }
 }

@@ -17,11 +17,16 @@ use serde_json::{Value, json};
 use super::arm::{Ctx, authorize, authorize_linked, require_rg};
 use super::server::{ApiError, empty_response, json_response, set_header};
 use super::state::{
-    AsyncOperation, KeyAccess, KeyAccessCause, MediaAccount, ResourceId, World, firewall_allows, key_of,
-    norm_location, normalise_media_body, parse_key_identifier,
+    AsyncOperation, KeyAccess, KeyAccessCause, MediaAccount, ResourceId, World, firewall_allows,
+    key_of, norm_location, normalise_media_body, parse_key_identifier,
 };
 
-const ALLOWED_IDENTITY_TYPES: [&str; 4] = ["None", "SystemAssigned", "UserAssigned", "SystemAssigned,UserAssigned"];
+const ALLOWED_IDENTITY_TYPES: [&str; 4] = [
+    "None",
+    "SystemAssigned",
+    "UserAssigned",
+    "SystemAssigned,UserAssigned",
+];
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("BadRequest", message)
@@ -37,7 +42,10 @@ pub fn render(w: &World, a: &MediaAccount) -> Value {
         body["identity"]["tenantId"] = json!(w.tenant_id);
     }
     // NB: `pointer_mut`, not `[]`, which would insert nulls for absent fields.
-    if let Some(map) = body.pointer_mut("/identity/userAssignedIdentities").and_then(Value::as_object_mut) {
+    if let Some(map) = body
+        .pointer_mut("/identity/userAssignedIdentities")
+        .and_then(Value::as_object_mut)
+    {
         for (uai, v) in map.iter_mut() {
             if let Some(ident) = w.identities.get(&key_of(uai)) {
                 *v = json!({
@@ -50,7 +58,8 @@ pub fn render(w: &World, a: &MediaAccount) -> Value {
     if body["properties"]["encryption"]["keyVaultProperties"].is_object()
         && let Some(current) = &a.key_access.current_key_identifier
     {
-        body["properties"]["encryption"]["keyVaultProperties"]["currentKeyIdentifier"] = json!(current);
+        body["properties"]["encryption"]["keyVaultProperties"]["currentKeyIdentifier"] =
+            json!(current);
     }
     body
 }
@@ -60,7 +69,12 @@ pub fn route(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     match ctx.op.as_str() {
         "Mediaservices_List" | "Mediaservices_ListBySubscription" => {
-            authorize(w, &ctx.caller, &p.scope, "Microsoft.Media/mediaservices/read")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &p.scope,
+                "Microsoft.Media/mediaservices/read",
+            )?;
             if ctx.op == "Mediaservices_List" {
                 require_rg(w, p)?;
             }
@@ -95,7 +109,12 @@ pub fn route(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         "Mediaservices_CreateOrUpdate" | "Mediaservices_Update" => put(w, ctx),
         "Mediaservices_SyncStorageKeys" => {
             let id = account_id(ctx);
-            authorize(w, &ctx.caller, &id, "Microsoft.Media/mediaservices/syncStorageKeys/action")?;
+            authorize(
+                w,
+                &ctx.caller,
+                &id,
+                "Microsoft.Media/mediaservices/syncStorageKeys/action",
+            )?;
             let a = w.media.get(&key_of(&id)).ok_or_else(|| not_found(ctx))?;
             refuse_if_inaccessible(a)?;
             Ok(empty_response(StatusCode::OK))
@@ -104,16 +123,35 @@ pub fn route(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         "Locations_CheckNameAvailability" => {
             let body = ctx.req.json()?;
             let name = body["name"].as_str().unwrap_or_default();
-            let taken = w.media.values().any(|a| a.resource["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)));
-            let valid = !name.is_empty() && name.len() <= 24 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            let taken = w.media.values().any(|a| {
+                a.resource["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            });
+            let valid = !name.is_empty()
+                && name.len() <= 24
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
             let (ok, reason, message) = match (valid, taken) {
-                (false, _) => (false, "Invalid", "Account names must be 3 to 24 lower-case letters and digits."),
+                (false, _) => (
+                    false,
+                    "Invalid",
+                    "Account names must be 3 to 24 lower-case letters and digits.",
+                ),
                 (true, true) => (false, "AlreadyExists", "The account name is already taken."),
                 (true, false) => (true, "None", ""),
             };
-            Ok(json_response(StatusCode::OK, &json!({"nameAvailable": ok, "reason": reason, "message": message})))
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"nameAvailable": ok, "reason": reason, "message": message}),
+            ))
         }
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "InvalidResourceType", "Unknown Microsoft.Media resource type.")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            "Unknown Microsoft.Media resource type.",
+        )),
     }
 }
 
@@ -122,7 +160,11 @@ fn account_id(ctx: &Ctx<'_>) -> String {
 }
 
 fn not_found(ctx: &Ctx<'_>) -> ApiError {
-    ApiError::arm_not_found("Microsoft.Media/mediaservices", &ctx.path.rest[1], &ctx.path.resource_group().unwrap_or_default())
+    ApiError::arm_not_found(
+        "Microsoft.Media/mediaservices",
+        &ctx.path.rest[1],
+        &ctx.path.resource_group().unwrap_or_default(),
+    )
 }
 
 fn refuse_if_inaccessible(a: &MediaAccount) -> Result<(), ApiError> {
@@ -162,17 +204,26 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         (_, false) => body,
     };
     let Some(location) = merged["location"].as_str().map(str::to_owned) else {
-        return Err(ApiError::bad_request("LocationRequired", "The location property is required for this definition."));
+        return Err(ApiError::bad_request(
+            "LocationRequired",
+            "The location property is required for this definition.",
+        ));
     };
     if let Some(a) = &existing
-        && norm_location(a.resource["location"].as_str().unwrap_or_default()) != norm_location(&location)
+        && norm_location(a.resource["location"].as_str().unwrap_or_default())
+            != norm_location(&location)
     {
-        return Err(bad("The location of an existing Media Services account cannot be changed."));
+        return Err(bad(
+            "The location of an existing Media Services account cannot be changed.",
+        ));
     }
     let resource = normalise_media_body(&id, &rid.name, merged);
 
     // Identity.
-    let identity_type = resource["identity"]["type"].as_str().unwrap_or("None").to_owned();
+    let identity_type = resource["identity"]["type"]
+        .as_str()
+        .unwrap_or("None")
+        .to_owned();
     if !ALLOWED_IDENTITY_TYPES.contains(&identity_type.as_str()) {
         return Err(bad(format!(
             "The identity type '{identity_type}' is not supported. Supported values are 'None', 'SystemAssigned', 'UserAssigned' and 'SystemAssigned,UserAssigned' (without a space)."
@@ -180,25 +231,45 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     }
     let wants_system = identity_type.contains("SystemAssigned");
     let wants_user = identity_type.contains("UserAssigned");
-    let uais: Vec<String> = resource["identity"]["userAssignedIdentities"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let uais: Vec<String> = resource["identity"]["userAssignedIdentities"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     if wants_user && uais.is_empty() {
-        return Err(bad("The identity type 'UserAssigned' requires at least one entry in 'userAssignedIdentities'."));
+        return Err(bad(
+            "The identity type 'UserAssigned' requires at least one entry in 'userAssignedIdentities'.",
+        ));
     }
     if !wants_user && !uais.is_empty() {
-        return Err(bad(format!("'userAssignedIdentities' must be empty when the identity type is '{identity_type}'.")));
+        return Err(bad(format!(
+            "'userAssignedIdentities' must be empty when the identity type is '{identity_type}'."
+        )));
     }
     for uai in &uais {
         if !w.identities.contains_key(&key_of(uai)) {
             return Err(ApiError::bad_request(
                 "FailedIdentityOperation",
-                format!("Identity operation for resource '{id}' failed with error 'Resource '{uai}' was not found.'."),
+                format!(
+                    "Identity operation for resource '{id}' failed with error 'Resource '{uai}' was not found.'."
+                ),
             ));
         }
-        authorize_linked(w, &ctx.caller, &id, "Microsoft.Media/mediaservices/write", uai)?;
+        authorize_linked(
+            w,
+            &ctx.caller,
+            &id,
+            "Microsoft.Media/mediaservices/write",
+            uai,
+        )?;
     }
     // The system principal survives updates; a new one is issued only when it is turned on.
     let system_principal = if wants_system {
-        Some(existing.as_ref().and_then(|a| a.system_principal.clone()).unwrap_or_else(super::crypto::guid))
+        Some(
+            existing
+                .as_ref()
+                .and_then(|a| a.system_principal.clone())
+                .unwrap_or_else(super::crypto::guid),
+        )
     } else {
         None
     };
@@ -210,26 +281,47 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             return system_principal.clone().map(Some).ok_or_else(|| bad("'useSystemAssignedIdentity' requires the account identity type to include 'SystemAssigned'."));
         }
         match entry["userAssignedIdentity"].as_str() {
-            Some(uai) if uais.iter().any(|u| u.eq_ignore_ascii_case(uai)) => Ok(w.identities.get(&key_of(uai)).and_then(|i| i["properties"]["principalId"].as_str().map(str::to_owned))),
-            Some(uai) => Err(bad(format!("The user-assigned identity '{uai}' is not assigned to the account."))),
+            Some(uai) if uais.iter().any(|u| u.eq_ignore_ascii_case(uai)) => Ok(w
+                .identities
+                .get(&key_of(uai))
+                .and_then(|i| i["properties"]["principalId"].as_str().map(str::to_owned))),
+            Some(uai) => Err(bad(format!(
+                "The user-assigned identity '{uai}' is not assigned to the account."
+            ))),
             None => Ok(None),
         }
     };
 
     // Storage accounts.
-    let storage = resource["properties"]["storageAccounts"].as_array().cloned().unwrap_or_default();
+    let storage = resource["properties"]["storageAccounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if storage.is_empty() && existing.is_none() {
-        return Err(bad("A Media Services account requires one primary storage account in 'storageAccounts'."));
+        return Err(bad(
+            "A Media Services account requires one primary storage account in 'storageAccounts'.",
+        ));
     }
-    let primaries = storage.iter().filter(|s| s["type"].as_str() == Some("Primary")).count();
+    let primaries = storage
+        .iter()
+        .filter(|s| s["type"].as_str() == Some("Primary"))
+        .count();
     if !storage.is_empty() && primaries != 1 {
-        return Err(bad(format!("Exactly one storage account must be of type 'Primary'; found {primaries}.")));
+        return Err(bad(format!(
+            "Exactly one storage account must be of type 'Primary'; found {primaries}."
+        )));
     }
-    let managed_auth = resource["properties"]["storageAuthentication"].as_str() == Some("ManagedIdentity");
+    let managed_auth =
+        resource["properties"]["storageAuthentication"].as_str() == Some("ManagedIdentity");
     for sa in &storage {
         let sa_id = sa["id"].as_str().unwrap_or_default();
-        let storage_rid = ResourceId::parse(sa_id).filter(|r| r.is("Microsoft.Storage", "storageAccounts")).ok_or_else(|| bad(format!("'{sa_id}' is not a storage account resource id.")))?;
-        if !storage_rid.subscription.eq_ignore_ascii_case(&rid.subscription) {
+        let storage_rid = ResourceId::parse(sa_id)
+            .filter(|r| r.is("Microsoft.Storage", "storageAccounts"))
+            .ok_or_else(|| bad(format!("'{sa_id}' is not a storage account resource id.")))?;
+        if !storage_rid
+            .subscription
+            .eq_ignore_ascii_case(&rid.subscription)
+        {
             return Err(bad(format!(
                 "The storage account '{sa_id}' is in subscription '{}', but a Media Services account can only use storage accounts in its own subscription '{}'.",
                 storage_rid.subscription, rid.subscription
@@ -240,9 +332,15 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         };
         if managed_auth {
             let Some(principal) = has_identity(&sa["identity"])? else {
-                return Err(bad(format!("With 'storageAuthentication' set to 'ManagedIdentity', storage account '{sa_id}' needs an 'identity'.")));
+                return Err(bad(format!(
+                    "With 'storageAuthentication' set to 'ManagedIdentity', storage account '{sa_id}' needs an 'identity'."
+                )));
             };
-            if !w.has_data_action(&principal, sa_id, "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write") {
+            if !w.has_data_action(
+                &principal,
+                sa_id,
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+            ) {
                 return Err(bad(format!(
                     "The managed identity '{principal}' does not have access to storage account '{sa_id}'. Grant it a blob data role such as 'Storage Blob Data Contributor'."
                 )));
@@ -251,7 +349,7 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
                 return Err(bad(format!(
                     "The storage account '{sa_id}' firewall does not allow access from the Media Services account (allow trusted Azure services or add a resource access rule)."
                 )));
-            } 
+            }
         } else if !sa["identity"].is_null() {
             has_identity(&sa["identity"])?;
         }
@@ -261,7 +359,9 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let enc = resource["properties"]["encryption"].clone();
     let enc_type = enc["type"].as_str().unwrap_or("SystemKey");
     if !["SystemKey", "CustomerKey"].contains(&enc_type) {
-        return Err(bad(format!("The encryption type '{enc_type}' is not supported; use 'SystemKey' or 'CustomerKey'.")));
+        return Err(bad(format!(
+            "The encryption type '{enc_type}' is not supported; use 'SystemKey' or 'CustomerKey'."
+        )));
     }
     if enc_type == "CustomerKey" {
         has_identity(&enc["identity"])?;
@@ -280,7 +380,9 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         w.evaluate_key_access(&tentative).map_err(|cause| {
             bad(format!(
                 "Unable to access the customer-managed key '{}': {}.",
-                enc["keyVaultProperties"]["keyIdentifier"].as_str().unwrap_or_default(),
+                enc["keyVaultProperties"]["keyIdentifier"]
+                    .as_str()
+                    .unwrap_or_default(),
                 cause.describe()
             ))
         })?
@@ -308,14 +410,22 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let mut resource = resource;
     let media_service_id = existing
         .as_ref()
-        .and_then(|a| a.resource["properties"]["mediaServiceId"].as_str().map(str::to_owned))
+        .and_then(|a| {
+            a.resource["properties"]["mediaServiceId"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .unwrap_or_else(super::crypto::guid);
     resource["properties"]["mediaServiceId"] = json!(media_service_id);
     let polls = w.knobs.lro_polls;
     let account = MediaAccount {
         resource,
         system_principal,
-        provisioning_state: if polls == 0 { "Succeeded".into() } else { "InProgress".into() },
+        provisioning_state: if polls == 0 {
+            "Succeeded".into()
+        } else {
+            "InProgress".into()
+        },
         key_access: KeyAccess {
             cause: None,
             current_key_identifier: current,
@@ -347,9 +457,20 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         StatusCode::CREATED
     };
     let mut resp = json_response(status, &rendered);
-    let base = format!("https://{}/subscriptions/{}/providers/Microsoft.Media/locations/{loc}", ctx.req.host, rid.subscription);
-    set_header(&mut resp, "azure-asyncoperation", &format!("{base}/mediaServicesOperationStatuses/{op_id}?api-version=2023-01-01"));
-    set_header(&mut resp, "location", &format!("{base}/mediaServicesOperationResults/{op_id}?api-version=2023-01-01"));
+    let base = format!(
+        "https://{}/subscriptions/{}/providers/Microsoft.Media/locations/{loc}",
+        ctx.req.host, rid.subscription
+    );
+    set_header(
+        &mut resp,
+        "azure-asyncoperation",
+        &format!("{base}/mediaServicesOperationStatuses/{op_id}?api-version=2023-01-01"),
+    );
+    set_header(
+        &mut resp,
+        "location",
+        &format!("{base}/mediaServicesOperationResults/{op_id}?api-version=2023-01-01"),
+    );
     set_header(&mut resp, "retry-after", "1");
     Ok(resp)
 }
@@ -358,7 +479,10 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 fn check_byok_rules(w: &World, kid: &str, location: &str) -> Result<(), ApiError> {
     let parsed = parse_key_identifier(kid).ok_or_else(|| bad(format!("'{kid}' is not a Key Vault key identifier (https://{{vault}}.vault.azure.net/keys/{{name}}[/{{version}}]).")))?;
     let Some(vault) = w.vault_by_name(&parsed.vault) else {
-        return Err(bad(format!("Unable to access the customer-managed key '{kid}': {}.", KeyAccessCause::VaultNotFound.describe())));
+        return Err(bad(format!(
+            "Unable to access the customer-managed key '{kid}': {}.",
+            KeyAccessCause::VaultNotFound.describe()
+        )));
     };
     if vault.location() != norm_location(location) {
         return Err(bad(format!(
@@ -369,7 +493,10 @@ fn check_byok_rules(w: &World, kid: &str, location: &str) -> Result<(), ApiError
         )));
     }
     if !vault.soft_delete() || !vault.purge_protection() {
-        return Err(bad(format!("The key vault '{}' must have soft delete and purge protection enabled to hold a customer-managed key.", vault.name())));
+        return Err(bad(format!(
+            "The key vault '{}' must have soft delete and purge protection enabled to hold a customer-managed key.",
+            vault.name()
+        )));
     }
     if let Some(key) = vault.keys.get(&parsed.key.to_ascii_lowercase()) {
         let version = match &parsed.version {
@@ -377,12 +504,18 @@ fn check_byok_rules(w: &World, kid: &str, location: &str) -> Result<(), ApiError
             None => key.latest(),
         };
         if let Some(v) = version {
-            let rsa_ok = v.kty.starts_with("RSA") && v.material.rsa_bits().is_some_and(|b| [2048, 3072, 4096].contains(&b));
+            let rsa_ok = v.kty.starts_with("RSA")
+                && v.material
+                    .rsa_bits()
+                    .is_some_and(|b| [2048, 3072, 4096].contains(&b));
             if !rsa_ok {
                 return Err(bad(format!(
                     "The key '{kid}' is of type '{}'{}; Media Services accepts only RSA keys of 2048, 3072 or 4096 bits.",
                     v.kty,
-                    v.material.rsa_bits().map(|b| format!(" ({b} bits)")).unwrap_or_default()
+                    v.material
+                        .rsa_bits()
+                        .map(|b| format!(" ({b} bits)"))
+                        .unwrap_or_default()
                 )));
             }
         }
@@ -392,26 +525,40 @@ fn check_byok_rules(w: &World, kid: &str, location: &str) -> Result<(), ApiError
 
 /// Whether a storage account's `networkAcls` let the Media Services account `account_id` in.
 fn storage_firewall_allows(acls: &Value, account_id: &str, tenant: &str) -> bool {
-    if !acls["defaultAction"].as_str().is_some_and(|a| a.eq_ignore_ascii_case("Deny")) {
+    if !acls["defaultAction"]
+        .as_str()
+        .is_some_and(|a| a.eq_ignore_ascii_case("Deny"))
+    {
         return true;
     }
     if firewall_allows(&json!({"networkAcls": acls}), None) {
         return true;
     }
-    acls["resourceAccessRules"].as_array().into_iter().flatten().any(|r| {
-        let rid = r["resourceId"].as_str().unwrap_or_default();
-        let tid_ok = r["tenantId"].as_str().is_none_or(|t| t.eq_ignore_ascii_case(tenant));
-        let matches = rid.eq_ignore_ascii_case(account_id)
-            || (rid.ends_with("/*") && key_of(account_id).starts_with(&key_of(rid.trim_end_matches('*'))));
-        tid_ok && matches
-    })
+    acls["resourceAccessRules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| {
+            let rid = r["resourceId"].as_str().unwrap_or_default();
+            let tid_ok = r["tenantId"]
+                .as_str()
+                .is_none_or(|t| t.eq_ignore_ascii_case(tenant));
+            let matches = rid.eq_ignore_ascii_case(account_id)
+                || (rid.ends_with("/*")
+                    && key_of(account_id).starts_with(&key_of(rid.trim_end_matches('*'))));
+            tid_ok && matches
+        })
 }
 
 fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let op_id = ctx.path.rest[3].clone();
     let now = w.now();
     let op = w.operations.get_mut(&key_of(&op_id)).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", format!("The operation '{op_id}' was not found."))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("The operation '{op_id}' was not found."),
+        )
     })?;
     let status_call = ctx.op == "MediaServicesOperationStatuses_Get";
     // Each status poll while `polls_left > 0` answers `InProgress` and uses one up; the first
@@ -425,7 +572,11 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     }
     let op = op.clone();
     if !running && let Some(a) = w.media.get_mut(&key_of(&op.resource_id)) {
-        a.provisioning_state = if op.error.is_some() { "Failed".into() } else { "Succeeded".into() };
+        a.provisioning_state = if op.error.is_some() {
+            "Failed".into()
+        } else {
+            "Succeeded".into()
+        };
     }
     if status_call {
         let mut body = json!({
@@ -448,7 +599,11 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         return Ok(resp);
     }
     let a = w.media.get(&key_of(&op.resource_id)).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", "The account of this operation no longer exists.")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "The account of this operation no longer exists.",
+        )
     })?;
     Ok(json_response(StatusCode::OK, &render(w, a)))
 }

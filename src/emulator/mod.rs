@@ -42,10 +42,10 @@ pub use roles::{
     READER, STORAGE_BLOB_DATA_CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR,
 };
 pub use seed::{
-    DEFAULT_ASSERTION_AUDIENCE, DEFAULT_OIDC_ISSUER, DEFAULT_TENANT_ID, Seed, SeedFederatedCredential,
-    SeedIdentity, SeedKey, SeedManagedIdentity, SeedResource, SeedResourceGroup, SeedRoleAssignment,
-    SeedRoleDefinition,
-    SeedServicePrincipal, SeedSubscription, SeedVault,
+    DEFAULT_ASSERTION_AUDIENCE, DEFAULT_OIDC_ISSUER, DEFAULT_TENANT_ID, Seed,
+    SeedFederatedCredential, SeedIdentity, SeedKey, SeedManagedIdentity, SeedResource,
+    SeedResourceGroup, SeedRoleAssignment, SeedRoleDefinition, SeedServicePrincipal,
+    SeedSubscription, SeedVault,
 };
 pub use server::SERVER_NAMES;
 pub use state::{KeyAccess, KeyAccessCause, LoggedRequest};
@@ -85,7 +85,10 @@ impl EmulatorConfig {
     /// A config with this seed and the defaults.
     #[must_use]
     pub fn with_seed(seed: Seed) -> Self {
-        Self { seed, ..Self::default() }
+        Self {
+            seed,
+            ..Self::default()
+        }
     }
 }
 
@@ -130,7 +133,9 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,14 +152,18 @@ impl Emulator {
         // Key generation is CPU work; keep it off the async workers.
         let (world, token_key, oidc_key, certs) = tokio::task::spawn_blocking(move || {
             let world = state::World::from_seed(&seed, knobs).map_err(EmulatorError::Seed)?;
-            let token_key = crypto::JwtKey::generate("emulator-token-key").map_err(|e| EmulatorError::Credentials(e.to_string()))?;
-            let oidc_key = crypto::JwtKey::generate("emulator-oidc-key").map_err(|e| EmulatorError::Credentials(e.to_string()))?;
+            let token_key = crypto::JwtKey::generate("emulator-token-key")
+                .map_err(|e| EmulatorError::Credentials(e.to_string()))?;
+            let oidc_key = crypto::JwtKey::generate("emulator-oidc-key")
+                .map_err(|e| EmulatorError::Credentials(e.to_string()))?;
             let certs = server::generate_certs().map_err(EmulatorError::Credentials)?;
             Ok::<_, EmulatorError>((world, token_key, oidc_key, certs))
         })
         .await
         .map_err(|e| EmulatorError::Credentials(e.to_string()))??;
-        let listener = tokio::net::TcpListener::bind(config.bind).await.map_err(EmulatorError::Bind)?;
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(EmulatorError::Bind)?;
         let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
         let shared = Arc::new(server::Shared {
             world: Mutex::new(world),
@@ -162,7 +171,12 @@ impl Emulator {
             oidc_key,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(server::serve(listener, certs.server_config, shared.clone(), stop_rx.clone()))];
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            certs.server_config,
+            shared.clone(),
+            stop_rx.clone(),
+        ))];
         if let Some(every) = config.key_check_interval {
             let shared = shared.clone();
             let mut stop_rx = stop_rx;
@@ -261,14 +275,25 @@ impl Emulator {
     /// An access token for a principal (by object id or seed name) and audience, without the
     /// token endpoint; for tests that are not about authentication.
     pub fn token_for(&self, principal: &str, audience: &str) -> Result<String, EmulatorError> {
-        let oid = self.principal_id(principal).ok_or_else(|| EmulatorError::Admin(format!("unknown principal {principal}")))?;
-        entra::issue_token(&self.shared, &oid, audience).map(|(t, _)| t).map_err(EmulatorError::Admin)
+        let oid = self
+            .principal_id(principal)
+            .ok_or_else(|| EmulatorError::Admin(format!("unknown principal {principal}")))?;
+        entra::issue_token(&self.shared, &oid, audience)
+            .map(|(t, _)| t)
+            .map_err(EmulatorError::Admin)
     }
 
     /// Mints a "projected service account token" (federated client assertion) signed by the
     /// emulator's OIDC key, with the default issuer and `api://AzureADTokenExchange` audience.
     pub fn mint_service_account_token(&self, subject: &str) -> Result<String, EmulatorError> {
-        entra::mint_assertion(&self.shared, None, subject, DEFAULT_ASSERTION_AUDIENCE, 3600).map_err(EmulatorError::Admin)
+        entra::mint_assertion(
+            &self.shared,
+            None,
+            subject,
+            DEFAULT_ASSERTION_AUDIENCE,
+            3600,
+        )
+        .map_err(EmulatorError::Admin)
     }
 
     /// Runs an admin command (the same as `POST /_emulator/admin`).
@@ -277,71 +302,143 @@ impl Emulator {
     }
 
     /// Disables a key version (latest when `version` is `None`).
-    pub fn disable_key(&self, vault: &str, key: &str, version: Option<&str>) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::DisableKey { vault: vault.into(), key: key.into(), version: version.map(Into::into) }).map(drop)
+    pub fn disable_key(
+        &self,
+        vault: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::DisableKey {
+            vault: vault.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+        })
+        .map(drop)
     }
 
     /// Enables a key version (latest when `version` is `None`).
-    pub fn enable_key(&self, vault: &str, key: &str, version: Option<&str>) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::EnableKey { vault: vault.into(), key: key.into(), version: version.map(Into::into) }).map(drop)
+    pub fn enable_key(
+        &self,
+        vault: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::EnableKey {
+            vault: vault.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+        })
+        .map(drop)
     }
 
     /// Expires a key version now (latest when `version` is `None`).
-    pub fn expire_key(&self, vault: &str, key: &str, version: Option<&str>) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::ExpireKey { vault: vault.into(), key: key.into(), version: version.map(Into::into), at: None }).map(drop)
+    pub fn expire_key(
+        &self,
+        vault: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::ExpireKey {
+            vault: vault.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+            at: None,
+        })
+        .map(drop)
     }
 
     /// Soft-deletes a key.
     pub fn delete_key(&self, vault: &str, key: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::DeleteKey { vault: vault.into(), key: key.into() }).map(drop)
+        self.admin(AdminCommand::DeleteKey {
+            vault: vault.into(),
+            key: key.into(),
+        })
+        .map(drop)
     }
 
     /// Recovers a soft-deleted key.
     pub fn recover_key(&self, vault: &str, key: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::RecoverKey { vault: vault.into(), key: key.into() }).map(drop)
+        self.admin(AdminCommand::RecoverKey {
+            vault: vault.into(),
+            key: key.into(),
+        })
+        .map(drop)
     }
 
     /// Adds a key version; returns its versioned key id.
     pub fn add_key_version(&self, vault: &str, key: &str) -> Result<String, EmulatorError> {
-        let v = self.admin(AdminCommand::AddKeyVersion { vault: vault.into(), key: key.into() })?;
+        let v = self.admin(AdminCommand::AddKeyVersion {
+            vault: vault.into(),
+            key: key.into(),
+        })?;
         Ok(v["kid"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Removes a role assignment by its full id.
     pub fn remove_role_assignment(&self, id: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::RemoveRoleAssignment { id: id.into() }).map(drop)
+        self.admin(AdminCommand::RemoveRoleAssignment { id: id.into() })
+            .map(drop)
     }
 
     /// Removes every role assignment of a principal (optionally under `scope`); returns how many.
-    pub fn remove_role_assignments_of(&self, principal: &str, scope: Option<&str>) -> Result<u64, EmulatorError> {
-        let v = self.admin(AdminCommand::RemoveRoleAssignmentsOf { principal: principal.into(), scope: scope.map(Into::into) })?;
+    pub fn remove_role_assignments_of(
+        &self,
+        principal: &str,
+        scope: Option<&str>,
+    ) -> Result<u64, EmulatorError> {
+        let v = self.admin(AdminCommand::RemoveRoleAssignmentsOf {
+            principal: principal.into(),
+            scope: scope.map(Into::into),
+        })?;
         Ok(v["removed"].as_u64().unwrap_or_default())
     }
 
     /// Removes a principal's access policy from a vault.
     pub fn remove_access_policy(&self, vault: &str, object_id: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::RemoveAccessPolicy { vault: vault.into(), object_id: object_id.into() }).map(drop)
+        self.admin(AdminCommand::RemoveAccessPolicy {
+            vault: vault.into(),
+            object_id: object_id.into(),
+        })
+        .map(drop)
     }
 
     /// Soft-deletes a vault.
     pub fn delete_vault(&self, vault: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::DeleteVault { vault: vault.into() }).map(drop)
+        self.admin(AdminCommand::DeleteVault {
+            vault: vault.into(),
+        })
+        .map(drop)
     }
 
     /// Recovers a soft-deleted vault.
     pub fn recover_vault(&self, vault: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::RecoverVault { vault: vault.into() }).map(drop)
+        self.admin(AdminCommand::RecoverVault {
+            vault: vault.into(),
+        })
+        .map(drop)
     }
 
     /// Closes a vault's firewall (`defaultAction: Deny`) with the given bypass
     /// (`AzureServices` or `None`) and no IP rules.
     pub fn close_vault_firewall(&self, vault: &str, bypass: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::SetVaultFirewall { vault: vault.into(), default_action: "Deny".into(), bypass: Some(bypass.into()), ip_rules: Vec::new() }).map(drop)
+        self.admin(AdminCommand::SetVaultFirewall {
+            vault: vault.into(),
+            default_action: "Deny".into(),
+            bypass: Some(bypass.into()),
+            ip_rules: Vec::new(),
+        })
+        .map(drop)
     }
 
     /// Opens a vault's firewall (`defaultAction: Allow`).
     pub fn open_vault_firewall(&self, vault: &str) -> Result<(), EmulatorError> {
-        self.admin(AdminCommand::SetVaultFirewall { vault: vault.into(), default_action: "Allow".into(), bypass: None, ip_rules: Vec::new() }).map(drop)
+        self.admin(AdminCommand::SetVaultFirewall {
+            vault: vault.into(),
+            default_action: "Allow".into(),
+            bypass: None,
+            ip_rules: Vec::new(),
+        })
+        .map(drop)
     }
 
     /// Moves the emulator clock forward.
@@ -366,12 +463,20 @@ impl Emulator {
     /// The last key-access result of a Media Services account (by resource id).
     #[must_use]
     pub fn key_access(&self, account_id: &str) -> Option<KeyAccess> {
-        self.shared.world().media.get(&state::key_of(account_id)).map(|a| a.key_access.clone())
+        self.shared
+            .world()
+            .media
+            .get(&state::key_of(account_id))
+            .map(|a| a.key_access.clone())
     }
 
     /// Sets the latency of an operation pattern (`Mediaservices_Get`, `Vaults_*`, `*`).
     pub fn set_latency(&self, operation: &str, latency: Duration) {
-        self.shared.world().knobs.latency.insert(operation.to_owned(), latency);
+        self.shared
+            .world()
+            .knobs
+            .latency
+            .insert(operation.to_owned(), latency);
     }
 
     /// Arms a fault.
@@ -416,7 +521,12 @@ impl Emulator {
     /// Calls of one operation.
     #[must_use]
     pub fn call_count(&self, operation: &str) -> u64 {
-        self.shared.world().counters.get(operation).copied().unwrap_or(0)
+        self.shared
+            .world()
+            .counters
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A JSON snapshot of the world (principals, role assignments, accounts' key access, keys).

@@ -116,7 +116,14 @@ const NO_KEYS: [&str; 2] = [
 #[must_use]
 pub fn builtin_roles() -> Vec<RoleDefinition> {
     vec![
-        role(OWNER, "Owner", "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.", vec!["*"], vec![], vec![]),
+        role(
+            OWNER,
+            "Owner",
+            "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+            vec!["*"],
+            vec![],
+            vec![],
+        ),
         role(
             CONTRIBUTOR,
             "Contributor",
@@ -134,7 +141,14 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
             ],
             vec![],
         ),
-        role(READER, "Reader", "View all resources, but does not allow you to make any changes.", vec!["*/read"], vec![], vec![]),
+        role(
+            READER,
+            "Reader",
+            "View all resources, but does not allow you to make any changes.",
+            vec!["*/read"],
+            vec![],
+            vec![],
+        ),
         role(
             USER_ACCESS_ADMINISTRATOR,
             "User Access Administrator",
@@ -212,7 +226,10 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
                 a
             },
             vec![],
-            vec!["Microsoft.KeyVault/vaults/keys/*", "Microsoft.KeyVault/vaults/keyrotationpolicies/*"],
+            vec![
+                "Microsoft.KeyVault/vaults/keys/*",
+                "Microsoft.KeyVault/vaults/keyrotationpolicies/*",
+            ],
         ),
         media_role(
             MEDIA_SERVICES_ACCOUNT_ADMINISTRATOR,
@@ -264,7 +281,9 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
                 "Microsoft.Media/mediaservices/contentKeyPolicies/*",
                 "Microsoft.Media/mediaservices/transforms/*",
             ],
-            &["Microsoft.Media/mediaservices/contentKeyPolicies/getPolicyPropertiesWithSecrets/action"],
+            &[
+                "Microsoft.Media/mediaservices/contentKeyPolicies/getPolicyPropertiesWithSecrets/action",
+            ],
         ),
         media_role(
             MEDIA_SERVICES_STREAMING_ENDPOINTS_ADMINISTRATOR,

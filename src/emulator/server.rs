@@ -60,7 +60,9 @@ impl Shared {
     /// Locks the world, recovering from a poisoned lock (a panicking handler must not wedge
     /// the emulator for every later test).
     pub fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -162,7 +164,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
-            format!("The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+            format!(
+                "The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+            ),
         )
     }
 
@@ -278,7 +282,9 @@ pub fn generate_certs() -> Result<Certs, String> {
         .push(DnType::CommonName, "ams-azure-emulator");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(|e| e.to_string())?;
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
         .map_err(ToString::to_string)?;
@@ -286,7 +292,10 @@ pub fn generate_certs() -> Result<Certs, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(vec![leaf_cert.der().clone(), ca_cert.der().clone()], key_der)
+        .with_single_cert(
+            vec![leaf_cert.der().clone(), ca_cert.der().clone()],
+            key_der,
+        )
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Certs {
@@ -345,7 +354,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(b);
             i += 3;
@@ -368,12 +379,19 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         .map(str::to_owned)
         .or_else(|| parts.uri.host().map(str::to_owned))
         .unwrap_or_default();
-    let host = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host.as_str(), |(h, _)| h).to_ascii_lowercase();
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host.as_str(), |(h, _)| h)
+        .to_ascii_lowercase();
     let body = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => axum::body::Bytes::new(),
     };
-    let uri = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
     let query = parts
         .uri
         .query()
@@ -444,8 +462,15 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
 fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
     match fault {
         Fault::Throttle { retry_after_secs } => {
-            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "The request is being throttled (injected fault).")
-                .header(axum::http::header::RETRY_AFTER, retry_after_secs.to_string());
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "The request is being throttled (injected fault).",
+            )
+            .header(
+                axum::http::header::RETRY_AFTER,
+                retry_after_secs.to_string(),
+            );
             if *kind == HostKind::Arm {
                 let bucket = match req.method {
                     Method::GET | Method::HEAD => knobs::ArmKind::Read,
@@ -458,7 +483,12 @@ fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
         }
         Fault::ServerError { status } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            ApiError::new(status, "InternalServerError", "An injected server error occurred.").into_response()
+            ApiError::new(
+                status,
+                "InternalServerError",
+                "An injected server error occurred.",
+            )
+            .into_response()
         }
         // A slow response is served by the caller; a reset drops the connection.
         Fault::ConnectionReset | Fault::Slow { .. } => {
@@ -539,19 +569,30 @@ pub enum AuthFailure {
 }
 
 /// Validates the bearer token of `req` for one of `audiences`.
-pub fn authenticate(shared: &Shared, req: &Req, audiences: &[&str], tenant: &str) -> Result<Caller, AuthFailure> {
+pub fn authenticate(
+    shared: &Shared,
+    req: &Req,
+    audiences: &[&str],
+    tenant: &str,
+) -> Result<Caller, AuthFailure> {
     let header = req.header("authorization").ok_or(AuthFailure::Missing)?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(AuthFailure::Missing)?;
-    let claims: AccessClaims = shared.token_key.verify(token.trim()).map_err(|_| AuthFailure::Invalid)?;
+    let claims: AccessClaims = shared
+        .token_key
+        .verify(token.trim())
+        .map_err(|_| AuthFailure::Invalid)?;
     let now = shared.world().now_unix();
     if claims.exp <= now {
         return Err(AuthFailure::Expired);
     }
     let aud = claims.aud.trim_end_matches('/');
-    if !audiences.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(aud)) {
+    if !audiences
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(aud))
+    {
         return Err(AuthFailure::WrongAudience);
     }
     if !claims.tid.eq_ignore_ascii_case(tenant) {

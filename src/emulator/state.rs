@@ -208,7 +208,9 @@ impl Key {
     /// A version by its id (case-insensitive).
     #[must_use]
     pub fn version(&self, v: &str) -> Option<&KeyVersion> {
-        self.versions.iter().find(|k| k.version.eq_ignore_ascii_case(v))
+        self.versions
+            .iter()
+            .find(|k| k.version.eq_ignore_ascii_case(v))
     }
 }
 
@@ -271,7 +273,9 @@ impl Vault {
     /// `softDeleteRetentionInDays` (default 90).
     #[must_use]
     pub fn retention_days(&self) -> i64 {
-        self.props()["softDeleteRetentionInDays"].as_i64().unwrap_or(90)
+        self.props()["softDeleteRetentionInDays"]
+            .as_i64()
+            .unwrap_or(90)
     }
     /// The tenant the vault trusts.
     #[must_use]
@@ -470,8 +474,14 @@ impl World {
     // NB: seeding follows the dependency order of the world; splitting it hides that order.
     #[allow(clippy::too_many_lines)]
     pub fn from_seed(seed: &Seed, knobs: Knobs) -> Result<Self, SeedError> {
-        let tenant_id = seed.tenant_id.clone().unwrap_or_else(|| DEFAULT_TENANT_ID.into());
-        let oidc_issuer = seed.oidc_issuer.clone().unwrap_or_else(|| DEFAULT_OIDC_ISSUER.into());
+        let tenant_id = seed
+            .tenant_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TENANT_ID.into());
+        let oidc_issuer = seed
+            .oidc_issuer
+            .clone()
+            .unwrap_or_else(|| DEFAULT_OIDC_ISSUER.into());
         let mut w = Self {
             tenant_id: tenant_id.clone(),
             oidc_issuer: oidc_issuer.clone(),
@@ -501,7 +511,10 @@ impl World {
             );
             for rg in &sub.resource_groups {
                 w.resource_groups.insert(
-                    key_of(&format!("/subscriptions/{}/resourceGroups/{}", sub.id, rg.name)),
+                    key_of(&format!(
+                        "/subscriptions/{}/resourceGroups/{}",
+                        sub.id, rg.name
+                    )),
                     rg.location.clone(),
                 );
             }
@@ -676,7 +689,9 @@ impl World {
     #[must_use]
     pub fn rg_location(&self, sub: &str, rg: &str) -> Option<String> {
         self.resource_groups
-            .get(&key_of(&format!("/subscriptions/{sub}/resourceGroups/{rg}")))
+            .get(&key_of(&format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}"
+            )))
             .cloned()
     }
 
@@ -688,7 +703,9 @@ impl World {
             return Some(oid.clone());
         }
         if let Some(ident) = self.identities.get(&key_of(reference)) {
-            return ident["properties"]["principalId"].as_str().map(str::to_owned);
+            return ident["properties"]["principalId"]
+                .as_str()
+                .map(str::to_owned);
         }
         if let Some(acct) = self.media.get(&key_of(reference)) {
             return acct.system_principal.clone();
@@ -807,8 +824,7 @@ impl World {
         let props = &mut resource["properties"];
         props["provisioningState"] = json!("Succeeded");
         if props.get("networkAcls").is_none() {
-            props["networkAcls"] =
-                json!({"bypass": "AzureServices", "defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []});
+            props["networkAcls"] = json!({"bypass": "AzureServices", "defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []});
         }
         let name = rid.name.to_ascii_lowercase();
         props["primaryEndpoints"] = json!({
@@ -842,7 +858,10 @@ impl World {
         if props.get("accessPolicies").is_none() {
             props["accessPolicies"] = json!([]);
         }
-        props["vaultUri"] = json!(format!("https://{}.vault.azure.net/", rid.name.to_ascii_lowercase()));
+        props["vaultUri"] = json!(format!(
+            "https://{}.vault.azure.net/",
+            rid.name.to_ascii_lowercase()
+        ));
         props["provisioningState"] = json!("Succeeded");
         let keys = existing.map(|v| v.keys).unwrap_or_default();
         self.vaults.insert(
@@ -898,11 +917,16 @@ impl World {
             .nth(2)
             .filter(|_| scope.to_ascii_lowercase().starts_with("/subscriptions/"));
         let role_definition_id = match sub {
-            Some(s) => format!("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"),
+            Some(s) => format!(
+                "/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+            ),
             None => format!("/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"),
         };
         let ra = RoleAssignment {
-            id: format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", scope.trim_end_matches('/')),
+            id: format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
+                scope.trim_end_matches('/')
+            ),
             name: name.to_owned(),
             scope: scope.clone(),
             role_guid: role_guid.to_ascii_lowercase(),
@@ -933,11 +957,21 @@ impl World {
             .any(|r| permits(&r.data_actions, &r.not_data_actions, action))
     }
 
-    fn roles_at<'a>(&'a self, oid: &'a str, scope: &'a str) -> impl Iterator<Item = &'a RoleDefinition> + 'a {
+    fn roles_at<'a>(
+        &'a self,
+        oid: &'a str,
+        scope: &'a str,
+    ) -> impl Iterator<Item = &'a RoleDefinition> + 'a {
         self.role_assignments
             .values()
-            .filter(move |ra| ra.principal_id.eq_ignore_ascii_case(oid) && scope_covers(&ra.scope, scope))
-            .filter_map(|ra| self.roles.iter().find(|r| r.id.eq_ignore_ascii_case(&ra.role_guid)))
+            .filter(move |ra| {
+                ra.principal_id.eq_ignore_ascii_case(oid) && scope_covers(&ra.scope, scope)
+            })
+            .filter_map(|ra| {
+                self.roles
+                    .iter()
+                    .find(|r| r.id.eq_ignore_ascii_case(&ra.role_guid))
+            })
     }
 
     /// Key Vault data-plane authorization of `oid` for `op` on `key_name` in the vault.
@@ -962,10 +996,7 @@ impl World {
             if self.has_data_action(oid, &scope, action) {
                 Ok(())
             } else {
-                Err(KvDenied::Rbac {
-                    action,
-                    scope,
-                })
+                Err(KvDenied::Rbac { action, scope })
             }
         } else {
             let wanted = op.permission();
@@ -973,11 +1004,21 @@ impl World {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|p| p["objectId"].as_str().is_some_and(|o| o.eq_ignore_ascii_case(oid)))
-                .flat_map(|p| p["permissions"]["keys"].as_array().cloned().unwrap_or_default())
+                .filter(|p| {
+                    p["objectId"]
+                        .as_str()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(oid))
+                })
+                .flat_map(|p| {
+                    p["permissions"]["keys"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
                 .any(|perm| {
-                    perm.as_str()
-                        .is_some_and(|s| s.eq_ignore_ascii_case(wanted) || s.eq_ignore_ascii_case("all"))
+                    perm.as_str().is_some_and(|s| {
+                        s.eq_ignore_ascii_case(wanted) || s.eq_ignore_ascii_case("all")
+                    })
                 });
             if granted {
                 Ok(())
@@ -989,7 +1030,10 @@ impl World {
 
     /// Evaluates whether a Media Services account can reach its customer key, as the service
     /// would (trusted service, acting as the encryption identity).
-    pub fn evaluate_key_access(&self, account: &MediaAccount) -> Result<Option<String>, KeyAccessCause> {
+    pub fn evaluate_key_access(
+        &self,
+        account: &MediaAccount,
+    ) -> Result<Option<String>, KeyAccessCause> {
         let enc = &account.resource["properties"]["encryption"];
         if enc["type"].as_str() != Some("CustomerKey") {
             return Ok(None);
@@ -1086,8 +1130,13 @@ impl World {
             .collect();
         let mut changed = Vec::new();
         for (k, result) in results {
-            let Some(account) = self.media.get_mut(&k) else { continue };
-            let before = (account.key_access.cause, account.key_access.current_key_identifier.clone());
+            let Some(account) = self.media.get_mut(&k) else {
+                continue;
+            };
+            let before = (
+                account.key_access.cause,
+                account.key_access.current_key_identifier.clone(),
+            );
             match result {
                 Ok(current) => {
                     account.key_access.cause = None;
@@ -1099,8 +1148,19 @@ impl World {
                 Err(cause) => account.key_access.cause = Some(cause),
             }
             account.key_access.checked_at = Some(now);
-            if before != (account.key_access.cause, account.key_access.current_key_identifier.clone()) {
-                changed.push((account.resource["id"].as_str().unwrap_or_default().to_owned(), account.key_access.clone()));
+            if before
+                != (
+                    account.key_access.cause,
+                    account.key_access.current_key_identifier.clone(),
+                )
+            {
+                changed.push((
+                    account.resource["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    account.key_access.clone(),
+                ));
             }
         }
         changed
@@ -1117,7 +1177,14 @@ pub fn add_key_version(
     now: i64,
 ) -> KeyVersion {
     let ops = match &material {
-        KeyMaterial::Rsa { .. } => vec!["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"],
+        KeyMaterial::Rsa { .. } => vec![
+            "encrypt",
+            "decrypt",
+            "sign",
+            "verify",
+            "wrapKey",
+            "unwrapKey",
+        ],
         KeyMaterial::Ec { .. } => vec!["sign", "verify"],
     };
     let version = KeyVersion {
@@ -1132,11 +1199,14 @@ pub fn add_key_version(
         updated: now,
         tags: Map::new(),
     };
-    let key = vault.keys.entry(name.to_ascii_lowercase()).or_insert_with(|| Key {
-        name: name.to_owned(),
-        versions: Vec::new(),
-        deleted: None,
-    });
+    let key = vault
+        .keys
+        .entry(name.to_ascii_lowercase())
+        .or_insert_with(|| Key {
+            name: name.to_owned(),
+            versions: Vec::new(),
+            deleted: None,
+        });
     key.versions.push(version.clone());
     version
 }
@@ -1158,9 +1228,13 @@ pub fn parse_key_identifier(kid: &str) -> Option<KeyIdentifier> {
     let rest = kid.strip_prefix("https://")?;
     let (host, path) = rest.split_once('/')?;
     let host = host.split(':').next()?;
-    let vault = ["vault.azure.net", "vault.usgovcloudapi.net", "vault.azure.cn"]
-        .iter()
-        .find_map(|suffix| host.strip_suffix(suffix)?.strip_suffix('.'))?;
+    let vault = [
+        "vault.azure.net",
+        "vault.usgovcloudapi.net",
+        "vault.azure.cn",
+    ]
+    .iter()
+    .find_map(|suffix| host.strip_suffix(suffix)?.strip_suffix('.'))?;
     let mut segs = path.trim_end_matches('/').split('/');
     if segs.next()? != "keys" {
         return None;
@@ -1267,20 +1341,30 @@ pub fn firewall_allows(props: &Value, client_ip: Option<IpAddr>) -> bool {
     let public_disabled = props["publicNetworkAccess"]
         .as_str()
         .is_some_and(|p| p.eq_ignore_ascii_case("Disabled"));
-    let deny = acls["defaultAction"].as_str().is_some_and(|a| a.eq_ignore_ascii_case("Deny"));
+    let deny = acls["defaultAction"]
+        .as_str()
+        .is_some_and(|a| a.eq_ignore_ascii_case("Deny"));
     if !deny && !public_disabled {
         return true;
     }
     let Some(ip) = client_ip else {
         // Trusted services pass when the bypass allows them (even with public access disabled).
-        return acls["bypass"].as_str().is_some_and(|b| b.contains("AzureServices"));
+        return acls["bypass"]
+            .as_str()
+            .is_some_and(|b| b.contains("AzureServices"));
     };
     if public_disabled {
         return false;
     }
-    acls["ipRules"].as_array().into_iter().flatten().any(|rule| {
-        rule["value"].as_str().is_some_and(|cidr| ip_in_cidr(ip, cidr))
-    })
+    acls["ipRules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|rule| {
+            rule["value"]
+                .as_str()
+                .is_some_and(|cidr| ip_in_cidr(ip, cidr))
+        })
 }
 
 fn ip_in_cidr(ip: IpAddr, cidr: &str) -> bool {
@@ -1291,12 +1375,20 @@ fn ip_in_cidr(ip: IpAddr, cidr: &str) -> bool {
     match (ip, addr.parse::<IpAddr>()) {
         (IpAddr::V4(ip), Ok(IpAddr::V4(net))) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             (u32::from(ip) & mask) == (u32::from(net) & mask)
         }
         (IpAddr::V6(ip), Ok(IpAddr::V6(net))) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             (u128::from(ip) & mask) == (u128::from(net) & mask)
         }
         _ => false,
@@ -1320,7 +1412,8 @@ pub fn scope_covers(assigned: &str, target: &str) -> bool {
 /// Whether `allowed` minus `denied` grants `action` (ARM wildcard semantics, case-insensitive).
 #[must_use]
 pub fn permits<S: AsRef<str>>(allowed: &[S], denied: &[S], action: &str) -> bool {
-    allowed.iter().any(|p| wildcard(p.as_ref(), action)) && !denied.iter().any(|p| wildcard(p.as_ref(), action))
+    allowed.iter().any(|p| wildcard(p.as_ref(), action))
+        && !denied.iter().any(|p| wildcard(p.as_ref(), action))
 }
 
 fn wildcard(pattern: &str, text: &str) -> bool {
@@ -1333,7 +1426,9 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     let mut rest = t.as_str();
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else { return false };
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(part);
@@ -1360,7 +1455,10 @@ pub fn normalise_media_body(id: &str, name: &str, mut body: Value) -> Value {
         props.remove("mediaServiceId");
         props.remove("privateEndpointConnections");
     }
-    if let Some(kvp) = body.pointer_mut("/properties/encryption/keyVaultProperties").and_then(Value::as_object_mut) {
+    if let Some(kvp) = body
+        .pointer_mut("/properties/encryption/keyVaultProperties")
+        .and_then(Value::as_object_mut)
+    {
         kvp.remove("currentKeyIdentifier");
     }
     if let Some(ident) = body.pointer_mut("/identity").and_then(Value::as_object_mut) {
@@ -1379,22 +1477,44 @@ mod tests {
         assert!(wildcard("*", "Microsoft.Media/mediaservices/read"));
         assert!(wildcard("*/read", "Microsoft.Media/mediaservices/read"));
         assert!(!wildcard("*/read", "Microsoft.Media/mediaservices/write"));
-        assert!(wildcard("Microsoft.Authorization/*/Write", "microsoft.authorization/roleAssignments/write"));
-        assert!(wildcard("Microsoft.KeyVault/vaults/*", "Microsoft.KeyVault/vaults/keys/wrap/action"));
-        assert!(!permits(&["*"], &["Microsoft.Authorization/*/Write"], "Microsoft.Authorization/roleAssignments/write"));
+        assert!(wildcard(
+            "Microsoft.Authorization/*/Write",
+            "microsoft.authorization/roleAssignments/write"
+        ));
+        assert!(wildcard(
+            "Microsoft.KeyVault/vaults/*",
+            "Microsoft.KeyVault/vaults/keys/wrap/action"
+        ));
+        assert!(!permits(
+            &["*"],
+            &["Microsoft.Authorization/*/Write"],
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
     }
 
     #[test]
     fn scopes_inherit_downwards_only() {
-        assert!(scope_covers("/subscriptions/S", "/subscriptions/s/resourceGroups/rg"));
-        assert!(!scope_covers("/subscriptions/s/resourceGroups/rg", "/subscriptions/s"));
-        assert!(!scope_covers("/subscriptions/s/resourceGroups/rg", "/subscriptions/s/resourceGroups/rg2"));
+        assert!(scope_covers(
+            "/subscriptions/S",
+            "/subscriptions/s/resourceGroups/rg"
+        ));
+        assert!(!scope_covers(
+            "/subscriptions/s/resourceGroups/rg",
+            "/subscriptions/s"
+        ));
+        assert!(!scope_covers(
+            "/subscriptions/s/resourceGroups/rg",
+            "/subscriptions/s/resourceGroups/rg2"
+        ));
     }
 
     #[test]
     fn key_identifiers_parse_with_and_without_version() {
         let k = parse_key_identifier("https://kv1.vault.azure.net/keys/cmk").expect("parses");
-        assert_eq!((k.vault.as_str(), k.key.as_str(), k.version), ("kv1", "cmk", None));
+        assert_eq!(
+            (k.vault.as_str(), k.key.as_str(), k.version),
+            ("kv1", "cmk", None)
+        );
         let k = parse_key_identifier("https://kv1.vault.azure.net/keys/cmk/abc").expect("parses");
         assert_eq!(k.version.as_deref(), Some("abc"));
         assert!(parse_key_identifier("https://kv1.example.com/keys/cmk").is_none());
@@ -1404,8 +1524,14 @@ mod tests {
     #[test]
     fn firewall_honours_ip_rules_and_trusted_services() {
         let props = json!({"networkAcls": {"defaultAction": "Deny", "bypass": "None", "ipRules": [{"value": "10.0.0.0/8"}]}});
-        assert!(firewall_allows(&props, Some("10.1.2.3".parse().expect("ip"))));
-        assert!(!firewall_allows(&props, Some("127.0.0.1".parse().expect("ip"))));
+        assert!(firewall_allows(
+            &props,
+            Some("10.1.2.3".parse().expect("ip"))
+        ));
+        assert!(!firewall_allows(
+            &props,
+            Some("127.0.0.1".parse().expect("ip"))
+        ));
         assert!(!firewall_allows(&props, None));
         let props = json!({"networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices"}});
         assert!(firewall_allows(&props, None));

@@ -19,11 +19,14 @@ pub const ARM_AUDIENCE: &str = "https://management.azure.com";
 pub const VAULT_AUDIENCE: &str = "https://vault.azure.net";
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/emulator")
+        .join(name)
 }
 
 pub fn standard_seed() -> Seed {
-    let text = std::fs::read_to_string(fixture("world.yaml")).expect("tests/emulator/world.yaml is readable");
+    let text = std::fs::read_to_string(fixture("world.yaml"))
+        .expect("tests/emulator/world.yaml is readable");
     Seed::from_yaml(&text).expect("world.yaml is a valid seed")
 }
 
@@ -33,7 +36,11 @@ pub async fn start(config: EmulatorConfig) -> Emulator {
 
 /// The standard world with background key checks off (tests trigger them explicitly).
 pub async fn start_standard() -> Emulator {
-    start(EmulatorConfig { key_check_interval: None, ..EmulatorConfig::with_seed(standard_seed()) }).await
+    start(EmulatorConfig {
+        key_check_interval: None,
+        ..EmulatorConfig::with_seed(standard_seed())
+    })
+    .await
 }
 
 struct ToEmulator(SocketAddr);
@@ -72,7 +79,13 @@ impl Reply {
     }
 }
 
-pub async fn send(client: &reqwest::Client, method: Method, url: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+pub async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
     let mut req = client.request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -80,19 +93,38 @@ pub async fn send(client: &reqwest::Client, method: Method, url: &str, token: Op
     if let Some(b) = body {
         req = req.json(b);
     }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("request to {url} failed: {e:?}"));
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {url} failed: {e:?}"));
     let status = resp.status();
     let headers = resp.headers().clone();
     let text = resp.text().await.expect("body reads");
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    Reply { status, headers, body }
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Gets a token from the Entra endpoint with a client secret.
-pub async fn token_with_secret(client: &reqwest::Client, emu: &Emulator, sp: &str, audience: &str) -> String {
+pub async fn token_with_secret(
+    client: &reqwest::Client,
+    emu: &Emulator,
+    sp: &str,
+    audience: &str,
+) -> String {
     let info = emu.service_principal(sp).expect("seeded service principal");
     let resp = client
-        .post(format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", emu.tenant_id()))
+        .post(format!(
+            "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+            emu.tenant_id()
+        ))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", info.client_id.as_str()),
@@ -104,7 +136,10 @@ pub async fn token_with_secret(client: &reqwest::Client, emu: &Emulator, sp: &st
         .expect("token request");
     assert_eq!(resp.status(), StatusCode::OK, "token endpoint refused {sp}");
     let body: Value = resp.json().await.expect("token JSON");
-    body["access_token"].as_str().expect("access_token").to_owned()
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 /// An ARM caller with a token.
@@ -120,9 +155,22 @@ impl Arm {
         Self { client, token }
     }
 
-    pub async fn call(&self, method: Method, path: &str, api_version: &str, body: Option<&Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         let sep = if path.contains('?') { '&' } else { '?' };
-        send(&self.client, method, &format!("{ARM}{path}{sep}api-version={api_version}"), Some(&self.token), body).await
+        send(
+            &self.client,
+            method,
+            &format!("{ARM}{path}{sep}api-version={api_version}"),
+            Some(&self.token),
+            body,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, api_version: &str) -> Reply {
@@ -132,7 +180,8 @@ impl Arm {
         self.call(Method::PUT, path, api_version, Some(body)).await
     }
     pub async fn patch(&self, path: &str, api_version: &str, body: &Value) -> Reply {
-        self.call(Method::PATCH, path, api_version, Some(body)).await
+        self.call(Method::PATCH, path, api_version, Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, api_version: &str) -> Reply {
         self.call(Method::DELETE, path, api_version, None).await
@@ -140,7 +189,10 @@ impl Arm {
 
     /// Follows an `Azure-AsyncOperation` header until a terminal status; returns the statuses seen.
     pub async fn poll(&self, reply: &Reply) -> Vec<String> {
-        let url = reply.header("azure-asyncoperation").expect("Azure-AsyncOperation header").to_owned();
+        let url = reply
+            .header("azure-asyncoperation")
+            .expect("Azure-AsyncOperation header")
+            .to_owned();
         let mut seen = Vec::new();
         for _ in 0..20 {
             let r = send(&self.client, Method::GET, &url, Some(&self.token), None).await;
@@ -210,12 +262,19 @@ impl Vault {
     pub async fn as_sp(emu: &Emulator, sp: &str, vault: &str) -> Self {
         let client = client(emu);
         let token = token_with_secret(&client, emu, sp, VAULT_AUDIENCE).await;
-        Self { client, token, name: vault.to_owned() }
+        Self {
+            client,
+            token,
+            name: vault.to_owned(),
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let url = format!("https://{}.vault.azure.net{path}{sep}api-version=7.5", self.name);
+        let url = format!(
+            "https://{}.vault.azure.net{path}{sep}api-version=7.5",
+            self.name
+        );
         send(&self.client, method, &url, Some(&self.token), body).await
     }
 }
