@@ -582,6 +582,7 @@ async fn scripted_responses_of_the_remaining_operations_match_their_schemas() {
         ("RoleAssignments_ListForSubscription", Method::GET, "/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()".into(), None, 200),
         ("RoleAssignments_Get", Method::GET, "/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2/providers/Microsoft.Authorization/roleAssignments/11111111-1111-1111-1111-111111111111?api-version=2022-04-01".into(), None, 404),
         ("Vaults_ListByResourceGroup", Method::GET, format!("{rg}/providers/Microsoft.KeyVault/vaults?api-version=2025-05-01"), None, 200),
+        ("Vaults_ListBySubscription", Method::GET, format!("{sub}/providers/Microsoft.KeyVault/vaults?api-version=2025-05-01"), None, 200),
         ("Vaults_CreateOrUpdate", Method::PUT, format!("{rg}/providers/Microsoft.KeyVault/vaults/scripted-kv?api-version=2025-05-01"), Some(new_vault.clone()), 201),
         ("Vaults_Update", Method::PATCH, format!("{rg}/providers/Microsoft.KeyVault/vaults/scripted-kv?api-version=2025-05-01"), Some(json!({"properties": {"networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": [{"value": "10.0.0.0/8"}], "virtualNetworkRules": []}}})), 200),
         ("Vaults_Delete", Method::DELETE, format!("{rg}/providers/Microsoft.KeyVault/vaults/scripted-kv?api-version=2025-05-01"), None, 200),

@@ -147,7 +147,13 @@ pub fn operation(req: &Req) -> String {
         },
         ("microsoft.authorization", "roledefinitions", 1) => "RoleDefinitions_List",
         ("microsoft.authorization", "roledefinitions", 2) => "RoleDefinitions_Get",
-        ("microsoft.keyvault", "vaults", 1) => "Vaults_ListByResourceGroup",
+        ("microsoft.keyvault", "vaults", 1) => {
+            if p.scope_is_rg() {
+                "Vaults_ListByResourceGroup"
+            } else {
+                "Vaults_ListBySubscription"
+            }
+        }
         ("microsoft.keyvault", "vaults", 2) => match *m {
             Method::GET => "Vaults_Get",
             Method::PUT => "Vaults_CreateOrUpdate",
@@ -750,14 +756,20 @@ fn render_deleted_vault(v: &super::state::Vault) -> Value {
 fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = &ctx.path;
     match ctx.op.as_str() {
-        "Vaults_ListByResourceGroup" => {
-            require_rg(w, p)?;
+        "Vaults_ListByResourceGroup" | "Vaults_ListBySubscription" => {
+            if ctx.op == "Vaults_ListByResourceGroup" {
+                require_rg(w, p)?;
+            }
             authorize(w, &ctx.caller, &p.scope, "Microsoft.KeyVault/vaults/read")?;
-            let prefix = key_of(&format!("{}/providers/Microsoft.KeyVault/vaults/", p.scope));
+            let scope = key_of(&p.scope);
             let items: Vec<Value> = w
                 .vaults
                 .iter()
-                .filter(|(k, v)| k.starts_with(&prefix) && v.deleted_at.is_none())
+                .filter(|(k, v)| {
+                    k.starts_with(&format!("{scope}/"))
+                        && k.contains("/providers/microsoft.keyvault/vaults/")
+                        && v.deleted_at.is_none()
+                })
                 .map(|(_, v)| v.resource.clone())
                 .collect();
             Ok(json_response(StatusCode::OK, &list_body(&items)))
