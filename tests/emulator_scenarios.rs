@@ -203,6 +203,25 @@ async fn wrong_secret_and_unknown_client_get_aadsts_errors() {
         (body["error"].as_str(), body["error_codes"][0].as_u64()),
         (Some("unauthorized_client"), Some(700_016))
     );
+    // The v1 endpoint takes a `resource` instead of a scope and issues the same token shape.
+    let v1 = client
+        .post(format!(
+            "https://login.microsoftonline.com/{}/oauth2/token",
+            emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", info.client_id.as_str()),
+            ("client_secret", "operator-secret"),
+            ("resource", "https://vault.azure.net"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(v1.status(), StatusCode::OK);
+    let body: Value = v1.json().await.expect("json");
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(jwt_claims(token)["aud"], json!(VAULT_AUDIENCE));
     emu.shutdown().await;
 }
 
@@ -1153,6 +1172,15 @@ async fn key_vault_authorization_follows_the_permission_model_and_firewall() {
         StatusCode::OK,
         "an IP rule lets loopback in"
     );
+    // A deleted vault has no DNS name any more: the call fails before any HTTP answer.
+    emu.delete_vault("ams-kv-rbac").expect("deleted");
+    let gone = admin
+        .client
+        .get("https://ams-kv-rbac.vault.azure.net/keys/cmk?api-version=7.5")
+        .bearer_auth(&admin.token)
+        .send()
+        .await;
+    assert!(gone.is_err(), "expected a transport error, got {gone:?}");
     emu.shutdown().await;
 }
 
