@@ -48,7 +48,7 @@ pub use seed::{
     SeedSubscription, SeedVault,
 };
 pub use server::SERVER_NAMES;
-pub use state::{KeyAccess, KeyAccessCause, LoggedRequest};
+pub use state::{KeyAccess, KeyAccessCause, LoggedRequest, SeedError};
 
 /// How to start an emulator.
 #[derive(Clone, Debug)]
@@ -97,7 +97,7 @@ impl EmulatorConfig {
 pub enum EmulatorError {
     /// The seed is inconsistent.
     #[error("failed to build the emulated world from the seed")]
-    Seed(#[source] state::SeedError),
+    Seed(#[source] SeedError),
     /// Certificates or signing keys could not be generated.
     #[error("failed to generate emulator credentials: {0}")]
     Credentials(String),
