@@ -372,6 +372,32 @@ async fn media_account_create_is_a_long_running_operation() {
         )
         .await;
     assert_eq!(list.body["value"].as_array().map(Vec::len), Some(1));
+    // A failing operation reports its error and leaves the account `Failed`.
+    emu.fail_next_operation("InternalError", "The storage key sync failed.");
+    let failing = arm
+        .patch(&path, MEDIA_API, &json!({"tags": {"team": "audio"}}))
+        .await;
+    assert_eq!(failing.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        arm.poll(&failing).await,
+        ["InProgress", "InProgress", "Failed"]
+    );
+    let status = send(
+        &arm.client,
+        Method::GET,
+        failing.header("azure-asyncoperation").expect("polling URL"),
+        Some(&arm.token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status.body["error"]["code"],
+        json!("InternalError"),
+        "{:?}",
+        status.body
+    );
+    let got = arm.get(&path, MEDIA_API).await;
+    assert_eq!(got.body["properties"]["provisioningState"], json!("Failed"));
     assert_eq!(arm.delete(&path, MEDIA_API).await.status, StatusCode::OK);
     assert_eq!(
         arm.delete(&path, MEDIA_API).await.status,

@@ -155,6 +155,13 @@ pub enum AdminCommand {
         /// Polls.
         polls: u32,
     },
+    /// Makes the next Media Services PUT/PATCH operation end `Failed` with this error.
+    FailNextOperation {
+        /// `error.code` of the operation status.
+        code: String,
+        /// `error.message` of the operation status.
+        message: String,
+    },
     /// Mints a "projected service account token" for a federated credential.
     MintServiceAccountToken {
         /// Subject, e.g. `system:serviceaccount:ns:sa`.
@@ -435,6 +442,10 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
         }
         AdminCommand::SetLroPolls { polls } => {
             w.knobs.lro_polls = polls;
+            Ok(json!({}))
+        }
+        AdminCommand::FailNextOperation { code, message } => {
+            w.knobs.fail_next_operation = Some((code, message));
             Ok(json!({}))
         }
         AdminCommand::ClearRequestLog => {

@@ -418,13 +418,14 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         .unwrap_or_else(super::crypto::guid);
     resource["properties"]["mediaServiceId"] = json!(media_service_id);
     let polls = w.knobs.lro_polls;
+    let failure = w.knobs.fail_next_operation.take();
     let account = MediaAccount {
         resource,
         system_principal,
-        provisioning_state: if polls == 0 {
-            "Succeeded".into()
-        } else {
-            "InProgress".into()
+        provisioning_state: match (polls, &failure) {
+            (0, Some(_)) => "Failed".into(),
+            (0, None) => "Succeeded".into(),
+            _ => "InProgress".into(),
         },
         key_access: KeyAccess {
             cause: None,
@@ -446,7 +447,7 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             polls_left: polls,
             start: now,
             end: (polls == 0).then_some(now),
-            error: None,
+            error: failure,
         },
     );
     let status = if patch {

@@ -506,6 +506,12 @@ impl Emulator {
         self.shared.world().knobs.lro_polls = polls;
     }
 
+    /// Makes the next Media Services PUT/PATCH operation end `Failed` with this error (the
+    /// account's `provisioningState` becomes `Failed`).
+    pub fn fail_next_operation(&self, code: &str, message: &str) {
+        self.shared.world().knobs.fail_next_operation = Some((code.to_owned(), message.to_owned()));
+    }
+
     /// The request log.
     #[must_use]
     pub fn request_log(&self) -> Vec<LoggedRequest> {
