@@ -5,6 +5,8 @@
 //! shapes, Media Services LROs and rules, customer-key tracking and the inaccessible state,
 //! role assignments, Key Vault authorization, soft delete, firewall, throttling and faults.
 
+#[path = "emulator/spec.rs"]
+mod spec;
 #[path = "emulator/support.rs"]
 mod support;
 
@@ -85,7 +87,7 @@ async fn arm_checks_api_version_per_provider_and_stamps_request_ids() {
             r.headers
         );
     }
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Tokens name the caller (`oid`), tenant, audience and app; ARM refuses a Key Vault token and a
@@ -149,7 +151,7 @@ async fn client_secret_tokens_carry_identity_claims_and_arm_checks_the_audience(
         (expired.status, expired.error_code()),
         (StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken")
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// A wrong secret gets Entra's AADSTS error shape, not a bare 401.
@@ -222,7 +224,7 @@ async fn wrong_secret_and_unknown_client_get_aadsts_errors() {
     let body: Value = v1.json().await.expect("json");
     let token = body["access_token"].as_str().expect("token");
     assert_eq!(jwt_claims(token)["aud"], json!(VAULT_AUDIENCE));
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Workload identity: a service account token from the emulator's issuer with the seeded
@@ -283,7 +285,7 @@ async fn federated_assertion_is_matched_against_the_federated_credential() {
         (StatusCode::UNAUTHORIZED, Some(50_013)),
         "{body}"
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// The App Service managed-identity protocol: `X-IDENTITY-HEADER` required, `expires_on` a string.
@@ -315,7 +317,7 @@ async fn managed_identity_endpoint_issues_tokens_for_the_default_identity() {
         jwt_claims(body["access_token"].as_str().expect("token"))["oid"],
         json!(principal)
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 // ------------------------------------------------------------------ Media Services
@@ -327,7 +329,7 @@ async fn media_account_create_is_a_long_running_operation() {
     let emu = start(EmulatorConfig {
         lro_polls: 2,
         key_check_interval: None,
-        ..EmulatorConfig::with_seed(standard_seed())
+        ..standard_config()
     })
     .await;
     let arm = Arm::as_sp(&emu, "operator").await;
@@ -403,7 +405,7 @@ async fn media_account_create_is_a_long_running_operation() {
         arm.delete(&path, MEDIA_API).await.status,
         StatusCode::NO_CONTENT
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// `SystemAssigned,UserAssigned` issues a system principal; the spaced form is refused.
@@ -439,7 +441,7 @@ async fn identity_types_follow_the_service_rules() {
         "{:?}",
         default.body
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Storage from another subscription is refused, and managed-identity storage access needs a
@@ -506,7 +508,7 @@ async fn storage_rules_are_enforced() {
         "{:?}",
         ungranted.body
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// BYOK rules: only RSA 2048/3072/4096, the vault in the account's region with soft delete and
@@ -557,7 +559,7 @@ async fn customer_key_rules_are_enforced() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// With no version pinned, `currentKeyIdentifier` follows the latest enabled version.
@@ -602,7 +604,7 @@ async fn current_key_identifier_follows_the_latest_enabled_version() {
         Some(v1),
         "falls back to the latest enabled version"
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Losing key access (each cause) puts the account in the inaccessible state: GET and LIST work,
@@ -725,7 +727,7 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
         emu.key_access(&account_id).expect("known").cause,
         Some(KeyAccessCause::KeyExpired)
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// The background task notices lost access without being asked.
@@ -733,7 +735,7 @@ async fn losing_and_regaining_key_access_enters_and_leaves_the_inaccessible_stat
 async fn background_check_detects_lost_key_access() {
     let emu = start(EmulatorConfig {
         key_check_interval: Some(Duration::from_millis(50)),
-        ..EmulatorConfig::with_seed(standard_seed())
+        ..standard_config()
     })
     .await;
     let arm = Arm::as_sp(&emu, "operator").await;
@@ -759,7 +761,7 @@ async fn background_check_detects_lost_key_access() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(cause, Some(KeyAccessCause::KeyDisabled));
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 // ------------------------------------------------------------------ role assignments
@@ -837,7 +839,7 @@ async fn role_assignment_lifecycle() {
         (gone.status, gone.error_code()),
         (StatusCode::NOT_FOUND, "RoleAssignmentNotFound")
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Granting needs `Microsoft.Authorization/roleAssignments/write` at the scope.
@@ -866,7 +868,7 @@ async fn a_caller_without_write_permission_cannot_grant() {
     // Nor read a Media Services account.
     let r = outsider.get(&account_path("x"), MEDIA_API).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// A fresh principal is not visible to role assignments for the configured delay unless the
@@ -876,7 +878,7 @@ async fn propagation_delay_yields_principal_not_found_for_new_principals() {
     let emu = start(EmulatorConfig {
         propagation_delay: Duration::from_secs(30),
         key_check_interval: None,
-        ..EmulatorConfig::with_seed(standard_seed())
+        ..standard_config()
     })
     .await;
     let arm = Arm::as_sp(&emu, "operator").await;
@@ -907,7 +909,7 @@ async fn propagation_delay_yields_principal_not_found_for_new_principals() {
     emu.advance_clock(Duration::from_secs(31));
     let later = arm.put(&path, AUTHZ_API, &body).await;
     assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Built-in role definitions carry their well-known ids and data actions.
@@ -932,7 +934,7 @@ async fn built_in_role_definitions_carry_data_actions() {
         list.body["value"][0]["name"],
         json!("e147488a-f6f5-4113-8e2d-b22465e65bf6")
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 // ------------------------------------------------------------------ Key Vault
@@ -955,7 +957,7 @@ async fn unauthenticated_key_vault_call_gets_the_bearer_challenge() {
         r.header("www-authenticate"),
         Some(format!("Bearer authorization=\"https://login.microsoftonline.com/{}\", resource=\"https://vault.azure.net\"", emu.tenant_id()).as_str())
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Key lifecycle over the data plane: create, versions with paging, update, wrap/unwrap with
@@ -1099,7 +1101,7 @@ async fn key_lifecycle_with_real_rsa_and_soft_delete() {
         kv.call(Method::GET, "/keys/k1", None).await.status,
         StatusCode::OK
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Policy mode checks access policies, RBAC mode checks data actions, and the firewall applies
@@ -1207,7 +1209,7 @@ async fn key_vault_authorization_follows_the_permission_model_and_firewall() {
         .send()
         .await;
     assert!(gone.is_err(), "expected a transport error, got {gone:?}");
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 // ------------------------------------------------------------------ ARM management of vaults, storage, identities
@@ -1288,7 +1290,7 @@ async fn vault_management_access_policies_and_soft_delete() {
         arm.put(&vault, KV_API, &body).await.status,
         StatusCode::CONFLICT
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Storage networkAcls round-trip through PUT and PATCH.
@@ -1308,7 +1310,7 @@ async fn storage_network_acls_round_trip() {
         got.body["properties"]["networkAcls"]["resourceAccessRules"][0]["resourceId"],
         json!(account_path("amsx"))
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 // ------------------------------------------------------------------ knobs
@@ -1324,7 +1326,7 @@ async fn throttling_reports_remaining_requests_and_answers_429() {
             ..ThrottleLimits::default()
         }),
         key_check_interval: None,
-        ..EmulatorConfig::with_seed(standard_seed())
+        ..standard_config()
     })
     .await;
     let arm = Arm::as_sp(&emu, "operator").await;
@@ -1362,7 +1364,7 @@ async fn throttling_reports_remaining_requests_and_answers_429() {
         w.header("x-ms-ratelimit-remaining-subscription-writes"),
         Some("199")
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// Faults: a 503 once then success, a dropped connection, latency; all counted and logged.
@@ -1424,7 +1426,7 @@ async fn injected_faults_latency_and_counters() {
             .iter()
             .any(|r| r.operation == "StorageAccounts_GetProperties" && r.status == 503)
     );
-    emu.shutdown().await;
+    finish(emu).await;
 }
 
 /// The admin HTTP API applies the same commands as the handle.
@@ -1482,5 +1484,5 @@ async fn admin_http_api_changes_the_world() {
     )
     .await;
     assert_eq!(counters.body["Admin_admin"], json!(2));
-    emu.shutdown().await;
+    finish(emu).await;
 }

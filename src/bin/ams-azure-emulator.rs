@@ -53,6 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lro_polls: args.lro_polls,
         propagation_delay: Duration::from_secs(args.propagation_delay_secs),
         throttle: args.throttle.then(ThrottleLimits::default),
+        record_bodies: false,
     };
     let emulator = Emulator::start(config).await?;
     std::fs::write(&args.ca_out, emulator.ca_pem())?;

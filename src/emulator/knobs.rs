@@ -167,6 +167,8 @@ pub struct Knobs {
     pub propagation_delay: Duration,
     /// How many polls of a Media Services operation report `InProgress` before `Succeeded`.
     pub lro_polls: u32,
+    /// Whether the request log keeps JSON response bodies (for conformance checks of traffic).
+    pub record_bodies: bool,
     /// When set, the next Media Services operation ends `Failed` with this (code, message).
     pub fail_next_operation: Option<(String, String)>,
 }

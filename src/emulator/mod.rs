@@ -66,6 +66,9 @@ pub struct EmulatorConfig {
     pub propagation_delay: Duration,
     /// ARM throttling limits (`None`: off; the rate-limit headers are still sent). Default off.
     pub throttle: Option<ThrottleLimits>,
+    /// Keep JSON response bodies in the request log (for checking traffic against the specs).
+    /// Default off.
+    pub record_bodies: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -77,6 +80,7 @@ impl Default for EmulatorConfig {
             lro_polls: 1,
             propagation_delay: Duration::ZERO,
             throttle: None,
+            record_bodies: false,
         }
     }
 }
@@ -146,6 +150,7 @@ impl Emulator {
             throttle: config.throttle,
             propagation_delay: config.propagation_delay,
             lro_polls: config.lro_polls,
+            record_bodies: config.record_bodies,
             ..knobs::Knobs::default()
         };
         let seed = config.seed.clone();

@@ -438,6 +438,16 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         set_header(&mut resp, "x-ms-correlation-request-id", &request_id);
     }
     let caller = resp.extensions().get::<Caller>().map(|c| c.oid.clone());
+    let record = !op.starts_with("Admin_") && shared.world().knobs.record_bodies;
+    let mut response_body = None;
+    if record {
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        response_body = serde_json::from_slice::<Value>(&bytes).ok();
+        resp = Response::from_parts(parts, Body::from(bytes));
+    }
     let mut w = shared.world();
     let seq = w.log.last().map_or(1, |l| l.seq + 1);
     // A long benchmark must not grow the log without bound: keep the most recent entries.
@@ -453,6 +463,7 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         status: resp.status().as_u16(),
         caller,
         request_id,
+        response_body,
     });
     *w.counters.entry(op).or_insert(0) += 1;
     resp

@@ -399,6 +399,9 @@ pub struct LoggedRequest {
     pub caller: Option<String>,
     /// `x-ms-request-id` sent back.
     pub request_id: String,
+    /// The JSON response body, when the emulator records bodies (`EmulatorConfig::record_bodies`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<Value>,
 }
 
 /// Everything the emulator knows.
