@@ -374,6 +374,28 @@ async fn media_account_create_is_a_long_running_operation() {
         )
         .await;
     assert_eq!(list.body["value"].as_array().map(Vec::len), Some(1));
+    // Following only the Location (result) URL terminates too: 202 until done, then the account.
+    let via_location = arm
+        .patch(&path, MEDIA_API, &json!({"tags": {"team": "news"}}))
+        .await;
+    let location = via_location
+        .header("location")
+        .expect("Location")
+        .to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = send(&arm.client, Method::GET, &location, Some(&arm.token), None).await;
+        statuses.push(r.status.as_u16());
+        if r.status == StatusCode::OK {
+            assert_eq!(
+                r.body["properties"]["provisioningState"],
+                json!("Succeeded")
+            );
+            assert_eq!(r.body["tags"]["team"], json!("news"));
+            break;
+        }
+    }
+    assert_eq!(statuses, [202, 202, 200]);
     // A failing operation reports its error and leaves the account `Failed`.
     emu.fail_next_operation("InternalError", "The storage key sync failed.");
     let failing = arm

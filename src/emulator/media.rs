@@ -562,10 +562,10 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         )
     })?;
     let status_call = ctx.op == "MediaServicesOperationStatuses_Get";
-    // Each status poll while `polls_left > 0` answers `InProgress` and uses one up; the first
-    // poll (of either kind) after that completes the operation.
+    // Each poll while `polls_left > 0` (status: `InProgress`, result: 202) uses one up; the
+    // first poll after that completes the operation. Either URL alone therefore terminates.
     let running = op.polls_left > 0;
-    if running && status_call {
+    if running {
         op.polls_left -= 1;
     }
     if !running && op.end.is_none() {

@@ -60,7 +60,8 @@ pub struct EmulatorConfig {
     /// How often the background task re-checks every account's customer-key access
     /// (`None`: only on demand). Default 1 s.
     pub key_check_interval: Option<Duration>,
-    /// Status polls a Media Services operation stays `InProgress` (0: done at once). Default 1.
+    /// Polls (of the status or the result URL) a Media Services operation stays `InProgress`
+    /// (0: done at once). Default 1.
     pub lro_polls: u32,
     /// Role-assignment propagation delay for new principals. Default 0.
     pub propagation_delay: Duration,
