@@ -131,6 +131,7 @@ fn validate_subcommand_reports_fields_and_exit_status() {
     let examples: Vec<_> = std::fs::read_dir(common::project_path("examples"))
         .expect("examples dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     let ok = std::process::Command::new(binary)
         .arg("validate")
