@@ -458,6 +458,45 @@ async fn media_account_update_is_a_pending_operation_polled_to_completion() {
     );
 }
 
+/// A long-running operation that Azure accepts and later reports `Failed` surfaces when it is
+/// polled, as a classified error carrying Azure's code, not as success or a hang. Both a
+/// user-fixable and a transient failure code are checked, since the reconciler acts on the class.
+#[tokio::test]
+async fn media_account_update_that_fails_asynchronously_is_reported_when_polled() {
+    let (emu, _, api) = setup().await;
+    for (code, class) in [
+        ("InvalidParameter", ErrorClass::UserActionRequired),
+        ("InternalServerError", ErrorClass::Transient),
+    ] {
+        emu.fail_next_operation(code, "the operation failed in the service");
+        let update = MediaAccountUpdate {
+            identity: None,
+            properties: None,
+        };
+        let started = api
+            .update_media_account(&account(), &update)
+            .await
+            .expect("accepted");
+        let Started::Pending(pending) = started else {
+            panic!("expected a pending operation, got {started:?}")
+        };
+        let mut polls = 0;
+        let err = loop {
+            polls += 1;
+            assert!(polls <= 5, "operation never finished");
+            match api.poll_operation(&pending).await {
+                Ok(PollOutcome::InProgress { .. }) => {}
+                Ok(PollOutcome::Succeeded(body)) => {
+                    panic!("a failed operation was reported as success: {body:?}")
+                }
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.code(), Some(code), "{err}");
+        assert_eq!(err.class(), class, "{err}");
+    }
+}
+
 /// A rejected update comes back classified, naming the account.
 #[tokio::test]
 async fn media_account_update_with_storage_in_another_subscription_needs_user_action() {
