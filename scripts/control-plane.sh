@@ -146,7 +146,7 @@ cmd_up() {
   cmd_build
   if is_up; then
     log "already up ($STATE_DIR)"
-    kubeconfig_path
+    printf '%s\n' "$(kubeconfig_path)"
     return 0
   fi
   cmd_down quiet
@@ -201,7 +201,7 @@ EOF
   wait_for kube-controller-manager 60 "$BIN_DIR/kubectl" --kubeconfig "$(kubeconfig_path)" get serviceaccount default -n default
   check_loopback_only
   log "up: apiserver https://127.0.0.1:$api_port (state in $STATE_DIR)"
-  kubeconfig_path
+  printf '%s\n' "$(kubeconfig_path)"
 }
 
 kubectl_any() {
