@@ -4,22 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A vault (`Vault`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Vault {
-    /// Resource id.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Vault name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(default)]
-    pub location: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VaultProperties,
-}
+pub type Vault = super::TrackedResource<VaultProperties>;
 
 /// `VaultProperties`, as far as the operator reads them.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -12,6 +12,25 @@ pub mod storage;
 
 use serde::{Deserialize, Serialize};
 
+/// An ARM tracked resource whose only body is `properties` (`id`, `name`, `location` around it),
+/// shared by the kinds that add nothing else to the envelope.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedResource<P> {
+    /// Resource id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Resource name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: P,
+}
+
 /// A page of an ARM list: `value` plus `nextLink` when more pages follow.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

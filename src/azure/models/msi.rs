@@ -3,22 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A user-assigned identity (`Identity`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UserAssignedIdentity {
-    /// Resource id.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(default)]
-    pub location: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: UserAssignedIdentityProperties,
-}
+pub type UserAssignedIdentity = super::TrackedResource<UserAssignedIdentityProperties>;
 
 /// `UserAssignedIdentityProperties` (all read-only).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
