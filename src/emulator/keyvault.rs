@@ -182,6 +182,15 @@ fn authorize(
     }
 }
 
+/// The answer for a vault that does not exist (or was deleted) in this emulator's world.
+fn vault_not_found() -> ApiError {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "VaultNotFound",
+        "The vault was not found.",
+    )
+}
+
 fn key_not_found(name: &str) -> ApiError {
     kv_error(
         StatusCode::NOT_FOUND,
@@ -310,11 +319,7 @@ fn route(
         .collect();
     let now = w.now_unix();
     let Some(vault) = w.vault_by_name(vault_name).cloned() else {
-        return Err(kv_error(
-            StatusCode::NOT_FOUND,
-            "VaultNotFound",
-            "The vault was not found.",
-        ));
+        return Err(vault_not_found());
     };
     let name = segs.get(1).cloned().unwrap_or_default();
     let lname = name.to_ascii_lowercase();
@@ -440,13 +445,9 @@ fn route(
                 })?;
                 (latest.kty.clone(), material)
             };
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "VaultNotFound",
-                    "The vault was not found.",
-                )
-            })?;
+            let v = w
+                .vault_by_name_mut(vault_name)
+                .ok_or_else(vault_not_found)?;
             let attrs = body.get("attributes");
             let mut created = add_key_version(v, &name, &kty, material, attrs, now);
             if let Some(ops) = body["key_ops"].as_array() {
@@ -468,13 +469,9 @@ fn route(
         "UpdateKey" => {
             authorize(w, &vault, caller, KvOp::Update, Some(&name), req)?;
             let body = req.json()?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "VaultNotFound",
-                    "The vault was not found.",
-                )
-            })?;
+            let v = w
+                .vault_by_name_mut(vault_name)
+                .ok_or_else(vault_not_found)?;
             let key = v
                 .keys
                 .get_mut(&lname)
@@ -515,13 +512,9 @@ fn route(
         }
         "DeleteKey" => {
             authorize(w, &vault, caller, KvOp::Delete, Some(&name), req)?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "VaultNotFound",
-                    "The vault was not found.",
-                )
-            })?;
+            let v = w
+                .vault_by_name_mut(vault_name)
+                .ok_or_else(vault_not_found)?;
             let soft = v.soft_delete();
             let days = v.retention_days();
             let key = v
@@ -568,13 +561,9 @@ fn route(
         }
         "RecoverDeletedKey" => {
             authorize(w, &vault, caller, KvOp::Recover, Some(&name), req)?;
-            let v = w.vault_by_name_mut(vault_name).ok_or_else(|| {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "VaultNotFound",
-                    "The vault was not found.",
-                )
-            })?;
+            let v = w
+                .vault_by_name_mut(vault_name)
+                .ok_or_else(vault_not_found)?;
             let key = v
                 .keys
                 .get_mut(&lname)
