@@ -24,7 +24,7 @@ use super::models::authorization::{
     RoleAssignment, RoleAssignmentCreate, RoleAssignmentProperties, RoleDefinition,
 };
 use super::models::keyvault::{
-    AccessPolicyEntry, AccessPolicyUpdateKind, Vault, VaultAccessPolicyParameters,
+    AccessPolicyEntry, AccessPolicyUpdateKind, DeletedVault, Vault, VaultAccessPolicyParameters,
     VaultAccessPolicyProperties,
 };
 use super::models::media::{MediaAccount, MediaAccountUpdate};
@@ -47,6 +47,9 @@ const OP_UPDATE_MEDIA: &str = "update media services account";
 const OP_GET_STORAGE: &str = "get storage account";
 const OP_UPDATE_STORAGE: &str = "update storage account network rules";
 const OP_GET_VAULT: &str = "get key vault";
+const OP_LIST_VAULTS: &str = "list key vaults";
+const OP_GET_DELETED_VAULT: &str = "get deleted key vault";
+const OP_DELETE_MEDIA: &str = "delete media services account";
 const OP_UPDATE_ACCESS_POLICY: &str = "update key vault access policy";
 const OP_GET_IDENTITY: &str = "get user-assigned identity";
 const OP_GET_ROLE_DEFINITION: &str = "get role definition";
@@ -57,6 +60,7 @@ const OP_DELETE_ROLE_ASSIGNMENT: &str = "delete role assignment";
 /// Every operation name this crate parks as a [`PendingOperation`].
 pub(crate) const OPERATIONS: &[&str] = &[
     OP_UPDATE_MEDIA,
+    OP_DELETE_MEDIA,
     OP_UPDATE_STORAGE,
     OP_DELETE_ROLE_ASSIGNMENT,
 ];
@@ -72,6 +76,9 @@ pub trait AzureApi: Send + Sync {
         id: &ResourceId,
         update: &MediaAccountUpdate,
     ) -> Result<Started<MediaAccount>, AzureError>;
+    /// Delete a Media Services account; `Done(false)` when it was already gone. May be
+    /// long-running.
+    async fn delete_media_account(&self, id: &ResourceId) -> Result<Started<bool>, AzureError>;
     /// Poll a parked operation once; the final resource body (JSON) when it succeeded.
     async fn poll_operation(
         &self,
@@ -90,6 +97,15 @@ pub trait AzureApi: Send + Sync {
     ) -> Result<Started<StorageAccount>, AzureError>;
     /// Read a vault (management plane); `None` if it does not exist.
     async fn get_vault(&self, id: &ResourceId) -> Result<Option<Vault>, AzureError>;
+    /// Every (live) vault of a subscription, to find a vault by the name in a key identifier.
+    async fn list_vaults(&self, subscription: &str) -> Result<Vec<Vault>, AzureError>;
+    /// A soft-deleted vault by region and name; `None` if no such deleted vault exists.
+    async fn get_deleted_vault(
+        &self,
+        subscription: &str,
+        location: &str,
+        name: &str,
+    ) -> Result<Option<DeletedVault>, AzureError>;
     /// Add, replace or remove access policy entries of a vault.
     async fn update_vault_access_policy(
         &self,
@@ -192,6 +208,12 @@ impl AzureApi for AzureClient {
             .await
     }
 
+    async fn delete_media_account(&self, id: &ResourceId) -> Result<Started<bool>, AzureError> {
+        self.arm
+            .delete(OP_DELETE_MEDIA, &id.to_string(), API_VERSION_MEDIA)
+            .await
+    }
+
     async fn poll_operation(
         &self,
         operation: &PendingOperation,
@@ -232,6 +254,27 @@ impl AzureApi for AzureClient {
     async fn get_vault(&self, id: &ResourceId) -> Result<Option<Vault>, AzureError> {
         self.arm
             .get(OP_GET_VAULT, &id.to_string(), API_VERSION_KEY_VAULT_MGMT)
+            .await
+    }
+
+    async fn list_vaults(&self, subscription: &str) -> Result<Vec<Vault>, AzureError> {
+        let path = format!("/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults");
+        self.arm
+            .list(OP_LIST_VAULTS, &path, API_VERSION_KEY_VAULT_MGMT, None)
+            .await
+    }
+
+    async fn get_deleted_vault(
+        &self,
+        subscription: &str,
+        location: &str,
+        name: &str,
+    ) -> Result<Option<DeletedVault>, AzureError> {
+        let path = format!(
+            "/subscriptions/{subscription}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}"
+        );
+        self.arm
+            .get(OP_GET_DELETED_VAULT, &path, API_VERSION_KEY_VAULT_MGMT)
             .await
     }
 

@@ -37,6 +37,17 @@ pub enum Fault {
         /// HTTP status.
         status: u16,
     },
+    /// An error answer with this status and Azure error code, as the service would send it
+    /// (for failures the world cannot produce on its own, such as `PrincipalNotFound` while a
+    /// directory replicates).
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: String,
+        /// `error.message`.
+        message: String,
+    },
     /// The connection is dropped without a response.
     ConnectionReset,
     /// The response is delayed by this many milliseconds (then served normally).

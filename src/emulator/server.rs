@@ -501,6 +501,14 @@ fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
             )
             .into_response()
         }
+        Fault::Error {
+            status,
+            code,
+            message,
+        } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            ApiError::new(status, code.as_str(), message.as_str()).into_response()
+        }
         // A slow response is served by the caller; a reset drops the connection.
         Fault::ConnectionReset | Fault::Slow { .. } => {
             let mut r = empty_response(StatusCode::INTERNAL_SERVER_ERROR);

@@ -42,6 +42,42 @@ pub struct VaultProperties {
     pub provisioning_state: Option<String>,
 }
 
+/// A soft-deleted vault (`DeletedVault`), kept for its retention period and recoverable.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedVault {
+    /// Id of the deleted-vault resource.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Vault name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: DeletedVaultProperties,
+}
+
+/// `DeletedVaultProperties`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedVaultProperties {
+    /// The original vault's resource id.
+    #[serde(default)]
+    pub vault_id: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// When it was deleted (RFC 3339).
+    #[serde(default)]
+    pub deletion_date: Option<String>,
+    /// When it will be purged (RFC 3339).
+    #[serde(default)]
+    pub scheduled_purge_date: Option<String>,
+    /// Whether purge protection was on.
+    #[serde(default)]
+    pub purge_protection_enabled: Option<bool>,
+}
+
 /// `NetworkRuleSet` of a vault.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
