@@ -93,12 +93,12 @@ pub struct MediaServicesAccountSpec {
 
     /// How often the operator checks that the account's identity can still use the customer key,
     /// and looks for drift in Azure. A Go-style duration between 10s and 24h, e.g. `30s`, `5m`.
-    #[serde(default = "default_key_access_check_interval")]
+    #[serde(default)]
     #[schemars(with = "String", pattern(patterns::DURATION), length(max = 32))]
     #[x_kube(validation = Rule::new(
-        "!self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') || (duration(self) >= duration('10s') && duration(self) <= duration('24h'))"
+        "!self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ms|s|m|h)){1,4}$') || (duration(self) >= duration('10s') && duration(self) <= duration('24h'))"
     ).message("keyAccessCheckInterval must be between 10s and 24h"))]
-    pub key_access_check_interval: kube::core::Duration,
+    pub key_access_check_interval: super::interval::CheckInterval,
 
     /// What deleting this resource does in Azure. `Retain` (default): nothing; the account keeps
     /// its identity, grants and key. `RevokeGrants`: remove the role assignments and key
@@ -118,12 +118,8 @@ pub struct MediaServicesAccountSpec {
     pub credentials_secret_ref: Option<SecretReference>,
 }
 
-fn default_key_access_check_interval() -> kube::core::Duration {
-    std::time::Duration::from_secs(30).into()
-}
-
 /// Default key-access check interval, as users write it.
-pub const DEFAULT_KEY_ACCESS_CHECK_INTERVAL: &str = "30s";
+pub const DEFAULT_KEY_ACCESS_CHECK_INTERVAL: &str = super::interval::DEFAULT;
 
 /// Which Azure Media Services account.
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
@@ -433,6 +429,34 @@ pub struct MediaServicesAccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["principalId", "roleDefinitionId"]))]
     pub access_grants: Vec<AccessGrantStatus>,
+    /// A long-running Azure operation the operator started and polls on later reconciles
+    /// (it never waits inside one). Absent when none is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_operation: Option<PendingOperationStatus>,
+    /// Since when the operator has been waiting for Azure to propagate a new identity or grant;
+    /// after a bounded wait the wait becomes a reason for a person to act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagating_since: Option<Time>,
+}
+
+/// A long-running Azure operation in flight.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperationStatus {
+    /// What was started, e.g. `update media services account`.
+    pub operation: String,
+    /// The condition it serves (e.g. `IdentityReady`); a failure is reported there.
+    pub condition: String,
+    /// The Azure resource it changes.
+    pub resource_id: String,
+    /// api-version to read the resource with once done.
+    pub api_version: String,
+    /// How it is polled: `AzureAsyncOperation`, `Location` or `ProvisioningState`.
+    pub polling_method: String,
+    /// The URL polled (an Azure operation-status URL; it carries no credentials).
+    pub polling_url: String,
+    /// When the operator started it.
+    pub started_at: Time,
 }
 
 /// Principals of the account's managed identity.

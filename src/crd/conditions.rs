@@ -111,6 +111,91 @@ pub mod reasons {
     pub const SYSTEM_KEY: &str = "SystemKey";
     /// The section of the spec is absent, so the operator leaves that part of the account as is.
     pub const NOT_MANAGED: &str = "NotManaged";
+    /// A long-running Azure operation the operator started ended unsuccessfully; the message
+    /// carries Azure's error code and message. The operator tries again after a while.
+    pub const OPERATION_FAILED: &str = "OperationFailed";
+    /// The credentials the resource names (`credentialsSecretRef`) or the operator's own could
+    /// not be used; the message says which and why.
+    pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
+    /// Azure refused the operator's own identity a read or write it needs; the message names
+    /// the resource and the permission to grant the operator.
+    pub const OPERATOR_FORBIDDEN: &str = "OperatorForbidden";
+
+    /// The Media Services account does not exist. The operator manages the security state of
+    /// existing accounts and never creates one.
+    pub const ACCOUNT_NOT_FOUND: &str = "AccountNotFound";
+    /// `spec.account.location` is not the account's region in Azure.
+    pub const ACCOUNT_LOCATION_MISMATCH: &str = "AccountLocationMismatch";
+    /// A user-assigned identity the spec names does not exist (after a bounded wait for a new
+    /// identity to propagate).
+    pub const USER_ASSIGNED_IDENTITY_NOT_FOUND: &str = "UserAssignedIdentityNotFound";
+    /// A storage account is in another subscription than the Media Services account; Media
+    /// Services can only use storage in its own subscription.
+    pub const STORAGE_IN_OTHER_SUBSCRIPTION: &str = "StorageInOtherSubscription";
+    /// A storage account the spec names does not exist.
+    pub const STORAGE_ACCOUNT_NOT_FOUND: &str = "StorageAccountNotFound";
+    /// With `grantAccess: false`, the identity holds only generic Contributor on the storage
+    /// account, which grants no blob data access: it needs Storage Blob Data Contributor.
+    pub const STORAGE_CONTRIBUTOR_ONLY: &str = "StorageContributorOnly";
+    /// With `grantAccess: false`, the identity holds no Storage Blob Data Contributor on the
+    /// storage account.
+    pub const STORAGE_ACCESS_MISSING: &str = "StorageAccessMissing";
+    /// The storage account's firewall denies by default without letting trusted Azure services
+    /// or this account (a resource-instance rule) through.
+    pub const STORAGE_FIREWALL_BLOCKED: &str = "StorageFirewallBlocked";
+    /// The key is not RSA or RSA-HSM (for example an EC key).
+    pub const KEY_TYPE_UNSUPPORTED: &str = "KeyTypeUnsupported";
+    /// The RSA key is not 2048, 3072 or 4096 bits.
+    pub const KEY_SIZE_UNSUPPORTED: &str = "KeySizeUnsupported";
+    /// The key's permitted operations lack `wrapKey` or `unwrapKey`.
+    pub const KEY_OPERATIONS_MISSING: &str = "KeyOperationsMissing";
+    /// The vault is in another region than the account.
+    pub const VAULT_REGION_MISMATCH: &str = "VaultRegionMismatch";
+    /// The vault has soft delete off.
+    pub const VAULT_SOFT_DELETE_DISABLED: &str = "VaultSoftDeleteDisabled";
+    /// The vault has purge protection off.
+    pub const VAULT_PURGE_PROTECTION_DISABLED: &str = "VaultPurgeProtectionDisabled";
+    /// With `grantAccess: false`, the encryption identity has no `get`, `wrapKey` and
+    /// `unwrapKey` on the key (access policy, or a role in an RBAC vault).
+    pub const KEY_ACCESS_MISSING: &str = "KeyAccessMissing";
+
+    /// The change this condition needs is held back because a prerequisite reported on another
+    /// condition failed: the operator applies all of a plan or none of it.
+    pub const BLOCKED: &str = "Blocked";
+
+    /// Every reason of this module, for documentation and exhaustive tests.
+    pub const ALL: [&str; 30] = [
+        SUCCEEDED,
+        IN_PROGRESS,
+        INVALID_SPEC,
+        SUSPENDED,
+        THROTTLED,
+        PROPAGATING,
+        USER_ACTION_REQUIRED,
+        TRANSIENT_ERROR,
+        KEY_ACCESSIBLE,
+        SYSTEM_KEY,
+        NOT_MANAGED,
+        OPERATION_FAILED,
+        CREDENTIALS_UNAVAILABLE,
+        OPERATOR_FORBIDDEN,
+        ACCOUNT_NOT_FOUND,
+        ACCOUNT_LOCATION_MISMATCH,
+        USER_ASSIGNED_IDENTITY_NOT_FOUND,
+        STORAGE_IN_OTHER_SUBSCRIPTION,
+        STORAGE_ACCOUNT_NOT_FOUND,
+        STORAGE_CONTRIBUTOR_ONLY,
+        STORAGE_ACCESS_MISSING,
+        STORAGE_FIREWALL_BLOCKED,
+        KEY_TYPE_UNSUPPORTED,
+        KEY_SIZE_UNSUPPORTED,
+        KEY_OPERATIONS_MISSING,
+        VAULT_REGION_MISMATCH,
+        VAULT_SOFT_DELETE_DISABLED,
+        VAULT_PURGE_PROTECTION_DISABLED,
+        KEY_ACCESS_MISSING,
+        BLOCKED,
+    ];
 }
 
 #[cfg(test)]
@@ -125,22 +210,7 @@ mod tests {
         let all: Vec<&str> = types::ALL
             .iter()
             .chain(key_access::ALL.iter())
-            .chain(
-                [
-                    reasons::SUCCEEDED,
-                    reasons::IN_PROGRESS,
-                    reasons::INVALID_SPEC,
-                    reasons::SUSPENDED,
-                    reasons::THROTTLED,
-                    reasons::PROPAGATING,
-                    reasons::USER_ACTION_REQUIRED,
-                    reasons::TRANSIENT_ERROR,
-                    reasons::KEY_ACCESSIBLE,
-                    reasons::SYSTEM_KEY,
-                    reasons::NOT_MANAGED,
-                ]
-                .iter(),
-            )
+            .chain(reasons::ALL.iter())
             .copied()
             .collect();
         let unique: HashSet<_> = all.iter().collect();

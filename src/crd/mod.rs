@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod conditions;
+pub mod interval;
 pub mod patterns;
 
 use std::path::{Path, PathBuf};

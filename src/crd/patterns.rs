@@ -41,8 +41,10 @@ pub const ROLE_DEFINITION_ID: &str = r"^(?i:(/subscriptions/[0-9a-f]{8}-[0-9a-f]
 /// A Kubernetes object name (DNS-1123 subdomain).
 pub const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
-/// A Go-style duration as Kubernetes writes them, e.g. `30s`, `5m`, `1h30m`.
-pub const DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+/// A Go-style duration as Kubernetes writes them, e.g. `30s`, `5m`, `1h30m`. Bounded (at most
+/// four terms of at most five digits) so that every value it admits fits CEL's and Go's 64-bit
+/// durations; the valid range (10s to 24h) is far inside.
+pub const DURATION: &str = r"^([0-9]{1,5}(\.[0-9]{1,9})?(ms|s|m|h)){1,4}$";
 
 /// Longest ARM resource id we accept; ARM's own limit on ids is far above any real id.
 pub const MAX_ARM_ID_LENGTH: u32 = 512;
@@ -168,6 +170,9 @@ mod tests {
             (DURATION, "1h30m", true),
             (DURATION, "30", false),
             (DURATION, "-5s", false),
+            (DURATION, "86400s", true),
+            (DURATION, "99999999999999999999h", false),
+            (DURATION, "1h1m1s1ms1h", false),
         ];
         let wrong: Vec<_> = cases
             .iter()
