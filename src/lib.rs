@@ -4,14 +4,19 @@
 //!
 //! Module map:
 //! - [`crd`]: the `MediaServicesAccount` API (spec, status, conditions) and CRD generation.
-//! - [`reconcile`]: the reconcile pipeline's steps; today the pure spec validation.
+//! - [`reconcile`]: the reconcile pipeline's steps (validate, observe, prerequisites, plan,
+//!   apply, status).
+//! - [`controller`]: the main job (`ams-security-operator run`): the controller, its context,
+//!   requeue policy, events and graceful shutdown; [`http`] serves `/healthz` and `/readyz`.
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
 //!   specifications, for tests, benchmarks and the "try it without Azure" mode. It imports
 //!   nothing from [`azure`]: the specs referee both sides.
 
 pub mod azure;
+pub mod controller;
 pub mod crd;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod http;
 pub mod reconcile;

@@ -1,15 +1,24 @@
 //! `ams-security-operator` command line.
 //!
+//! - `run`: the operator's main job (see `controller`): watch `MediaServicesAccount` objects and
+//!   reconcile their Azure security state continuously.
 //! - `crds`: print the CRDs this build serves, for `kubectl apply -f -`.
 //! - `validate FILE...`: check `MediaServicesAccount` manifests against every rule of the API,
 //!   CEL rules included, without a cluster (for CI pipelines and for clusters older than 1.25,
 //!   which do not enforce CEL).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use ams_security_operator::azure::credentials::OperatorCredential;
+use ams_security_operator::azure::transport::{HostOverride, TransportConfig};
+use ams_security_operator::azure::{AzureClients, AzureCloud, AzureConfig};
+use ams_security_operator::controller::{self, Settings};
 use ams_security_operator::{crd, reconcile::validate};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile every MediaServicesAccount until SIGTERM or Ctrl-C.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Validate MediaServicesAccount manifests (YAML, several documents per file allowed; `-`
@@ -34,8 +45,63 @@ enum Command {
     },
 }
 
+/// Flags of `run`; each can also be set by its environment variable.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Namespace to watch (repeat, or comma-separate in the variable); default: all namespaces.
+    #[arg(long = "namespace", env = "AMS_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Kubeconfig file; default: in-cluster configuration, else $KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "AMS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The operator's Azure identity for resources without credentialsSecretRef:
+    /// `workload-identity` (reads AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE),
+    /// `managed-identity` or `managed-identity:<client-id>`.
+    #[arg(
+        long,
+        env = "AMS_AZURE_CREDENTIAL",
+        default_value = "workload-identity"
+    )]
+    azure_credential: OperatorCredential,
+    /// Azure cloud: AzurePublic, AzureUSGovernment or AzureChina.
+    #[arg(long, env = "AMS_AZURE_CLOUD", default_value = "AzurePublic")]
+    azure_cloud: String,
+    /// PEM file of one more CA to trust for Azure endpoints, in addition to the system roots
+    /// (for the Azure emulator; never needed against Azure).
+    #[arg(long, env = "AMS_AZURE_EXTRA_CA")]
+    azure_extra_ca: Option<PathBuf>,
+    /// Connect to IP:PORT for an Azure host name, `HOST=IP:PORT` or `*.SUFFIX=IP:PORT` (repeat,
+    /// or comma-separate in the variable). URLs and TLS checks stay those of Azure. For the
+    /// Azure emulator; never needed against Azure.
+    #[arg(
+        long = "azure-host-override",
+        env = "AMS_AZURE_HOST_OVERRIDES",
+        value_delimiter = ','
+    )]
+    azure_host_overrides: Vec<HostOverride>,
+    /// Address of /healthz and /readyz; `off` serves nothing.
+    #[arg(long, env = "AMS_HEALTH_ADDR", default_value = "127.0.0.1:8080")]
+    health_addr: String,
+    /// Reconciles running at once.
+    #[arg(long, env = "AMS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Seconds in-flight reconciles may take to finish after SIGTERM before they are abandoned.
+    #[arg(long, env = "AMS_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    shutdown_grace_seconds: u64,
+    /// Log format: `text` or `json`. The filter comes from RUST_LOG (default `info`).
+    #[arg(long, env = "AMS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(run(args)),
+            Err(err) => {
+                eprintln!("error: failed to start the async runtime: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crds => match crd::render() {
             Ok(files) => {
                 let docs: Vec<_> = files.iter().map(|f| f.contents.as_str()).collect();
@@ -105,4 +171,123 @@ fn validate_files(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to listen for SIGTERM; only Ctrl-C stops the operator");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; letting in-flight reconciles finish");
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    init_logging(&args.log_format);
+    match try_run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = err.to_string();
+            let mut source = err.source();
+            while let Some(s) = source {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let health_addr: Option<SocketAddr> =
+        if args.health_addr.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(args.health_addr.parse().map_err(|e| {
+                format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
+            })?)
+        };
+    let cloud = AzureCloud::from_name(&args.azure_cloud)?;
+    let operator_credential = args
+        .azure_credential
+        .source(|name| std::env::var(name).ok())?;
+    let extra_root_ca_pem = match &args.azure_extra_ca {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("failed to read --azure-extra-ca {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let transport = TransportConfig {
+        extra_root_ca_pem,
+        host_overrides: args.azure_host_overrides.clone(),
+        ..TransportConfig::default()
+    };
+    if transport.is_customised() {
+        tracing::warn!(
+            overrides = args.azure_host_overrides.len(),
+            "Azure endpoints are redirected (--azure-extra-ca / --azure-host-override): this is for the Azure emulator"
+        );
+    }
+    let azure = AzureClients::new(AzureConfig {
+        cloud,
+        transport,
+        ..AzureConfig::default()
+    })?;
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+    let settings = Settings {
+        namespaces: args
+            .namespaces
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect(),
+        concurrency: args.concurrency,
+        health_addr,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        operator_credential,
+        reporter: "ams-security-operator".to_owned(),
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespaces = ?settings.namespaces,
+        credential = settings.operator_credential.kind(),
+        "starting"
+    );
+    controller::run(client, Arc::new(azure), settings, shutdown_signal()).await?;
+    Ok(())
 }

@@ -1,4 +1,23 @@
-//! The reconcile pipeline's steps. Today: the pure spec validation that mirrors the CRD's
-//! schema and CEL rules, for apiservers that do not enforce CEL.
+//! The reconcile pipeline's steps, one module each, in the order the driver runs them:
+//!
+//! 1. [`validate`] and [`desired`] (pure): the spec's rules, then the typed [`desired::Desired`];
+//! 2. [`observe`] (I/O): what Azure holds now, read once per pass;
+//! 3. [`prereqs`] (pure): what must hold before anything is written;
+//! 4. [`plan`] (pure): the ordered writes that make Azure match;
+//! 5. [`apply`] (I/O): the writes, never waiting on Azure;
+//! 6. [`status`] (pure): the resource's status from all of the above.
+//!
+//! The driver that strings them together, and writes status and events, is
+//! `crate::controller`.
 
+pub mod apply;
+pub mod desired;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod fixtures;
+pub mod observe;
+pub mod plan;
+pub mod prereqs;
+pub mod status;
 pub mod validate;

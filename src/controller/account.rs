@@ -1,0 +1,577 @@
+//! The `MediaServicesAccount` reconcile: suspend → validate → credentials → parked operation →
+//! observe → prerequisites → plan → apply → status, then one status write (only when it
+//! changed), events, and the requeue the outcome calls for.
+//!
+//! Each step lives in `crate::reconcile`; this file strings them together and talks to the
+//! apiserver. It never panics on odd input: an object that does not even deserialize gets
+//! `Ready=False` with `InvalidSpec` through an untyped patch, and the others carry on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::azure::lro::PollingMethod;
+use crate::azure::{AzureApi, AzureError, ErrorClass, PendingOperation, PollOutcome};
+use crate::crd::account::{MediaServicesAccountStatus, PendingOperationStatus};
+use crate::crd::conditions::{reasons, types};
+use crate::crd::{FIELD_MANAGER, MediaServicesAccount};
+use crate::reconcile::apply::{self, Applied, Outcome};
+use crate::reconcile::desired::Desired;
+use crate::reconcile::observe::{self, Observation};
+use crate::reconcile::plan;
+use crate::reconcile::prereqs;
+use crate::reconcile::status::{self, Verdict};
+
+use super::{Context, requeue};
+
+/// Transient failures in a row before `Ready` says so (a blip should not flap it).
+const TRANSIENT_FAILURES_BEFORE_NOT_READY: u32 = 3;
+
+/// Failures of the reconcile itself (Azure failures are outcomes, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The status write failed.
+    #[error("failed to write the status of {object}")]
+    WriteStatus {
+        /// `namespace/name`.
+        object: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Stable reason for events and metrics.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::WriteStatus { .. } => "StatusWriteFailed",
+        }
+    }
+}
+
+/// `namespace/name` of a watched object, valid or not.
+#[must_use]
+pub fn object_key(guard: &DeserializeGuard<MediaServicesAccount>) -> String {
+    let meta = match &guard.0 {
+        Ok(o) => &o.metadata,
+        Err(invalid) => &invalid.metadata,
+    };
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The reconcile function the controller runs.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<MediaServicesAccount>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let action = match &guard.0 {
+        Ok(account) => reconcile_account(account, &ctx).await?,
+        Err(invalid) => reconcile_invalid(invalid, &ctx).await?,
+    };
+    Ok(action)
+}
+
+/// What one pass decided, before it is written.
+struct Pass {
+    status: MediaServicesAccountStatus,
+    writes: Vec<apply::Write>,
+    warning: Option<(String, String)>,
+    action: Action,
+    success: bool,
+}
+
+async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    );
+    let previous = account.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let pass = run_pass(account, ctx, &previous, now).await;
+    if pass.success {
+        ctx.record_success(&key);
+    }
+    let reference = account.object_ref(&());
+    if pass.status != previous {
+        write_status(&ctx.kube, account, &previous, &pass.status)
+            .await
+            .map_err(|source| Error::WriteStatus {
+                object: key.clone(),
+                source,
+            })?;
+    }
+    for w in &pass.writes {
+        ctx.events
+            .publish(
+                &reference,
+                EventType::Normal,
+                w.reason,
+                "WriteAzure",
+                &w.message,
+            )
+            .await;
+    }
+    if let Some((reason, note)) = &pass.warning {
+        ctx.events
+            .publish(&reference, EventType::Warning, reason, "CallAzure", note)
+            .await;
+    }
+    ctx.events
+        .transitions(&reference, &previous.conditions, &pass.status.conditions)
+        .await;
+    Ok(pass.action)
+}
+
+fn interval(account: &MediaServicesAccount) -> Duration {
+    account
+        .spec
+        .key_access_check_interval
+        .duration()
+        .unwrap_or(Duration::from_secs(30))
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run_pass(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    previous: &MediaServicesAccountStatus,
+    now: Timestamp,
+) -> Pass {
+    let generation = account.metadata.generation;
+    let key = format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    );
+    let simple = |verdict: Verdict<'_>, action: Action| Pass {
+        status: status::compute(previous, generation, &verdict, now),
+        writes: Vec::new(),
+        warning: None,
+        action,
+        success: true,
+    };
+
+    if account.spec.suspend {
+        return simple(Verdict::Suspended, Action::await_change());
+    }
+    let desired = match Desired::from_spec(&account.spec) {
+        Ok(d) => d,
+        Err(errors) => {
+            return simple(
+                Verdict::InvalidSpec(errors.to_string()),
+                Action::await_change(),
+            );
+        }
+    };
+    let api = match credentials(account, ctx).await {
+        Ok(api) => api,
+        Err(message) => {
+            return simple(
+                Verdict::Blocked {
+                    reason: reasons::CREDENTIALS_UNAVAILABLE,
+                    message,
+                },
+                Action::requeue(requeue::USER_ACTION),
+            );
+        }
+    };
+    let azure_failure = |error: AzureError, mut status: MediaServicesAccountStatus| {
+        let class = error.class();
+        let (action, flip) = match class {
+            ErrorClass::Throttled => (
+                Action::requeue(error.retry_after().unwrap_or(requeue::THROTTLED_DEFAULT)),
+                false,
+            ),
+            ErrorClass::Transient | ErrorClass::Propagating => {
+                let n = ctx.record_failure(&key);
+                (
+                    Action::requeue(requeue::transient(n)),
+                    n >= TRANSIENT_FAILURES_BEFORE_NOT_READY,
+                )
+            }
+            ErrorClass::UserActionRequired | ErrorClass::NotFound => {
+                (Action::requeue(requeue::USER_ACTION), true)
+            }
+        };
+        if flip {
+            status = status::compute(
+                &status,
+                generation,
+                &Verdict::Blocked {
+                    reason: status::error_reason(&error),
+                    message: error.to_string(),
+                },
+                now,
+            );
+        }
+        Pass {
+            status,
+            writes: Vec::new(),
+            warning: Some((error.reason().to_owned(), error.to_string())),
+            action,
+            success: false,
+        }
+    };
+
+    // A parked operation first: nothing new is started while one runs.
+    let mut base = previous.clone();
+    let mut failed_operation = None;
+    if let Some(parked) = &previous.pending_operation {
+        // A parked value this version cannot read is dropped: observing again is always safe.
+        match pending_from_status(parked) {
+            None => base.pending_operation = None,
+            Some(op) => match api.poll_operation(&op).await {
+                Ok(PollOutcome::InProgress { retry_after }) => {
+                    let wait = retry_after
+                        .unwrap_or(requeue::OPERATION_DEFAULT)
+                        .clamp(Duration::from_secs(1), requeue::OPERATION_MAX);
+                    return simple(
+                        Verdict::Waiting {
+                            operation: format!(
+                                "{} (started {})",
+                                parked.operation, parked.started_at.0
+                            ),
+                        },
+                        Action::requeue(wait),
+                    );
+                }
+                Ok(PollOutcome::Succeeded(_)) => base.pending_operation = None,
+                Err(e) if matches!(e, AzureError::OperationFailed { .. }) => {
+                    let area = prereqs::Area::from_condition_type(&parked.condition)
+                        .unwrap_or(prereqs::Area::Identity);
+                    base.pending_operation = None;
+                    failed_operation = Some((e, area));
+                }
+                Err(e) if e.class() == ErrorClass::NotFound => base.pending_operation = None,
+                Err(e) => return azure_failure(e, previous.clone()),
+            },
+        }
+    }
+
+    let observed = match observe::observe(api.as_ref(), &desired).await {
+        Ok(Observation::Found(o)) => o,
+        Ok(Observation::AccountNotFound) => {
+            let mut status = status::compute(
+                &base,
+                generation,
+                &Verdict::Blocked {
+                    reason: reasons::ACCOUNT_NOT_FOUND,
+                    message: format!(
+                        "Media Services account {} does not exist; the operator manages the security state of existing accounts and does not create them",
+                        desired.account
+                    ),
+                },
+                now,
+            );
+            status.pending_operation = None;
+            return Pass {
+                status,
+                writes: Vec::new(),
+                warning: None,
+                action: Action::requeue(requeue::USER_ACTION),
+                success: true,
+            };
+        }
+        Err(e) => return azure_failure(e, base),
+    };
+
+    let identity_changing = plan::identity_update(&desired, &observed).is_some();
+    let propagating_since = base.propagating_since.as_ref().map(|t| t.0);
+    let problems = prereqs::check(
+        &desired,
+        &observed,
+        propagating_since,
+        identity_changing,
+        now,
+    );
+    let owner = account.uid().unwrap_or_else(|| key.clone());
+    let the_plan = plan::plan(&desired, &observed, &owner);
+    let applied: Option<Applied> =
+        if problems.is_empty() && failed_operation.is_none() && !the_plan.steps.is_empty() {
+            Some(apply::apply(api.as_ref(), &desired.account, &the_plan).await)
+        } else {
+            None
+        };
+    let mut status = status::compute(
+        &base,
+        generation,
+        &Verdict::Reconciled {
+            desired: &desired,
+            observed: &observed,
+            problems: &problems,
+            plan: &the_plan,
+            applied: applied.as_ref(),
+            failed_operation: failed_operation.as_ref().map(|(e, a)| (e, *a)),
+        },
+        now,
+    );
+
+    let mut warning = failed_operation
+        .as_ref()
+        .map(|(e, _)| (e.reason().to_owned(), e.to_string()));
+    let mut success = true;
+    let action = match applied.as_ref().map(|a| &a.outcome) {
+        Some(Outcome::Pending {
+            area,
+            operation: op,
+        }) => {
+            status.pending_operation = Some(pending_to_status(op, *area, now));
+            Action::requeue(
+                op.retry_after()
+                    .unwrap_or(requeue::OPERATION_DEFAULT)
+                    .clamp(Duration::from_secs(1), requeue::OPERATION_MAX),
+            )
+        }
+        Some(Outcome::Done) => Action::requeue(requeue::AFTER_WRITE),
+        Some(Outcome::Propagating { .. }) => Action::requeue(requeue::PROPAGATING),
+        Some(Outcome::Failed { error, .. }) => {
+            warning = Some((error.reason().to_owned(), error.to_string()));
+            match error.class() {
+                ErrorClass::Throttled => {
+                    Action::requeue(error.retry_after().unwrap_or(requeue::THROTTLED_DEFAULT))
+                }
+                ErrorClass::Transient => {
+                    success = false;
+                    Action::requeue(requeue::transient(ctx.record_failure(&key)))
+                }
+                _ => Action::requeue(requeue::USER_ACTION),
+            }
+        }
+        None if failed_operation.is_some() => Action::requeue(requeue::USER_ACTION),
+        None if problems.iter().any(|p| !p.propagating) => Action::requeue(requeue::USER_ACTION),
+        None if !problems.is_empty() => Action::requeue(requeue::PROPAGATING),
+        None => Action::requeue(requeue::jittered(interval(account), &key)),
+    };
+    Pass {
+        status,
+        writes: applied.map(|a| a.writes).unwrap_or_default(),
+        warning,
+        action,
+        success,
+    }
+}
+
+/// The Azure client for this resource: its `credentialsSecretRef`, else the operator's own.
+async fn credentials(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+) -> Result<Arc<dyn AzureApi>, String> {
+    let source = match &account.spec.credentials_secret_ref {
+        None => ctx.operator_credential.clone(),
+        Some(r) => {
+            let ns = account.namespace().unwrap_or_default();
+            let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
+            let secret = secrets
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| format!("failed to read Secret {ns}/{}: {e}", r.name))?
+                .ok_or_else(|| {
+                    format!(
+                        "Secret {ns}/{} named by spec.credentialsSecretRef does not exist; create it with keys tenantId, clientId and clientSecret",
+                        r.name
+                    )
+                })?;
+            crate::azure::CredentialSource::client_secret_from_k8s_secret(&ns, &secret)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    ctx.azure.api(&source).map_err(|e| e.to_string())
+}
+
+fn pending_to_status(
+    op: &PendingOperation,
+    area: prereqs::Area,
+    now: Timestamp,
+) -> PendingOperationStatus {
+    let method = match &op.polling {
+        PollingMethod::AzureAsyncOperation(_) => "AzureAsyncOperation",
+        PollingMethod::Location(_) => "Location",
+        PollingMethod::ProvisioningState(_) => "ProvisioningState",
+    };
+    PendingOperationStatus {
+        operation: op.operation.clone(),
+        condition: area.condition_type().to_owned(),
+        resource_id: op.resource_id.clone(),
+        api_version: op.api_version.clone(),
+        polling_method: method.to_owned(),
+        polling_url: op.polling.url().to_owned(),
+        started_at: Time(now),
+    }
+}
+
+fn pending_from_status(s: &PendingOperationStatus) -> Option<PendingOperation> {
+    let url = s.polling_url.clone();
+    let polling = match s.polling_method.as_str() {
+        "AzureAsyncOperation" => PollingMethod::AzureAsyncOperation(url),
+        "Location" => PollingMethod::Location(url),
+        "ProvisioningState" => PollingMethod::ProvisioningState(url),
+        _ => return None,
+    };
+    Some(PendingOperation {
+        operation: s.operation.clone(),
+        resource_id: s.resource_id.clone(),
+        api_version: s.api_version.clone(),
+        polling,
+        retry_after_seconds: None,
+    })
+}
+
+/// Writes the status as a JSON merge patch of exactly what changed, with the object's
+/// `resourceVersion` as a precondition, so a status someone else changed since the read is
+/// never overwritten (the apiserver answers 409 and the reconcile runs again).
+///
+/// NB: server-side apply would be the natural choice, but the 1.20 apiserver turns a field the
+/// manager stops sending (a cleared `pendingOperation`) into `null`, which the schema then
+/// refuses; a merge patch says "remove" explicitly.
+async fn write_status(
+    kube: &kube::Client,
+    account: &MediaServicesAccount,
+    previous: &MediaServicesAccountStatus,
+    status: &MediaServicesAccountStatus,
+) -> Result<(), kube::Error> {
+    let api: Api<MediaServicesAccount> =
+        Api::namespaced(kube.clone(), &account.namespace().unwrap_or_default());
+    let old = serde_json::to_value(previous).unwrap_or_default();
+    let new = serde_json::to_value(status).unwrap_or_default();
+    let patch = json!({
+        "metadata": { "resourceVersion": account.resource_version() },
+        "status": merge_diff(&old, &new),
+    });
+    api.patch_status(
+        &account.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`: changed members, `null` for
+/// removed ones; arrays and scalars are replaced whole.
+fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, nv) in n {
+                match o.get(k) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov) => {
+                        patch.insert(k.clone(), merge_diff(ov, nv));
+                    }
+                    None => {
+                        patch.insert(k.clone(), nv.clone());
+                    }
+                }
+            }
+            for k in o.keys() {
+                if !n.contains_key(k) {
+                    patch.insert(k.clone(), Value::Null);
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
+/// An object that does not deserialize (stored before a schema change, or written around the
+/// schema): `Ready=False`, `InvalidSpec`, through an untyped status patch. Nothing else of it is
+/// read, and nothing is sent to Azure.
+async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Action, Error> {
+    let ns = invalid.metadata.namespace.clone().unwrap_or_default();
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    let object = format!("{ns}/{name}");
+    let message = format!(
+        "the object does not match the MediaServicesAccount API ({}); nothing is written to Azure until it is fixed",
+        invalid.error
+    );
+    let resource = ApiResource::erase::<MediaServicesAccount>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.kube.clone(), &ns, &resource);
+    let current = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::WriteStatus {
+            object: object.clone(),
+            source,
+        })?;
+    let ready = current
+        .as_ref()
+        .and_then(|o| o.data.pointer("/status/conditions"))
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.iter().find(|c| c["type"] == types::READY))
+        .cloned();
+    let unchanged = ready.as_ref().is_some_and(|r| {
+        r["status"] == "False"
+            && r["reason"] == reasons::INVALID_SPEC
+            && r["message"] == message.as_str()
+    });
+    if current.is_none() || unchanged {
+        return Ok(Action::await_change());
+    }
+    let since = ready
+        .as_ref()
+        .filter(|r| r["status"] == "False")
+        .and_then(|r| r["lastTransitionTime"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| Timestamp::now().to_string());
+    let patch = json!({
+        "apiVersion": MediaServicesAccount::api_version(&()),
+        "kind": MediaServicesAccount::kind(&()),
+        "status": {
+            "observedGeneration": invalid.metadata.generation,
+            "conditions": [{
+                "type": types::READY,
+                "status": "False",
+                "reason": reasons::INVALID_SPEC,
+                "message": message,
+                "lastTransitionTime": since,
+                "observedGeneration": invalid.metadata.generation,
+            }],
+        },
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        object: object.clone(),
+        source,
+    })?;
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(MediaServicesAccount::api_version(&()).into_owned()),
+        kind: Some(MediaServicesAccount::kind(&()).into_owned()),
+        name: Some(name),
+        namespace: Some(ns),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    };
+    ctx.events
+        .publish(
+            &reference,
+            EventType::Warning,
+            reasons::INVALID_SPEC,
+            "Validate",
+            &message,
+        )
+        .await;
+    Ok(Action::await_change())
+}

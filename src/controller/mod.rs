@@ -1,0 +1,307 @@
+//! The operator's main job: a kube-runtime `Controller` over `MediaServicesAccount` (all
+//! namespaces, or those given), the shared [`Context`], the requeue policy, graceful shutdown,
+//! and the `/healthz` and `/readyz` endpoints.
+//!
+//! The reconcile function itself is in [`account`]; it strings the steps of
+//! `crate::reconcile` together. This module decides nothing about Azure.
+
+pub mod account;
+pub mod events;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::watcher;
+
+use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
+use crate::crd::MediaServicesAccount;
+
+/// Builds the Azure client a resource's reconcile talks through, per identity.
+pub trait AzureProvider: Send + Sync {
+    /// The client acting as `source`.
+    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
+}
+
+impl AzureProvider for AzureClients {
+    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
+        AzureClients::api(self, source)
+    }
+}
+
+/// How the main job runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespaces to watch; empty watches all.
+    pub namespaces: Vec<String>,
+    /// Reconciles running at once (at least 1).
+    pub concurrency: u16,
+    /// Where to serve `/healthz` and `/readyz`; `None` serves nothing.
+    pub health_addr: Option<SocketAddr>,
+    /// How long in-flight reconciles may finish after a shutdown signal before they are
+    /// abandoned.
+    pub shutdown_grace: Duration,
+    /// The operator's own identity, for resources without `credentialsSecretRef`.
+    pub operator_credential: CredentialSource,
+    /// Name reported on events (the controller's name).
+    pub reporter: String,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub kube: Client,
+    /// Azure clients per identity.
+    pub azure: Arc<dyn AzureProvider>,
+    /// The operator's own identity.
+    pub operator_credential: CredentialSource,
+    /// The one event recorder.
+    pub events: events::Events,
+    /// Consecutive failures per object (`namespace/name`), for capped backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context over these clients.
+    #[must_use]
+    pub fn new(
+        kube: Client,
+        azure: Arc<dyn AzureProvider>,
+        operator_credential: CredentialSource,
+        reporter: &str,
+    ) -> Self {
+        Self {
+            events: events::Events::new(kube.clone(), reporter),
+            kube,
+            azure,
+            operator_credential,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a failure of `key`; returns how many in a row.
+    pub fn record_failure(&self, key: &str) -> u32 {
+        let mut f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = f.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn record_success(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// Why the main job could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The CRD is not installed (or not served yet).
+    #[error(
+        "failed to list MediaServicesAccounts: the CRD is not installed; install it with `kubectl apply -f crds/` (add --validate=false on kubectl before 1.25) or the Helm chart"
+    )]
+    CrdMissing(#[source] kube::Error),
+    /// The apiserver refused or could not be reached.
+    #[error("failed to list MediaServicesAccounts in {scope}")]
+    List {
+        /// Namespace or "all namespaces".
+        scope: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The health endpoint could not bind.
+    #[error("failed to serve health endpoints on {addr}")]
+    Health {
+        /// Address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Requeue delays by situation.
+pub mod requeue {
+    use std::time::Duration;
+
+    /// After writes, to observe their effect.
+    pub const AFTER_WRITE: Duration = Duration::from_secs(2);
+    /// While Azure propagates a new principal or grant.
+    pub const PROPAGATING: Duration = Duration::from_secs(10);
+    /// A parked operation, when Azure gave no Retry-After.
+    pub const OPERATION_DEFAULT: Duration = Duration::from_secs(5);
+    /// Longest wait between polls of a parked operation.
+    pub const OPERATION_MAX: Duration = Duration::from_secs(30);
+    /// Throttled without a Retry-After.
+    pub const THROTTLED_DEFAULT: Duration = Duration::from_secs(30);
+    /// First transient retry; doubles per failure up to [`TRANSIENT_MAX`].
+    pub const TRANSIENT_BASE: Duration = Duration::from_secs(2);
+    /// Longest transient backoff.
+    pub const TRANSIENT_MAX: Duration = Duration::from_secs(300);
+    /// Something only a person can fix (a bad prerequisite, a missing account); Azure-side
+    /// fixes raise no watch event, so it is still looked at, slowly.
+    pub const USER_ACTION: Duration = Duration::from_secs(120);
+
+    /// Capped exponential backoff for the `n`th consecutive failure (from 1).
+    #[must_use]
+    pub fn transient(n: u32) -> Duration {
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
+        TRANSIENT_BASE.saturating_mul(factor).min(TRANSIENT_MAX)
+    }
+
+    /// `base` plus up to a tenth of it, so resyncs of many objects spread out.
+    #[must_use]
+    pub fn jittered(base: Duration, seed: &str) -> Duration {
+        use std::hash::BuildHasher;
+        // NB: RandomState is seeded randomly per process; hashing the object's key with the
+        // current time gives a spread that is good enough for jitter without another crate.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let h = std::collections::hash_map::RandomState::new().hash_one((seed, nanos));
+        let tenth = base / 10;
+        let millis = u64::try_from(tenth.as_millis()).unwrap_or(u64::MAX).max(1);
+        base + Duration::from_millis(h % millis)
+    }
+}
+
+// NB: kube-runtime hands the object and context over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn error_policy(
+    guard: Arc<DeserializeGuard<MediaServicesAccount>>,
+    error: &account::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = account::object_key(&guard);
+    let n = ctx.record_failure(&key);
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::warn!(object = %key, error = %chain, failures = n, "reconcile failed");
+    Action::requeue(requeue::transient(n))
+}
+
+/// Runs the main job until `shutdown` resolves, then lets in-flight reconciles finish for at
+/// most `settings.shutdown_grace`.
+///
+/// # Errors
+/// [`RunError`] when the CRD is missing, the apiserver refuses the first list, or the health
+/// address cannot be bound.
+pub async fn run(
+    kube: Client,
+    azure: Arc<dyn AzureProvider>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
+    let apis: Vec<(String, Api<DeserializeGuard<MediaServicesAccount>>)> =
+        if settings.namespaces.is_empty() {
+            vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
+        } else {
+            settings
+                .namespaces
+                .iter()
+                .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
+                .collect()
+        };
+    // Fail fast, with a hint, when the CRD is not there; otherwise the watcher would retry
+    // forever in silence.
+    for (scope, api) in &apis {
+        if let Err(e) = api.list_metadata(&ListParams::default().limit(1)).await {
+            return Err(match &e {
+                kube::Error::Api(s) if s.code == 404 => RunError::CrdMissing(e),
+                _ => RunError::List {
+                    scope: scope.clone(),
+                    source: e,
+                },
+            });
+        }
+    }
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = match settings.health_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Health { addr, source })?;
+            tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /healthz and /readyz");
+            Some(tokio::spawn(crate::http::serve(
+                listener,
+                ready.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    let ctx = Arc::new(Context::new(
+        kube.clone(),
+        azure,
+        settings.operator_credential.clone(),
+        &settings.reporter,
+    ));
+    let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for (scope, api) in apis {
+        let controller = Controller::new(api, watcher::Config::default())
+            .with_config(config.clone())
+            .graceful_shutdown_on(shutdown.clone());
+        stores.push(controller.store());
+        tracing::info!(%scope, "watching MediaServicesAccounts");
+        runs.push(
+            controller
+                .run(account::reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    match result {
+                        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                        Err(e) => tracing::warn!(error = %e, "controller event"),
+                    }
+                })
+                .boxed(),
+        );
+    }
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        ready_flag.store(true, Ordering::SeqCst);
+        tracing::info!("caches synced; ready");
+    });
+
+    let controllers = futures::future::join_all(runs);
+    let grace = settings.shutdown_grace;
+    let deadline = shutdown.clone().then(move |()| tokio::time::sleep(grace));
+    tokio::select! {
+        _ = controllers => tracing::info!("controllers stopped"),
+        () = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the shutdown grace period; abandoning them"),
+    }
+    ready.store(false, Ordering::SeqCst);
+    if let Some(h) = health {
+        let _ = h.await;
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `/healthz` and `/readyz`: liveness (the process serves) and readiness (every watch has
+//! listed its objects once). Served on a loopback address by default; the chart decides what
+//! to expose. No metrics yet.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ready: Arc<AtomicBool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::SeqCst);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: caches are syncing\n",
+                        )
+                    }
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "health endpoint stopped");
+    }
+}

@@ -1,0 +1,292 @@
+//! Observe step (I/O): reads, once per reconcile, every Azure resource the [`Desired`] state
+//! depends on: the Media Services account, the user-assigned identities it names, its storage
+//! accounts and their role assignments, the vault and key and the key grant, and the role
+//! assignments of access grants.
+//!
+//! It reads only and decides nothing: each resource is read at most once per pass, and what it
+//! finds is handed on as [`Observed`]. Storage in another subscription is not read at all (the
+//! prerequisites step rejects it). Principals not yet known (a system-assigned identity that is
+//! not on) are not looked up.
+
+use std::collections::BTreeMap;
+
+use crate::azure::keys::KeyInfo;
+use crate::azure::models::authorization::RoleAssignment;
+use crate::azure::models::keyvault::{DeletedVault, Vault};
+use crate::azure::models::media::MediaAccount;
+use crate::azure::models::msi::UserAssignedIdentity;
+use crate::azure::models::storage::StorageAccount;
+use crate::azure::{AzureApi, AzureError, ResourceId};
+
+use super::desired::{Desired, DesiredEncryption, IdentityRef, KeyId, PrincipalRef};
+
+/// One storage account as found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedStorage {
+    /// Its id.
+    pub id: ResourceId,
+    /// The resource; `None` when it does not exist or was not read (other subscription).
+    pub resource: Option<StorageAccount>,
+    /// Principal of the identity that should reach it, when known.
+    pub principal: Option<String>,
+    /// That principal's role assignments at (or above) the storage scope.
+    pub assignments: Vec<RoleAssignment>,
+}
+
+/// Where the vault named by the key identifier was found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VaultLookup {
+    /// A live vault of the account's subscription.
+    Found(Vault),
+    /// Deleted, within its retention period.
+    SoftDeleted(DeletedVault),
+    /// Neither live nor deleted in the account's subscription.
+    NotFound,
+}
+
+/// The customer key and the grant the encryption identity holds on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedKey {
+    /// The key identifier from the spec.
+    pub key_id: KeyId,
+    /// The vault.
+    pub vault: VaultLookup,
+    /// The key version in question (pinned, or the latest); `None` when absent or not read.
+    pub key: Option<KeyInfo>,
+    /// Principal of the encryption identity, when known.
+    pub principal: Option<String>,
+    /// That principal's role assignments at (or above) the key scope (RBAC vaults only).
+    pub assignments: Vec<RoleAssignment>,
+}
+
+/// The role assignments of one access grant's principal on the account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedGrant {
+    /// The principal, when resolvable.
+    pub principal: Option<String>,
+    /// Its role assignments at (or above) the account scope.
+    pub assignments: Vec<RoleAssignment>,
+}
+
+/// Everything read in one pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The Media Services account.
+    pub account: MediaAccount,
+    /// Each user-assigned identity the spec names (`None`: does not exist), by lower-cased id.
+    pub identities: BTreeMap<String, Option<UserAssignedIdentity>>,
+    /// Storage accounts, in spec order.
+    pub storage: Vec<ObservedStorage>,
+    /// The customer key, when the spec asks for one.
+    pub key: Option<ObservedKey>,
+    /// Access grants, in spec order.
+    pub grants: Vec<ObservedGrant>,
+}
+
+/// What the observe step found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// The account does not exist: nothing else was read.
+    AccountNotFound,
+    /// The account and what it depends on.
+    Found(Box<Observed>),
+}
+
+impl Observed {
+    /// The principal id of an identity of the account, as Azure currently reports it.
+    #[must_use]
+    pub fn principal_of(&self, identity: &IdentityRef) -> Option<String> {
+        principal_of(&self.account, &self.identities, identity)
+    }
+
+    /// A user-assigned identity as read (`None` when missing or not read).
+    #[must_use]
+    pub fn identity(&self, id: &ResourceId) -> Option<&UserAssignedIdentity> {
+        self.identities
+            .get(&id.to_string().to_ascii_lowercase())
+            .and_then(Option::as_ref)
+    }
+}
+
+fn principal_of(
+    account: &MediaAccount,
+    identities: &BTreeMap<String, Option<UserAssignedIdentity>>,
+    identity: &IdentityRef,
+) -> Option<String> {
+    match identity {
+        IdentityRef::System => account
+            .identity
+            .as_ref()
+            .filter(|i| i.has_system_assigned())
+            .and_then(|i| i.principal_id.clone()),
+        IdentityRef::User(id) => identities
+            .get(&id.to_string().to_ascii_lowercase())
+            .and_then(Option::as_ref)
+            .and_then(|i| i.properties.principal_id.clone()),
+    }
+    .map(|p| p.to_ascii_lowercase())
+}
+
+/// Reads what `desired` depends on.
+///
+/// # Errors
+/// The first failed Azure read (throttled, forbidden, unreachable); nothing is retried here.
+pub async fn observe(api: &dyn AzureApi, desired: &Desired) -> Result<Observation, AzureError> {
+    let Some(account) = api.get_media_account(&desired.account).await? else {
+        return Ok(Observation::AccountNotFound);
+    };
+
+    // Every user-assigned identity named anywhere, read once.
+    let mut identities = BTreeMap::new();
+    let referenced = desired
+        .identity
+        .iter()
+        .flat_map(|i| i.user_assigned.iter())
+        .chain(
+            desired
+                .access_grants
+                .iter()
+                .filter_map(|g| match &g.principal {
+                    PrincipalRef::Identity(id) => Some(id),
+                    PrincipalRef::Id(_) => None,
+                }),
+        );
+    for id in referenced {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            identities.entry(id.to_string().to_ascii_lowercase())
+        {
+            slot.insert(api.get_user_assigned_identity(id).await?);
+        }
+    }
+
+    let mut storage = Vec::new();
+    for sa in desired.storage.iter().flat_map(|s| s.accounts.iter()) {
+        if !sa.id.same_subscription(&desired.account) {
+            storage.push(ObservedStorage {
+                id: sa.id.clone(),
+                resource: None,
+                principal: None,
+                assignments: Vec::new(),
+            });
+            continue;
+        }
+        let resource = api.get_storage_account(&sa.id).await?;
+        let principal = sa
+            .identity
+            .as_ref()
+            .and_then(|i| principal_of(&account, &identities, i));
+        let assignments = match (&resource, &principal) {
+            (Some(_), Some(p)) => {
+                api.list_role_assignments(&sa.id.to_string(), Some(p))
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        storage.push(ObservedStorage {
+            id: sa.id.clone(),
+            resource,
+            principal,
+            assignments,
+        });
+    }
+
+    let key = match &desired.encryption {
+        Some(DesiredEncryption::CustomerKey { key, identity, .. }) => {
+            let principal = principal_of(&account, &identities, identity);
+            Some(observe_key(api, desired, &account, key, principal).await?)
+        }
+        _ => None,
+    };
+
+    let mut grants = Vec::new();
+    let mut by_principal: BTreeMap<String, Vec<RoleAssignment>> = BTreeMap::new();
+    for g in &desired.access_grants {
+        let principal = match &g.principal {
+            PrincipalRef::Id(p) => Some(p.clone()),
+            PrincipalRef::Identity(id) => identities
+                .get(&id.to_string().to_ascii_lowercase())
+                .and_then(Option::as_ref)
+                .and_then(|i| i.properties.principal_id.as_ref())
+                .map(|p| p.to_ascii_lowercase()),
+        };
+        let assignments = match &principal {
+            Some(p) => {
+                if !by_principal.contains_key(p) {
+                    let found = api
+                        .list_role_assignments(&desired.account.to_string(), Some(p))
+                        .await?;
+                    by_principal.insert(p.clone(), found);
+                }
+                by_principal[p].clone()
+            }
+            None => Vec::new(),
+        };
+        grants.push(ObservedGrant {
+            principal,
+            assignments,
+        });
+    }
+
+    Ok(Observation::Found(Box::new(Observed {
+        account,
+        identities,
+        storage,
+        key,
+        grants,
+    })))
+}
+
+async fn observe_key(
+    api: &dyn AzureApi,
+    desired: &Desired,
+    account: &MediaAccount,
+    key_id: &KeyId,
+    principal: Option<String>,
+) -> Result<ObservedKey, AzureError> {
+    let subscription = desired.account.subscription();
+    let vaults = api.list_vaults(subscription).await?;
+    let vault = vaults.into_iter().find(|v| {
+        v.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(&key_id.vault_name))
+    });
+    let vault = if let Some(v) = vault {
+        VaultLookup::Found(v)
+    } else {
+        // A deleted vault keeps its region; the key's vault must be in the account's.
+        let location = super::prereqs::normalise_location(
+            account.location.as_deref().unwrap_or(&desired.location),
+        );
+        match api
+            .get_deleted_vault(subscription, &location, &key_id.vault_name)
+            .await?
+        {
+            Some(d) => VaultLookup::SoftDeleted(d),
+            None => VaultLookup::NotFound,
+        }
+    };
+    let (key, assignments) = match &vault {
+        VaultLookup::Found(v) => {
+            let key = api
+                .get_key(&key_id.vault_url, &key_id.name, key_id.version.as_deref())
+                .await?;
+            let rbac = v.properties.enable_rbac_authorization == Some(true);
+            let assignments = match (&principal, &v.id, rbac) {
+                (Some(p), Some(vault_id), true) => {
+                    let scope = format!("{vault_id}/keys/{}", key_id.name);
+                    api.list_role_assignments(&scope, Some(p)).await?
+                }
+                _ => Vec::new(),
+            };
+            (key, assignments)
+        }
+        _ => (None, Vec::new()),
+    };
+    Ok(ObservedKey {
+        key_id: key_id.clone(),
+        vault,
+        key,
+        principal,
+        assignments,
+    })
+}

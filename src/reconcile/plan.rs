@@ -1,0 +1,692 @@
+//! Plan step (pure): compares [`Desired`] with [`Observed`] and lists the Azure writes that make
+//! them equal, in the order Azure needs them:
+//!
+//! 1. the account identity, alone: a new system-assigned principal must exist (and be observed
+//!    on the next pass) before anything can be granted to it;
+//! 2. grants: Storage Blob Data Contributor on each storage account, the encryption identity's
+//!    key access, and the access grants;
+//! 3. the account's storage and encryption settings, which Azure refuses while the grants they
+//!    rely on are missing.
+//!
+//! A converged account gives an empty plan. Role-assignment names are derived from what they
+//! grant and from the Kubernetes object's uid, so a retried or repeated plan writes the same
+//! assignment, never a second one. No I/O.
+
+use std::collections::BTreeMap;
+
+use crate::azure::ResourceId;
+use crate::azure::models::ResourceIdentityBlock;
+use crate::azure::models::UserAssignedIdentityRef;
+use crate::azure::models::authorization::{
+    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, STORAGE_BLOB_DATA_CONTRIBUTOR,
+};
+use crate::azure::models::keyvault::CMK_KEY_PERMISSIONS;
+use crate::azure::models::media::{
+    AccountEncryption, KeyVaultProperties, MediaAccountProperties, MediaStorageAccount,
+    ResourceIdentity,
+};
+use crate::azure::resource_id::ids_equal;
+use crate::crd::account::IdentityType;
+
+use super::desired::{Desired, DesiredEncryption, DesiredStorage, IdentityRef};
+use super::observe::{Observed, VaultLookup};
+use super::prereqs::{Area, BLOB_DATA_ROLES, KEY_WRAP_ROLES, holds_any};
+
+/// A role assignment to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Where.
+    pub scope: ResourceId,
+    /// Its name (a GUID derived from scope, principal, role and owner).
+    pub name: String,
+    /// Role definition GUID.
+    pub role_guid: String,
+    /// To whom.
+    pub principal: String,
+}
+
+/// One Azure write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// PATCH the account's identity block.
+    UpdateIdentity(ResourceIdentityBlock),
+    /// Create a role assignment; `area` says which condition it serves.
+    Grant(Area, Grant),
+    /// Add an access-policy entry with get, wrapKey and unwrapKey for the encryption identity.
+    GrantKeyAccessPolicy {
+        /// The vault.
+        vault: ResourceId,
+        /// Its tenant.
+        tenant_id: String,
+        /// The encryption identity's principal.
+        principal: String,
+    },
+    /// PATCH the account's storage and/or encryption settings.
+    UpdateAccount(MediaAccountProperties),
+}
+
+impl Step {
+    /// The condition this write serves.
+    #[must_use]
+    pub fn area(&self) -> Area {
+        match self {
+            Step::UpdateIdentity(_) => Area::Identity,
+            Step::Grant(area, _) => *area,
+            Step::UpdateAccount(p) if p.storage_accounts.is_some() => Area::Storage,
+            Step::GrantKeyAccessPolicy { .. } | Step::UpdateAccount(_) => Area::Encryption,
+        }
+    }
+}
+
+/// The ordered writes; empty when Azure already matches the spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Writes, in order.
+    pub steps: Vec<Step>,
+    /// The identity changes first and alone; the other areas are planned on the next pass,
+    /// once Azure reports the new principals.
+    pub deferred: bool,
+}
+
+impl Plan {
+    /// Whether a write serves `area` (an `UpdateAccount` may serve storage and encryption).
+    #[must_use]
+    pub fn touches(&self, area: Area) -> bool {
+        self.deferred
+            || self.steps.iter().any(|s| match s {
+                Step::UpdateAccount(p) => match area {
+                    Area::Storage => p.storage_accounts.is_some(),
+                    Area::Encryption => p.encryption.is_some(),
+                    _ => false,
+                },
+                other => other.area() == area,
+            })
+    }
+}
+
+/// Azure's spelling of an identity type.
+#[must_use]
+pub fn identity_type_str(t: IdentityType) -> &'static str {
+    match t {
+        IdentityType::None => "None",
+        IdentityType::SystemAssigned => "SystemAssigned",
+        IdentityType::UserAssigned => "UserAssigned",
+        IdentityType::SystemAssignedUserAssigned => "SystemAssigned,UserAssigned",
+    }
+}
+
+/// The identity block to send, when the account's identity differs from the spec.
+#[must_use]
+pub fn identity_update(desired: &Desired, observed: &Observed) -> Option<ResourceIdentityBlock> {
+    let want = desired.identity.as_ref()?;
+    let have = observed.account.identity.clone().unwrap_or_default();
+    let have_user: Vec<String> = have
+        .user_assigned_identities
+        .iter()
+        .flat_map(BTreeMap::keys)
+        .map(|k| k.to_ascii_lowercase())
+        .collect();
+    let mut want_user: Vec<String> = want
+        .user_assigned
+        .iter()
+        .map(|id| id.to_string().to_ascii_lowercase())
+        .collect();
+    want_user.sort();
+    let mut have_sorted = have_user.clone();
+    have_sorted.sort();
+    let have_user_assigned = have
+        .identity_type
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("UserAssigned"));
+    let same = have.has_system_assigned() == want.type_.has_system_assigned()
+        && have_user_assigned == want.type_.has_user_assigned()
+        && have_sorted == want_user;
+    if same {
+        return None;
+    }
+    Some(ResourceIdentityBlock {
+        identity_type: identity_type_str(want.type_).to_owned(),
+        principal_id: None,
+        tenant_id: None,
+        user_assigned_identities: (!want.user_assigned.is_empty()).then(|| {
+            want.user_assigned
+                .iter()
+                .map(|id| (id.to_string(), UserAssignedIdentityRef::default()))
+                .collect()
+        }),
+    })
+}
+
+/// A role-assignment name (GUID) derived from what it grants and who owns it, so the same grant
+/// always has the same name.
+#[must_use]
+pub fn assignment_name(
+    scope: &ResourceId,
+    principal: &str,
+    role_guid: &str,
+    owner: &str,
+) -> String {
+    let input = format!(
+        "ams-security-operator|{}|{}|{}|{owner}",
+        scope.to_string().to_ascii_lowercase(),
+        principal.to_ascii_lowercase(),
+        role_guid.to_ascii_lowercase()
+    );
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, input.as_bytes()).to_string()
+}
+
+/// The plan. `owner` identifies the Kubernetes object (its uid) for assignment names.
+///
+/// Callers run [`super::prereqs::check`] first and apply nothing when it finds a problem.
+// NB: the plan reads top to bottom in the order Azure needs; splitting it would hide that.
+#[allow(clippy::too_many_lines)]
+#[must_use]
+pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
+    if let Some(identity) = identity_update(desired, observed) {
+        return Plan {
+            steps: vec![Step::UpdateIdentity(identity)],
+            deferred: true,
+        };
+    }
+    let mut steps = Vec::new();
+    let grant = |area, scope: &ResourceId, principal: &str, role: &str| {
+        Step::Grant(
+            area,
+            Grant {
+                scope: scope.clone(),
+                name: assignment_name(scope, principal, role, owner),
+                role_guid: role.to_owned(),
+                principal: principal.to_owned(),
+            },
+        )
+    };
+
+    if let Some(storage) = &desired.storage
+        && storage.managed_identity
+        && storage.grant_access
+    {
+        for seen in &observed.storage {
+            if let Some(p) = &seen.principal
+                && seen.resource.is_some()
+                && holds_any(&seen.assignments, &BLOB_DATA_ROLES).is_none()
+            {
+                steps.push(grant(
+                    Area::Storage,
+                    &seen.id,
+                    p,
+                    STORAGE_BLOB_DATA_CONTRIBUTOR,
+                ));
+            }
+        }
+    }
+
+    if let (
+        Some(DesiredEncryption::CustomerKey {
+            grant_access: true, ..
+        }),
+        Some(k),
+    ) = (&desired.encryption, &observed.key)
+        && let (VaultLookup::Found(vault), Some(principal)) = (&k.vault, &k.principal)
+        && let Some(vault_id) = vault.id.as_deref().and_then(|i| ResourceId::parse(i).ok())
+    {
+        if vault.properties.enable_rbac_authorization == Some(true) {
+            if holds_any(&k.assignments, &KEY_WRAP_ROLES).is_none() {
+                let scope = vault_id.child("keys", &k.key_id.name);
+                steps.push(grant(
+                    Area::Encryption,
+                    &scope,
+                    principal,
+                    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+                ));
+            }
+        } else if !vault.properties.access_policies.iter().any(|p| {
+            p.object_id.eq_ignore_ascii_case(principal) && p.grants_keys(CMK_KEY_PERMISSIONS)
+        }) {
+            steps.push(Step::GrantKeyAccessPolicy {
+                vault: vault_id,
+                tenant_id: vault.properties.tenant_id.clone().unwrap_or_default(),
+                principal: principal.clone(),
+            });
+        }
+    }
+
+    for (want, seen) in desired.access_grants.iter().zip(&observed.grants) {
+        if let Some(p) = &seen.principal
+            && holds_any(&seen.assignments, &[want.role_guid.as_str()]).is_none()
+        {
+            steps.push(grant(
+                Area::AccessGrants,
+                &desired.account,
+                p,
+                &want.role_guid,
+            ));
+        }
+    }
+
+    let mut properties = MediaAccountProperties::default();
+    let current = observed.account.properties.clone().unwrap_or_default();
+    if let Some(storage) = &desired.storage
+        && !storage_matches(storage, &current)
+    {
+        properties.storage_accounts = Some(storage_body(storage));
+        properties.storage_authentication = Some(
+            if storage.managed_identity {
+                "ManagedIdentity"
+            } else {
+                "System"
+            }
+            .to_owned(),
+        );
+    }
+    if let Some(encryption) = &desired.encryption
+        && !encryption_matches(encryption, current.encryption.as_ref())
+    {
+        properties.encryption = Some(encryption_body(encryption));
+    }
+    if properties != MediaAccountProperties::default() {
+        steps.push(Step::UpdateAccount(properties));
+    }
+    Plan {
+        steps,
+        deferred: false,
+    }
+}
+
+fn resource_identity(identity: Option<&IdentityRef>) -> Option<ResourceIdentity> {
+    identity.map(|i| match i {
+        IdentityRef::System => ResourceIdentity {
+            user_assigned_identity: None,
+            use_system_assigned_identity: true,
+        },
+        IdentityRef::User(id) => ResourceIdentity {
+            user_assigned_identity: Some(id.to_string()),
+            use_system_assigned_identity: false,
+        },
+    })
+}
+
+/// `None` for "no identity", whatever way Azure writes it.
+fn normalised_identity(i: Option<&ResourceIdentity>) -> Option<(bool, String)> {
+    let i = i?;
+    let user = i
+        .user_assigned_identity
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    (i.use_system_assigned_identity || !user.is_empty())
+        .then_some((i.use_system_assigned_identity, user))
+}
+
+fn storage_body(storage: &DesiredStorage) -> Vec<MediaStorageAccount> {
+    storage
+        .accounts
+        .iter()
+        .map(|a| MediaStorageAccount {
+            id: Some(a.id.to_string()),
+            account_type: if a.primary { "Primary" } else { "Secondary" }.to_owned(),
+            identity: resource_identity(a.identity.as_ref()),
+            status: None,
+        })
+        .collect()
+}
+
+fn storage_matches(storage: &DesiredStorage, current: &MediaAccountProperties) -> bool {
+    let auth_matches = current
+        .storage_authentication
+        .as_deref()
+        .unwrap_or("System")
+        .eq_ignore_ascii_case(if storage.managed_identity {
+            "ManagedIdentity"
+        } else {
+            "System"
+        });
+    let key = |a: &MediaStorageAccount| {
+        (
+            a.id.as_deref()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_ascii_lowercase(),
+            a.account_type.to_ascii_lowercase(),
+            normalised_identity(a.identity.as_ref()),
+        )
+    };
+    let mut want: Vec<_> = storage_body(storage).iter().map(key).collect();
+    let mut have: Vec<_> = current.storage_accounts.iter().flatten().map(key).collect();
+    want.sort();
+    have.sort();
+    auth_matches && want == have
+}
+
+fn encryption_body(encryption: &DesiredEncryption) -> AccountEncryption {
+    match encryption {
+        DesiredEncryption::SystemKey => AccountEncryption {
+            key_type: "SystemKey".to_owned(),
+            ..AccountEncryption::default()
+        },
+        DesiredEncryption::CustomerKey { key, identity, .. } => AccountEncryption {
+            key_type: "CustomerKey".to_owned(),
+            key_vault_properties: Some(KeyVaultProperties {
+                key_identifier: Some(key.raw.clone()),
+                current_key_identifier: None,
+            }),
+            identity: resource_identity(Some(identity)),
+            status: None,
+        },
+    }
+}
+
+fn encryption_matches(want: &DesiredEncryption, have: Option<&AccountEncryption>) -> bool {
+    let have_type = have.map_or("SystemKey", |e| e.key_type.as_str());
+    match want {
+        DesiredEncryption::SystemKey => have_type.eq_ignore_ascii_case("SystemKey"),
+        DesiredEncryption::CustomerKey { key, identity, .. } => {
+            let Some(have) = have else {
+                return false;
+            };
+            have_type.eq_ignore_ascii_case("CustomerKey")
+                && have
+                    .key_vault_properties
+                    .as_ref()
+                    .and_then(|k| k.key_identifier.as_deref())
+                    .is_some_and(|k| ids_equal(k, &key.raw))
+                && normalised_identity(have.identity.as_ref())
+                    == normalised_identity(resource_identity(Some(identity)).as_ref())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::fixtures::*;
+    use crate::reconcile::observe::VaultLookup;
+    use serde_json::json;
+
+    const SBDC: &str = STORAGE_BLOB_DATA_CONTRIBUTOR;
+    const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+    fn kinds(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| match s {
+                Step::UpdateIdentity(i) => format!("UpdateIdentity({})", i.identity_type),
+                Step::Grant(area, g) => format!("Grant({area:?}, {})", g.role_guid),
+                Step::GrantKeyAccessPolicy { .. } => "GrantKeyAccessPolicy".to_owned(),
+                Step::UpdateAccount(p) => format!(
+                    "UpdateAccount(storage={}, encryption={})",
+                    p.storage_accounts.is_some(),
+                    p.encryption.is_some()
+                ),
+            })
+            .collect()
+    }
+
+    /// The plan for each situation, as a table: what Azure needs, in the order it needs it,
+    /// and nothing at all once converged.
+    // NB: the table of cases is most of the length.
+    #[allow(clippy::too_many_lines)]
+    #[test]
+    fn plans_follow_identity_then_grants_then_account_and_are_empty_when_converged() {
+        let cmk = "https://media-kv.vault.azure.net/keys/account-key";
+        let mut cmk_spec = trusted_storage_spec();
+        cmk_spec["encryption"] = json!({ "type": "CustomerKey", "keyIdentifier": cmk });
+        let rbac_key =
+            "https://media-kv.vault.azure.net/keys/account-key/0123456789abcdef0123456789abcdef";
+        let cases: Vec<(&str, Desired, Observed, Vec<&str>)> = vec![
+            (
+                "new account: the identity alone comes first",
+                desired(trusted_storage_spec()),
+                World::new_account()
+                    .with_storage("mediaprimary", None, &[], None)
+                    .0,
+                vec!["UpdateIdentity(SystemAssigned)"],
+            ),
+            (
+                "identity on: grant, then switch storage authentication",
+                desired(trusted_storage_spec()),
+                World::new_account()
+                    .with_system_identity()
+                    .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)
+                    .0,
+                vec![
+                    "Grant(Storage, ba92f5b4-2d11-453d-a403-e96b0029c9fe)",
+                    "UpdateAccount(storage=true, encryption=false)",
+                ],
+            ),
+            (
+                "generic Contributor does not count as blob access",
+                desired(trusted_storage_spec()),
+                World::new_account()
+                    .with_system_identity()
+                    .with_storage("mediaprimary", Some(PRINCIPAL), &[CONTRIBUTOR], None)
+                    .with_trusted_storage_applied()
+                    .0,
+                vec!["Grant(Storage, ba92f5b4-2d11-453d-a403-e96b0029c9fe)"],
+            ),
+            (
+                "converged trusted storage: nothing",
+                desired(trusted_storage_spec()),
+                World::new_account()
+                    .with_system_identity()
+                    .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
+                    .with_trusted_storage_applied()
+                    .0,
+                vec![],
+            ),
+            (
+                "grantAccess false: no grant, only the account",
+                desired({
+                    let mut s = trusted_storage_spec();
+                    s["storage"]["grantAccess"] = json!(false);
+                    s
+                }),
+                World::new_account()
+                    .with_system_identity()
+                    .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)
+                    .0,
+                vec!["UpdateAccount(storage=true, encryption=false)"],
+            ),
+            (
+                "customer key in a policy vault: access policy, then encryption",
+                desired(cmk_spec.clone()),
+                World::new_account()
+                    .with_system_identity()
+                    .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
+                    .with_trusted_storage_applied()
+                    .with_key(
+                        cmk,
+                        VaultLookup::Found(vault("media-kv", false)),
+                        Some(rsa_key("account-key", "v1", 2048)),
+                        Some(PRINCIPAL),
+                    )
+                    .0,
+                vec![
+                    "GrantKeyAccessPolicy",
+                    "UpdateAccount(storage=false, encryption=true)",
+                ],
+            ),
+            (
+                "customer key in an RBAC vault: role at the key, then encryption",
+                desired(
+                    json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": rbac_key } }),
+                ),
+                World::new_account()
+                    .with_system_identity()
+                    .with_key(
+                        rbac_key,
+                        VaultLookup::Found(vault("media-kv", true)),
+                        Some(rsa_key("account-key", "v1", 2048)),
+                        Some(PRINCIPAL),
+                    )
+                    .0,
+                vec![
+                    "Grant(Encryption, e147488a-f6f5-4113-8e2d-b22465e65bf6)",
+                    "UpdateAccount(storage=false, encryption=true)",
+                ],
+            ),
+            (
+                "RBAC key role already held: only the encryption",
+                desired(
+                    json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": rbac_key } }),
+                ),
+                World::new_account()
+                    .with_system_identity()
+                    .with_key(
+                        rbac_key,
+                        VaultLookup::Found(vault("media-kv", true)),
+                        Some(rsa_key("account-key", "v1", 2048)),
+                        Some(PRINCIPAL),
+                    )
+                    .with_key_assignments(vec![assignment(
+                        &format!("{}/keys/account-key", vault_id("media-kv")),
+                        PRINCIPAL,
+                        KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+                    )])
+                    .0,
+                vec!["UpdateAccount(storage=false, encryption=true)"],
+            ),
+            (
+                "user-assigned identity attached: its principal gets the storage grant",
+                desired(json!({
+                    "identity": { "type": "UserAssigned", "userAssignedIdentities": [uai_id()] },
+                    "storage": { "authentication": "ManagedIdentity", "accounts": [
+                        { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "userAssignedIdentity": uai_id() } } ] },
+                })),
+                {
+                    let mut w = World::new_account().with_uai().with_storage(
+                        "mediaprimary",
+                        Some(UAI_PRINCIPAL),
+                        &[],
+                        None,
+                    );
+                    w.0.account.identity = Some(ResourceIdentityBlock {
+                        identity_type: "UserAssigned".into(),
+                        principal_id: None,
+                        tenant_id: None,
+                        user_assigned_identities: Some(
+                            [(uai_id(), UserAssignedIdentityRef::default())].into(),
+                        ),
+                    });
+                    w.0
+                },
+                vec![
+                    "Grant(Storage, ba92f5b4-2d11-453d-a403-e96b0029c9fe)",
+                    "UpdateAccount(storage=true, encryption=false)",
+                ],
+            ),
+            (
+                "customer key converged, identifier compared case-insensitively",
+                desired(cmk_spec),
+                {
+                    let mut v = vault("media-kv", false);
+                    v.properties.access_policies =
+                        vec![policy(PRINCIPAL, &["Get", "WrapKey", "UnwrapKey"])];
+                    World::new_account()
+                        .with_system_identity()
+                        .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
+                        .with_trusted_storage_applied()
+                        .with_key(
+                            cmk,
+                            VaultLookup::Found(v),
+                            Some(rsa_key("account-key", "v1", 2048)),
+                            Some(PRINCIPAL),
+                        )
+                        .with_encryption(
+                            "https://MEDIA-KV.vault.azure.net/keys/account-key",
+                            "https://media-kv.vault.azure.net/keys/account-key/v1",
+                        )
+                        .0
+                },
+                vec![],
+            ),
+            (
+                "access grant missing: a role at the account",
+                desired(
+                    json!({ "accessGrants": [ { "principalId": "44444444-aaaa-bbbb-cccc-000000000004", "role": "Reader" } ] }),
+                ),
+                World::new_account()
+                    .with_grant("44444444-aaaa-bbbb-cccc-000000000004", &[])
+                    .0,
+                vec!["Grant(AccessGrants, acdd72a7-3385-48ef-bd42-f606fba81ae7)"],
+            ),
+            (
+                "access grant held: nothing",
+                desired(
+                    json!({ "accessGrants": [ { "principalId": "44444444-aaaa-bbbb-cccc-000000000004", "role": "Reader" } ] }),
+                ),
+                World::new_account()
+                    .with_grant(
+                        "44444444-aaaa-bbbb-cccc-000000000004",
+                        &["acdd72a7-3385-48ef-bd42-f606fba81ae7"],
+                    )
+                    .0,
+                vec![],
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (name, desired, observed, expected) in cases {
+            let got = kinds(&plan(&desired, &observed, "uid-1"));
+            if got != expected {
+                wrong.push(format!(
+                    "{name}:\n  expected {expected:?}\n  got      {got:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// While the identity changes, every other area is deferred to the next pass.
+    #[test]
+    fn an_identity_change_defers_every_other_area() {
+        let p = plan(
+            &desired(trusted_storage_spec()),
+            &World::new_account()
+                .with_storage("mediaprimary", None, &[], None)
+                .0,
+            "uid-1",
+        );
+        assert!(p.deferred);
+        assert!(p.touches(Area::Storage) && p.touches(Area::Encryption));
+    }
+
+    /// Assignment names are stable for the same grant and owner (a retry reuses the name), and
+    /// differ when any of scope, principal, role or owner differs.
+    #[test]
+    fn assignment_names_are_deterministic_and_distinct() {
+        let scope = ResourceId::parse(&storage_id("mediaprimary")).expect("id");
+        let other = ResourceId::parse(&storage_id("mediaarchive")).expect("id");
+        let a = assignment_name(&scope, PRINCIPAL, SBDC, "uid-1");
+        assert_eq!(
+            a,
+            assignment_name(&scope, &PRINCIPAL.to_uppercase(), SBDC, "uid-1")
+        );
+        let variants = [
+            assignment_name(&other, PRINCIPAL, SBDC, "uid-1"),
+            assignment_name(&scope, UAI_PRINCIPAL, SBDC, "uid-1"),
+            assignment_name(&scope, PRINCIPAL, CONTRIBUTOR, "uid-1"),
+            assignment_name(&scope, PRINCIPAL, SBDC, "uid-2"),
+        ];
+        for v in &variants {
+            assert_ne!(&a, v);
+        }
+        assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a} is not a GUID");
+    }
+
+    /// The identity block uses Azure's spelling and lists exactly the spec's identities.
+    #[test]
+    fn identity_update_uses_azure_spelling_and_the_spec_identities() {
+        let d = desired(
+            json!({ "identity": { "type": "SystemAssigned,UserAssigned", "userAssignedIdentities": [uai_id()] } }),
+        );
+        let block =
+            identity_update(&d, &World::new_account().with_system_identity().0).expect("differs");
+        assert_eq!(block.identity_type, "SystemAssigned,UserAssigned");
+        let ids: Vec<_> = block
+            .user_assigned_identities
+            .expect("listed")
+            .into_keys()
+            .collect();
+        assert_eq!(ids, [uai_id()]);
+    }
+}

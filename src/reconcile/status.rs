@@ -1,0 +1,757 @@
+//! Status step (pure): computes the resource's status from what this pass found and did, and
+//! the previous status. Conditions follow `crd::conditions`: one per area plus
+//! `CustomerKeyInaccessible` and the `Ready` summary, each with `observedGeneration`, and a
+//! `lastTransitionTime` that moves only when the condition's status changes.
+//!
+//! The result equals the previous status exactly when nothing changed, so the caller writes
+//! only on inequality. Conditions of other types (other owners) are kept as they are. No I/O,
+//! no clock: `now` is an argument.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::azure::models::authorization::last_segment;
+use crate::azure::{AzureError, ErrorClass};
+use crate::crd::account::{
+    AccessGrantStatus, EncryptionStatus, IdentityStatus, MediaServicesAccountStatus, StorageStatus,
+    UserAssignedIdentityStatus,
+};
+use crate::crd::conditions::{reasons, types};
+
+use super::apply::{Applied, Outcome};
+use super::desired::{Desired, DesiredEncryption};
+use super::observe::Observed;
+use super::plan::{Plan, identity_type_str};
+use super::prereqs::{Area, BLOB_DATA_ROLES, Problem, holds_any, key_access_cause};
+
+/// Longest condition message kept; Azure messages can be long.
+const MAX_MESSAGE: usize = 1024;
+
+/// What this pass amounts to.
+#[derive(Debug)]
+pub enum Verdict<'a> {
+    /// `spec.suspend`: nothing was read or written.
+    Suspended,
+    /// The spec breaks a rule; the message lists every violation.
+    InvalidSpec(String),
+    /// Something stopped the pass before it could judge the account (the account is missing,
+    /// credentials are unusable, Azure refused a read): only `Ready` changes.
+    Blocked {
+        /// Reason.
+        reason: &'static str,
+        /// What to fix.
+        message: String,
+    },
+    /// A parked operation is still running.
+    Waiting {
+        /// What it is, for the message.
+        operation: String,
+    },
+    /// The account was observed, checked, and (unless a prerequisite failed) planned and applied.
+    Reconciled {
+        /// What the spec asks for.
+        desired: &'a Desired,
+        /// What was found.
+        observed: &'a Observed,
+        /// Failed prerequisites (nothing was applied when any is not propagating).
+        problems: &'a [Problem],
+        /// The plan.
+        plan: &'a Plan,
+        /// What applying it did (`None` when it was held back by a problem).
+        applied: Option<&'a Applied>,
+        /// A parked operation that just failed: its error and the area it served.
+        failed_operation: Option<(&'a AzureError, Area)>,
+    },
+}
+
+/// Condition reason for a failed Azure call.
+#[must_use]
+pub fn error_reason(error: &AzureError) -> &'static str {
+    if matches!(error, AzureError::OperationFailed { .. }) {
+        return reasons::OPERATION_FAILED;
+    }
+    match error.class() {
+        ErrorClass::Throttled => reasons::THROTTLED,
+        ErrorClass::Propagating => reasons::PROPAGATING,
+        ErrorClass::Transient => reasons::TRANSIENT_ERROR,
+        ErrorClass::UserActionRequired if error.status() == Some(403) => {
+            reasons::OPERATOR_FORBIDDEN
+        }
+        ErrorClass::UserActionRequired | ErrorClass::NotFound => reasons::USER_ACTION_REQUIRED,
+    }
+}
+
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// Sets (or adds) a condition, keeping `lastTransitionTime` when its status is unchanged.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let message = truncate(message);
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Time(now);
+                status.clone_into(&mut c.status);
+            }
+            reason.clone_into(&mut c.reason);
+            c.message = message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        }),
+    }
+}
+
+const AREAS: [(Area, &str); 4] = [
+    (Area::Identity, types::IDENTITY_READY),
+    (Area::Storage, types::STORAGE_ACCESS_READY),
+    (Area::Encryption, types::ENCRYPTION_READY),
+    (Area::AccessGrants, types::ACCESS_GRANTS_READY),
+];
+
+/// The new status.
+#[must_use]
+pub fn compute(
+    previous: &MediaServicesAccountStatus,
+    generation: Option<i64>,
+    verdict: &Verdict<'_>,
+    now: Timestamp,
+) -> MediaServicesAccountStatus {
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    let set = |status: &mut MediaServicesAccountStatus, t: &str, s: &str, r: &str, m: String| {
+        set_condition(&mut status.conditions, t, s, r, m, generation, now);
+    };
+    match verdict {
+        Verdict::Suspended => set(
+            &mut status,
+            types::READY,
+            "False",
+            reasons::SUSPENDED,
+            "reconciliation is suspended by spec.suspend: no Azure calls are made".to_owned(),
+        ),
+        Verdict::InvalidSpec(message) => set(
+            &mut status,
+            types::READY,
+            "False",
+            reasons::INVALID_SPEC,
+            format!("{message}; nothing is written to Azure until the spec is fixed"),
+        ),
+        Verdict::Blocked { reason, message } => {
+            set(&mut status, types::READY, "False", reason, message.clone());
+        }
+        Verdict::Waiting { operation } => set(
+            &mut status,
+            types::READY,
+            "False",
+            reasons::IN_PROGRESS,
+            format!("waiting for Azure to finish: {operation}"),
+        ),
+        Verdict::Reconciled {
+            desired,
+            observed,
+            problems,
+            plan,
+            applied,
+            failed_operation,
+        } => {
+            reconciled(
+                &mut status,
+                desired,
+                observed,
+                problems,
+                plan,
+                *applied,
+                *failed_operation,
+                generation,
+                now,
+            );
+        }
+    }
+    status
+}
+
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+fn reconciled(
+    status: &mut MediaServicesAccountStatus,
+    desired: &Desired,
+    observed: &Observed,
+    problems: &[Problem],
+    plan: &Plan,
+    applied: Option<&Applied>,
+    failed_operation: Option<(&AzureError, Area)>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let blocked = problems.iter().any(|p| !p.propagating);
+    let mut area_states = Vec::new();
+    for (area, type_) in AREAS {
+        let managed = match area {
+            Area::Identity => desired.identity.is_some(),
+            Area::Storage => desired.storage.is_some(),
+            Area::Encryption => desired.encryption.is_some(),
+            Area::AccessGrants => !desired.access_grants.is_empty(),
+        };
+        let outcome = applied.map(|a| &a.outcome);
+        let (s, reason, message): (&str, &str, String) = if let Some(p) =
+            problems.iter().find(|p| p.area == area)
+        {
+            let reason = if p.propagating {
+                reasons::PROPAGATING
+            } else {
+                p.reason
+            };
+            ("False", reason, p.message.clone())
+        } else if let Some(
+            Outcome::Failed { area: a, error } | Outcome::Propagating { area: a, error },
+        ) = outcome
+            && *a == area
+        {
+            ("False", error_reason(error), error.to_string())
+        } else if !managed {
+            (
+                "True",
+                reasons::NOT_MANAGED,
+                "this part of the spec is absent, so the operator leaves it as it is in Azure"
+                    .to_owned(),
+            )
+        } else if let Some((error, a)) = failed_operation
+            && a == area
+        {
+            ("False", reasons::OPERATION_FAILED, error.to_string())
+        } else if plan.touches(area) {
+            if blocked {
+                (
+                    "False",
+                    reasons::BLOCKED,
+                    "changes are held back until the failed prerequisite on another condition is fixed".to_owned(),
+                )
+            } else {
+                let done: Vec<&str> = applied
+                    .iter()
+                    .flat_map(|a| a.writes.iter())
+                    .filter(|w| w.area == area)
+                    .map(|w| w.message.as_str())
+                    .collect();
+                let message = if done.is_empty() {
+                    "waiting for the identity change to finish before this part is reconciled"
+                        .to_owned()
+                } else {
+                    format!("applied, waiting for Azure to confirm: {}", done.join("; "))
+                };
+                ("False", reasons::IN_PROGRESS, message)
+            }
+        } else {
+            ("True", reasons::SUCCEEDED, summary(area, desired, observed))
+        };
+        set_condition(
+            &mut status.conditions,
+            type_,
+            s,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        );
+        area_states.push((type_, s == "True", reason.to_owned(), message));
+    }
+
+    // Customer-key access, judged from the key the account uses now.
+    let account_encryption = observed
+        .account
+        .properties
+        .as_ref()
+        .and_then(|p| p.encryption.as_ref());
+    let uses_customer_key =
+        account_encryption.is_some_and(|e| e.key_type.eq_ignore_ascii_case("CustomerKey"));
+    let (ks, kr, km): (&str, &str, String) = if !uses_customer_key {
+        (
+            "False",
+            reasons::SYSTEM_KEY,
+            "the account uses a Microsoft-managed key".to_owned(),
+        )
+    } else if let Some(DesiredEncryption::CustomerKey { key, .. }) = &desired.encryption {
+        match problems
+            .iter()
+            .filter(|p| p.area == Area::Encryption)
+            .find_map(|p| key_access_cause(p.reason).map(|c| (c, p)))
+        {
+            Some((cause, p)) => ("True", cause, p.message.clone()),
+            None => (
+                "False",
+                reasons::KEY_ACCESSIBLE,
+                format!(
+                    "the account's identity can use key {} in vault {}",
+                    key.name, key.vault_name
+                ),
+            ),
+        }
+    } else {
+        (
+            "Unknown",
+            reasons::NOT_MANAGED,
+            "the account uses a customer-managed key that spec.encryption does not name, so the operator does not check it".to_owned(),
+        )
+    };
+    set_condition(
+        &mut status.conditions,
+        types::CUSTOMER_KEY_INACCESSIBLE,
+        ks,
+        kr,
+        km.clone(),
+        generation,
+        now,
+    );
+
+    let first_failure = problems
+        .iter()
+        .find(|p| !p.propagating)
+        .and_then(|p| {
+            area_states
+                .iter()
+                .find(|(t, ..)| *t == p.area.condition_type())
+        })
+        .or_else(|| area_states.iter().find(|(_, ok, _, _)| !ok));
+    let (rs, rr, rm) = match first_failure {
+        Some((type_, _, reason, message)) => {
+            ("False", reason.clone(), format!("{type_}: {message}"))
+        }
+        None if ks == "True" => (
+            "False",
+            kr.to_owned(),
+            format!("{}: {km}", types::CUSTOMER_KEY_INACCESSIBLE),
+        ),
+        None => (
+            "True",
+            reasons::SUCCEEDED.to_owned(),
+            "the account's security state matches the spec".to_owned(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        types::READY,
+        rs,
+        &rr,
+        rm,
+        generation,
+        now,
+    );
+
+    status.identity = observed.account.identity.as_ref().map(|i| IdentityStatus {
+        principal_id: i.principal_id.clone(),
+        tenant_id: i.tenant_id.clone(),
+        user_assigned: i
+            .user_assigned_identities
+            .iter()
+            .flatten()
+            .map(|(id, r)| UserAssignedIdentityStatus {
+                id: id.clone(),
+                principal_id: r.principal_id.clone(),
+                client_id: r.client_id.clone(),
+            })
+            .collect(),
+    });
+    status.encryption = encryption_status(status.encryption.take(), account_encryption, now);
+    status.storage = observed
+        .storage
+        .iter()
+        .filter(|s| s.resource.is_some())
+        .map(|s| StorageStatus {
+            id: s.id.to_string(),
+            role_assignment_id: holds_any(&s.assignments, &BLOB_DATA_ROLES)
+                .filter(|i| !i.is_empty()),
+        })
+        .collect();
+    status.access_grants = desired
+        .access_grants
+        .iter()
+        .zip(&observed.grants)
+        .filter_map(|(want, seen)| {
+            Some(AccessGrantStatus {
+                principal_id: seen.principal.clone()?,
+                role_definition_id: want.role_guid.clone(),
+                role_assignment_id: holds_any(&seen.assignments, &[want.role_guid.as_str()])
+                    .filter(|i| !i.is_empty()),
+            })
+        })
+        .collect();
+    let waiting = problems.iter().any(|p| p.propagating)
+        || applied.is_some_and(|a| matches!(a.outcome, Outcome::Propagating { .. }));
+    status.propagating_since = if waiting {
+        status.propagating_since.take().or(Some(Time(now)))
+    } else {
+        None
+    };
+}
+
+fn encryption_status(
+    previous: Option<EncryptionStatus>,
+    account: Option<&crate::azure::models::media::AccountEncryption>,
+    now: Timestamp,
+) -> Option<EncryptionStatus> {
+    let current = account
+        .filter(|e| e.key_type.eq_ignore_ascii_case("CustomerKey"))
+        .and_then(|e| e.key_vault_properties.as_ref())
+        .and_then(|k| k.current_key_identifier.clone());
+    let current = current?;
+    let version = last_segment(&current).to_owned();
+    let previous = previous.unwrap_or_default();
+    let rotated = previous
+        .key_version
+        .as_deref()
+        .is_some_and(|v| !v.eq_ignore_ascii_case(&version));
+    Some(EncryptionStatus {
+        current_key_identifier: Some(current),
+        key_version: Some(version),
+        last_rotation_time: if rotated {
+            Some(Time(now))
+        } else {
+            previous.last_rotation_time
+        },
+        last_key_access_check_time: previous.last_key_access_check_time,
+    })
+}
+
+fn summary(area: Area, desired: &Desired, observed: &Observed) -> String {
+    match area {
+        Area::Identity => {
+            let i = observed.account.identity.clone().unwrap_or_default();
+            let mut parts = vec![format!(
+                "identity is {}",
+                desired
+                    .identity
+                    .as_ref()
+                    .map_or(i.identity_type.as_str(), |d| identity_type_str(d.type_))
+            )];
+            if let Some(p) = &i.principal_id {
+                parts.push(format!("system-assigned principal {p}"));
+            }
+            let n = i
+                .user_assigned_identities
+                .as_ref()
+                .map_or(0, std::collections::BTreeMap::len);
+            if n > 0 {
+                parts.push(format!("{n} user-assigned identities attached"));
+            }
+            parts.join("; ")
+        }
+        Area::Storage => {
+            let n = observed.storage.len();
+            match &desired.storage {
+                Some(s) if s.managed_identity => format!(
+                    "{n} storage account(s) attached with managed-identity authentication; each identity holds blob data access"
+                ),
+                _ => format!("{n} storage account(s) attached with storage-key authentication"),
+            }
+        }
+        Area::Encryption => match &desired.encryption {
+            Some(DesiredEncryption::CustomerKey { key, .. }) => {
+                let current = observed
+                    .account
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.encryption.as_ref())
+                    .and_then(|e| e.key_vault_properties.as_ref())
+                    .and_then(|k| k.current_key_identifier.clone());
+                format!(
+                    "the account key is encrypted with customer key {}{}",
+                    key.raw,
+                    current
+                        .map(|c| format!(" (in use: {c})"))
+                        .unwrap_or_default()
+                )
+            }
+            _ => "the account key is encrypted with a Microsoft-managed key".to_owned(),
+        },
+        Area::AccessGrants => format!(
+            "{} access grant(s) hold their role on the account",
+            desired.access_grants.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::fixtures::*;
+    use crate::reconcile::observe::VaultLookup;
+    use crate::reconcile::plan::plan;
+    use crate::reconcile::prereqs::check;
+    use serde_json::json;
+
+    const SBDC: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+    const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("valid")
+    }
+
+    fn pass(
+        previous: &MediaServicesAccountStatus,
+        desired: &Desired,
+        observed: &Observed,
+        now: Timestamp,
+    ) -> MediaServicesAccountStatus {
+        let problems = check(desired, observed, None, false, now);
+        let plan = plan(desired, observed, "uid");
+        compute(
+            previous,
+            Some(1),
+            &Verdict::Reconciled {
+                desired,
+                observed,
+                problems: &problems,
+                plan: &plan,
+                applied: None,
+                failed_operation: None,
+            },
+            now,
+        )
+    }
+
+    fn states(s: &MediaServicesAccountStatus) -> Vec<(String, String, String)> {
+        s.conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    fn converged() -> (Desired, Observed) {
+        (
+            desired(trusted_storage_spec()),
+            World::new_account()
+                .with_system_identity()
+                .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
+                .with_trusted_storage_applied()
+                .0,
+        )
+    }
+
+    /// A converged account: every condition good, and a second pass gives the identical status,
+    /// so the operator writes nothing.
+    #[test]
+    fn a_converged_account_is_ready_and_a_second_pass_changes_nothing() {
+        let (d, o) = converged();
+        let first = pass(&MediaServicesAccountStatus::default(), &d, &o, at(1000));
+        let expected = [
+            ("IdentityReady", "True", "Succeeded"),
+            ("StorageAccessReady", "True", "Succeeded"),
+            ("EncryptionReady", "True", "NotManaged"),
+            ("AccessGrantsReady", "True", "NotManaged"),
+            ("CustomerKeyInaccessible", "False", "SystemKey"),
+            ("Ready", "True", "Succeeded"),
+        ];
+        assert_eq!(
+            states(&first),
+            expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+        );
+        assert_eq!(
+            first
+                .identity
+                .as_ref()
+                .and_then(|i| i.principal_id.as_deref()),
+            Some(PRINCIPAL)
+        );
+        assert!(
+            first.storage[0].role_assignment_id.is_some(),
+            "{:?}",
+            first.storage
+        );
+        let second = pass(&first, &d, &o, at(2000));
+        assert_eq!(
+            first, second,
+            "a pass over an unchanged world changed the status"
+        );
+    }
+
+    /// `lastTransitionTime` moves only when a condition's status changes; conditions of other
+    /// owners are left alone.
+    #[test]
+    fn transition_times_move_only_on_status_changes_and_foreign_conditions_stay() {
+        let (d, o) = converged();
+        let mut previous = pass(&MediaServicesAccountStatus::default(), &d, &o, at(1000));
+        previous
+            .conditions
+            .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "example.com/Audited".into(),
+                status: "True".into(),
+                reason: "Checked".into(),
+                message: String::new(),
+                observed_generation: Some(1),
+                last_transition_time: Time(at(10)),
+            });
+        let mut broken = o.clone();
+        broken.storage[0].assignments.clear();
+        let after = pass(&previous, &d, &broken, at(2000));
+        let t = |s: &MediaServicesAccountStatus, ty: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == ty)
+                .map(|c| c.last_transition_time.0)
+        };
+        assert_eq!(
+            t(&after, "StorageAccessReady"),
+            Some(at(2000)),
+            "changed status, new time"
+        );
+        assert_eq!(t(&after, "Ready"), Some(at(2000)));
+        assert_eq!(
+            t(&after, "IdentityReady"),
+            Some(at(1000)),
+            "unchanged status, old time"
+        );
+        assert_eq!(
+            t(&after, "example.com/Audited"),
+            Some(at(10)),
+            "foreign condition touched"
+        );
+    }
+
+    /// A failed prerequisite shows on its condition and as Ready's reason; the other areas whose
+    /// changes it holds back say so.
+    #[test]
+    fn a_failed_prerequisite_is_ready_reason_and_holds_back_other_changes() {
+        let d = desired(json!({
+            "identity": { "type": "SystemAssigned" },
+            "storage": { "authentication": "ManagedIdentity", "accounts": [
+                { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "useSystemAssignedIdentity": true } } ] },
+            "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
+        }));
+        let mut v = vault("media-kv", false);
+        v.location = Some("northeurope".into());
+        let o = World::new_account()
+            .with_system_identity()
+            .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)
+            .with_key(
+                KEY,
+                VaultLookup::Found(v),
+                Some(rsa_key("account-key", "v1", 2048)),
+                Some(PRINCIPAL),
+            )
+            .0;
+        let s = pass(&MediaServicesAccountStatus::default(), &d, &o, at(1000));
+        let get = |ty: &str| {
+            s.condition(ty)
+                .map(|c| (c.status.as_str(), c.reason.as_str()))
+        };
+        assert_eq!(
+            get("EncryptionReady"),
+            Some(("False", "VaultRegionMismatch"))
+        );
+        assert_eq!(get("StorageAccessReady"), Some(("False", "Blocked")));
+        assert_eq!(get("Ready"), Some(("False", "VaultRegionMismatch")));
+        let ready = s.condition("Ready").expect("ready");
+        assert!(
+            ready.message.starts_with("EncryptionReady: "),
+            "{}",
+            ready.message
+        );
+    }
+
+    /// When the account already uses the key and the key is disabled, the account has lost its
+    /// key: `CustomerKeyInaccessible=True` with the cause, and `Ready=False`.
+    #[test]
+    fn a_disabled_key_in_use_raises_customer_key_inaccessible_with_the_cause() {
+        let d = desired(
+            json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": KEY } }),
+        );
+        let mut key = rsa_key("account-key", "v1", 2048);
+        key.enabled = false;
+        let mut v = vault("media-kv", false);
+        v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey", "unwrapKey"])];
+        let o = World::new_account()
+            .with_system_identity()
+            .with_key(KEY, VaultLookup::Found(v), Some(key), Some(PRINCIPAL))
+            .with_encryption(KEY, &format!("{KEY}/v1"))
+            .0;
+        let s = pass(&MediaServicesAccountStatus::default(), &d, &o, at(1000));
+        let cki = s.condition("CustomerKeyInaccessible").expect("condition");
+        assert_eq!(
+            (cki.status.as_str(), cki.reason.as_str()),
+            ("True", "KeyDisabled")
+        );
+        assert_eq!(
+            s.condition("Ready").map(|c| c.status.as_str()),
+            Some("False")
+        );
+        assert_eq!(
+            s.encryption.as_ref().and_then(|e| e.key_version.as_deref()),
+            Some("v1")
+        );
+    }
+
+    /// A new key version in use is recorded as a rotation.
+    #[test]
+    fn a_new_key_version_in_use_records_the_rotation_time() {
+        let account = |current: &str| crate::azure::models::media::AccountEncryption {
+            key_type: "CustomerKey".into(),
+            key_vault_properties: Some(crate::azure::models::media::KeyVaultProperties {
+                key_identifier: Some(KEY.into()),
+                current_key_identifier: Some(format!("{KEY}/{current}")),
+            }),
+            ..Default::default()
+        };
+        let first = encryption_status(None, Some(&account("v1")), at(1000)).expect("status");
+        assert_eq!(first.last_rotation_time, None);
+        let same =
+            encryption_status(Some(first.clone()), Some(&account("v1")), at(2000)).expect("status");
+        assert_eq!(same, first);
+        let rotated =
+            encryption_status(Some(first), Some(&account("v2")), at(3000)).expect("status");
+        assert_eq!(rotated.key_version.as_deref(), Some("v2"));
+        assert_eq!(rotated.last_rotation_time, Some(Time(at(3000))));
+    }
+
+    /// Suspend and invalid specs change only `Ready`, with their reasons.
+    #[test]
+    fn suspend_and_invalid_spec_set_ready_with_their_reasons() {
+        let s = compute(
+            &MediaServicesAccountStatus::default(),
+            Some(3),
+            &Verdict::Suspended,
+            at(1),
+        );
+        assert_eq!(
+            states(&s),
+            [("Ready".into(), "False".into(), "Suspended".into())]
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        let s = compute(
+            &s,
+            Some(4),
+            &Verdict::InvalidSpec("spec.x: bad".into()),
+            at(2),
+        );
+        let ready = s.condition("Ready").expect("ready");
+        assert_eq!(ready.reason, "InvalidSpec");
+        assert!(ready.message.contains("spec.x: bad"));
+        assert_eq!(
+            ready.last_transition_time,
+            Time(at(1)),
+            "False stayed False"
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! What every end-to-end test needs: the emulator seeded with `world.yaml`, the operator's main
+//! job running in-process through `controller::run` (the same code path as
+//! `ams-security-operator run`) and authenticating with workload identity, and helpers to
+//! create resources, wait for conditions and read the emulator's request log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ams_security_operator::azure::transport::TransportConfig;
+use ams_security_operator::azure::{AzureClients, AzureCloud, AzureConfig, CredentialSource};
+use ams_security_operator::controller::{self, Context, Settings};
+use ams_security_operator::crd::MediaServicesAccount;
+use ams_security_operator::emulator::{Emulator, EmulatorConfig, LoggedRequest, Seed};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use serde_json::{Value, json};
+
+/// The media subscription.
+pub const SUB: &str = "1a2b3c4d-0000-4000-8000-000000000001";
+/// The other subscription.
+pub const OTHER_SUB: &str = "1a2b3c4d-0000-4000-8000-000000000002";
+/// The account's name.
+pub const ACCOUNT: &str = "mediaacct";
+/// The service account subject the operator's federated credential names.
+const OPERATOR_SUBJECT: &str = "system:serviceaccount:ams-system:ams-security-operator";
+
+/// ARM id of a resource in the media resource group.
+pub fn media_id(provider_type: &str, name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/media/providers/{provider_type}/{name}")
+}
+
+/// The Media Services account's ARM id.
+pub fn account_id() -> String {
+    media_id("Microsoft.Media/mediaservices", ACCOUNT)
+}
+
+/// A storage account's ARM id in the media resource group.
+pub fn storage_id(name: &str) -> String {
+    media_id("Microsoft.Storage/storageAccounts", name)
+}
+
+/// The user-assigned identity's ARM id.
+pub fn identity_id() -> String {
+    media_id(
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "media-id",
+    )
+}
+
+/// The seed, as committed.
+pub fn seed() -> Seed {
+    Seed::from_yaml(include_str!("world.yaml")).expect("tests/e2e/world.yaml is a valid seed")
+}
+
+/// An emulator over the e2e world that keeps response bodies in its log.
+pub async fn emulator() -> Emulator {
+    emulator_with(|_| {}).await
+}
+
+/// [`emulator`] with changed settings.
+pub async fn emulator_with(change: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    let mut config = EmulatorConfig {
+        key_check_interval: None,
+        record_bodies: true,
+        ..EmulatorConfig::with_seed(seed())
+    };
+    change(&mut config);
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+/// The operator's main job, running in this process against one namespace.
+pub struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), controller::RunError>>,
+    clients: Arc<AzureClients>,
+    credential: CredentialSource,
+    token_file: PathBuf,
+}
+
+impl Operator {
+    /// Starts `controller::run` for `namespace`, with workload identity whose projected token
+    /// the emulator minted for the operator's federated credential.
+    pub fn start(client: &Client, emu: &Emulator, namespace: &str) -> Self {
+        // Logs go to the test's captured output; RUST_LOG picks the level (default: warnings).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .try_init();
+        let token = emu
+            .mint_service_account_token(OPERATOR_SUBJECT)
+            .expect("mint a service account token");
+        let token_file =
+            std::env::temp_dir().join(format!("ams-e2e-token-{}-{namespace}", std::process::id()));
+        std::fs::write(&token_file, token).expect("write the token file");
+        let credential = CredentialSource::WorkloadIdentity {
+            tenant_id: emu.tenant_id(),
+            client_id: emu
+                .service_principal("operator")
+                .expect("seeded operator")
+                .client_id,
+            token_file: token_file.clone(),
+        };
+        let clients = Arc::new(
+            AzureClients::new(AzureConfig {
+                cloud: AzureCloud::AzurePublic,
+                transport: TransportConfig::emulator(emu.addr(), emu.ca_pem()),
+                ..AzureConfig::default()
+            })
+            .expect("transport builds"),
+        );
+        let settings = Settings {
+            namespaces: vec![namespace.to_owned()],
+            concurrency: 4,
+            health_addr: None,
+            shutdown_grace: Duration::from_secs(5),
+            operator_credential: credential.clone(),
+            reporter: "ams-security-operator".to_owned(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            client.clone(),
+            clients.clone(),
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            stop: Some(stop),
+            task,
+            clients,
+            credential,
+            token_file,
+        }
+    }
+
+    /// A context over the same Azure clients, for calling the reconcile function directly.
+    pub fn context(&self, client: &Client) -> Arc<Context> {
+        Arc::new(Context::new(
+            client.clone(),
+            self.clients.clone(),
+            self.credential.clone(),
+            "ams-security-operator",
+        ))
+    }
+
+    /// Signals shutdown and waits for the main job to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("the operator stops within 20s of the shutdown signal")
+            .expect("the operator task does not panic");
+        result.expect("the operator's main job ends without error");
+        let _ = std::fs::remove_file(&self.token_file);
+    }
+}
+
+/// A `MediaServicesAccount` named `name` with this spec (`account` is filled in).
+pub fn manifest(name: &str, mut spec: Value) -> MediaServicesAccount {
+    spec["account"] = json!({
+        "subscriptionId": SUB,
+        "resourceGroup": "media",
+        "name": ACCOUNT,
+        "location": "westeurope",
+    });
+    serde_json::from_value(json!({
+        "apiVersion": "ams-security.io/v1alpha1",
+        "kind": "MediaServicesAccount",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .expect("test manifest deserializes")
+}
+
+/// Creates the resource.
+pub async fn create(client: &Client, namespace: &str, object: &MediaServicesAccount) {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), object)
+        .await
+        .expect("create MediaServicesAccount");
+}
+
+/// A condition of the object.
+pub fn condition<'a>(object: &'a MediaServicesAccount, type_: &str) -> Option<&'a Condition> {
+    object.status.as_ref()?.condition(type_)
+}
+
+/// `(status, reason)` of a condition, for assertions.
+pub fn state(object: &MediaServicesAccount, type_: &str) -> (String, String) {
+    condition(object, type_).map_or_else(
+        || ("<absent>".to_owned(), String::new()),
+        |c| (c.status.clone(), c.reason.clone()),
+    )
+}
+
+/// Waits (watching, not sleeping) until `ready` holds for the object; panics after `timeout`
+/// with the object's last status.
+pub async fn wait_until(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    ready: impl Fn(&MediaServicesAccount) -> bool,
+) -> MediaServicesAccount {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
+    let waited = tokio::time::timeout(
+        timeout,
+        await_condition(api.clone(), name, |o: Option<&MediaServicesAccount>| {
+            o.is_some_and(&ready)
+        }),
+    )
+    .await;
+    match waited {
+        Ok(Ok(Some(object))) => object,
+        other => {
+            let last = api.get(name).await.ok();
+            panic!(
+                "{name} did not become {what} within {timeout:?} ({:?}); last status:\n{}",
+                other.err(),
+                serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Waits until `type_` has `status` and `reason`.
+pub async fn wait_for_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> MediaServicesAccount {
+    wait_until(
+        client,
+        namespace,
+        name,
+        &format!("{type_}={status} ({reason})"),
+        Duration::from_secs(60),
+        |o| {
+            condition(o, type_).is_some_and(|c| c.status == status && c.reason == reason)
+                && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+        },
+    )
+    .await
+}
+
+/// Waits until `Ready=True` for the current generation.
+pub async fn wait_ready(client: &Client, namespace: &str, name: &str) -> MediaServicesAccount {
+    wait_for_condition(client, namespace, name, "Ready", "True", "Succeeded").await
+}
+
+/// The requests that changed Azure (ARM and Key Vault writes; not token requests, not
+/// reads, not the admin API).
+pub fn azure_writes(emu: &Emulator) -> Vec<LoggedRequest> {
+    emu.request_log()
+        .into_iter()
+        .filter(|r| {
+            (r.host.starts_with("management.") || r.host.contains(".vault."))
+                && r.method != "GET"
+                && r.method != "HEAD"
+        })
+        .collect()
+}
+
+/// `METHOD operation status` lines, for assertion messages.
+pub fn describe(requests: &[LoggedRequest]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| format!("{} {} {} -> {}", r.method, r.operation, r.uri, r.status))
+        .collect()
+}

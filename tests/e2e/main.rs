@@ -1,0 +1,9 @@
+#![cfg(feature = "emulator")]
+//! End-to-end tests of the operator: the real kube-apiserver (`AMS_TEST_KUBECONFIG`, see
+//! `tests/common`), the Azure emulator, and the operator's main job running in-process. One
+//! test binary, so the crate is linked once for all of them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+mod reconcile;
