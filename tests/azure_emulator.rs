@@ -1036,3 +1036,75 @@ async fn rotated_client_secret_replaces_the_credential() {
         &clients.client(&rotated).expect("client")
     ));
 }
+
+/// The reconciler finds a vault by the name in a key identifier among the subscription's vaults,
+/// tells a soft-deleted vault from a missing one, and can delete an account.
+#[tokio::test]
+async fn vaults_are_listed_deleted_vaults_read_and_accounts_deleted() {
+    let (emu, _clients, api) = setup().await;
+    let vaults = api.list_vaults(SUB).await.expect("list vaults");
+    assert!(
+        vaults.iter().any(|v| v.name.as_deref() == Some("ams-kv")),
+        "{:?}",
+        vaults.iter().map(|v| &v.name).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        api.get_deleted_vault(SUB, "westeurope", "ams-kv")
+            .await
+            .expect("read deleted vault"),
+        None,
+        "a live vault is not deleted"
+    );
+    emu.delete_vault("ams-kv").expect("delete vault");
+    assert!(
+        api.list_vaults(SUB)
+            .await
+            .expect("list vaults")
+            .iter()
+            .all(|v| v.name.as_deref() != Some("ams-kv")),
+        "a deleted vault is still listed"
+    );
+    let deleted = api
+        .get_deleted_vault(SUB, "westeurope", "ams-kv")
+        .await
+        .expect("read deleted vault")
+        .expect("the vault is soft-deleted");
+    assert!(
+        deleted
+            .properties
+            .vault_id
+            .as_deref()
+            .is_some_and(|id| id.ends_with("/vaults/ams-kv")),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted.properties.scheduled_purge_date.is_some(),
+        "{deleted:?}"
+    );
+
+    match api
+        .delete_media_account(&account())
+        .await
+        .expect("delete account")
+    {
+        Started::Done(existed) => assert!(existed),
+        Started::Pending(op) => {
+            let mut done = false;
+            for _ in 0..10 {
+                if let PollOutcome::Succeeded(_) = api.poll_operation(&op).await.expect("poll") {
+                    done = true;
+                    break;
+                }
+            }
+            assert!(done, "the delete did not finish");
+        }
+    }
+    assert_eq!(api.get_media_account(&account()).await.expect("get"), None);
+    assert!(matches!(
+        api.delete_media_account(&account())
+            .await
+            .expect("delete again"),
+        Started::Done(false)
+    ));
+    emu.shutdown().await;
+}

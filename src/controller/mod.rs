@@ -284,8 +284,17 @@ pub async fn run(
     let ready_flag = ready.clone();
     tokio::spawn(async move {
         for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                return;
+            // NB: the store's readiness is a one-shot channel whose waker is the last poller's;
+            // the controller's own runner polls it too and takes the wake-up, so a lone wait
+            // here can sleep forever. Re-polling finds the memoized value once it is set.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
             }
         }
         ready_flag.store(true, Ordering::SeqCst);
