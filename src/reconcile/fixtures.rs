@@ -70,6 +70,13 @@ pub fn trusted_storage_spec() -> Value {
     })
 }
 
+/// [`trusted_storage_spec`] with `grantAccess: false`: the operator only checks the grants.
+pub fn checked_storage_spec() -> Value {
+    let mut s = trusted_storage_spec();
+    s["storage"]["grantAccess"] = json!(false);
+    s
+}
+
 pub fn assignment(scope: &str, principal: &str, role: &str) -> RoleAssignment {
     RoleAssignment {
         id: Some(format!(
@@ -164,6 +171,19 @@ impl World {
             key: None,
             grants: Vec::new(),
         })
+    }
+
+    /// Trusted storage on `mediaprimary` with the system identity, fully converged.
+    pub fn converged_trusted_storage() -> Self {
+        Self::new_account()
+            .with_system_identity()
+            .with_storage(
+                "mediaprimary",
+                Some(PRINCIPAL),
+                &[crate::azure::models::authorization::STORAGE_BLOB_DATA_CONTRIBUTOR],
+                None,
+            )
+            .with_trusted_storage_applied()
     }
 
     pub fn with_system_identity(mut self) -> Self {

@@ -467,20 +467,12 @@ mod tests {
             (
                 "converged trusted storage: nothing",
                 desired(trusted_storage_spec()),
-                World::new_account()
-                    .with_system_identity()
-                    .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
-                    .with_trusted_storage_applied()
-                    .0,
+                World::converged_trusted_storage().0,
                 vec![],
             ),
             (
                 "grantAccess false: no grant, only the account",
-                desired({
-                    let mut s = trusted_storage_spec();
-                    s["storage"]["grantAccess"] = json!(false);
-                    s
-                }),
+                desired(checked_storage_spec()),
                 World::new_account()
                     .with_system_identity()
                     .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)

@@ -789,11 +789,7 @@ mod tests {
             ),
             (
                 "grantAccess false with Contributor only",
-                desired({
-                    let mut s = trusted_storage_spec();
-                    s["storage"]["grantAccess"] = json!(false);
-                    s
-                }),
+                desired(checked_storage_spec()),
                 World::new_account()
                     .with_system_identity()
                     .with_storage("mediaprimary", Some(PRINCIPAL), &[CONTRIBUTOR_ROLE], None)
@@ -802,11 +798,7 @@ mod tests {
             ),
             (
                 "grantAccess false with nothing",
-                desired({
-                    let mut s = trusted_storage_spec();
-                    s["storage"]["grantAccess"] = json!(false);
-                    s
-                }),
+                desired(checked_storage_spec()),
                 World::new_account()
                     .with_system_identity()
                     .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)

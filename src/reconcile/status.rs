@@ -502,7 +502,6 @@ mod tests {
     use crate::reconcile::prereqs::check;
     use serde_json::json;
 
-    const SBDC: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
     const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
 
     fn at(second: i64) -> Timestamp {
@@ -542,11 +541,7 @@ mod tests {
     fn converged() -> (Desired, Observed) {
         (
             desired(trusted_storage_spec()),
-            World::new_account()
-                .with_system_identity()
-                .with_storage("mediaprimary", Some(PRINCIPAL), &[SBDC], None)
-                .with_trusted_storage_applied()
-                .0,
+            World::converged_trusted_storage().0,
         )
     }
 

@@ -84,6 +84,16 @@ impl Operator {
     /// Starts `controller::run` for `namespace`, with workload identity whose projected token
     /// the emulator minted for the operator's federated credential.
     pub fn start(client: &Client, emu: &Emulator, namespace: &str) -> Self {
+        Self::start_with_health(client, emu, namespace, None)
+    }
+
+    /// [`Self::start`], serving `/healthz` and `/readyz` on `health`.
+    pub fn start_with_health(
+        client: &Client,
+        emu: &Emulator,
+        namespace: &str,
+        health: Option<std::net::SocketAddr>,
+    ) -> Self {
         // Logs go to the test's captured output; RUST_LOG picks the level (default: warnings).
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -117,7 +127,7 @@ impl Operator {
         let settings = Settings {
             namespaces: vec![namespace.to_owned()],
             concurrency: 4,
-            health_addr: None,
+            health_addr: health,
             shutdown_grace: Duration::from_secs(5),
             operator_credential: credential.clone(),
             reporter: "ams-security-operator".to_owned(),
@@ -279,5 +289,44 @@ pub fn describe(requests: &[LoggedRequest]) -> Vec<String> {
     requests
         .iter()
         .map(|r| format!("{} {} {} -> {}", r.method, r.operation, r.uri, r.status))
+        .collect()
+}
+
+/// A free loopback address (bound, then released).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// Polls `url` until it answers `status`, for at most 20 s; returns the body.
+pub async fn wait_for_http(url: &str, status: u16) -> String {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status().as_u16() == status => return r.text().await.unwrap_or_default(),
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} did not answer {status} within 20s; last: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The reasons of the events recorded for `name` in `namespace`.
+pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .filter_map(|e| e.reason)
         .collect()
 }

@@ -19,7 +19,10 @@ use super::harness::*;
 async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing() {
     with_temp_ns("e2e-sys", |client, ns| async move {
         let emu = emulator().await;
-        let operator = Operator::start(&client, &emu, &ns);
+        let health = free_addr();
+        let operator = Operator::start_with_health(&client, &emu, &ns, Some(health));
+        assert_eq!(wait_for_http(&format!("http://{health}/healthz"), 200).await, "ok\n");
+        wait_for_http(&format!("http://{health}/readyz"), 200).await;
         let spec = json!({
             "identity": { "type": "SystemAssigned" },
             "storage": {
@@ -75,6 +78,12 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
             .collect();
         assert_eq!(sbdc.len(), 2, "{sbdc:#?}");
 
+        // One event per Azure write, and the transitions.
+        let reasons = event_reasons(&client, &ns, "trusted").await;
+        for expected in ["IdentityUpdated", "StorageAccessGranted", "AccountUpdated", "Succeeded"] {
+            assert!(reasons.iter().any(|r| r == expected), "no {expected} event in {reasons:?}");
+        }
+
         // Steady state: three forced reconciles, no Azure write, no status write.
         let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns);
         let before = api.get("trusted").await.expect("get");
@@ -96,6 +105,8 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
         assert!(new_writes.is_empty(), "converged reconciles wrote to Azure: {:#?}", describe(new_writes));
         operator.stop().await;
         emu.shutdown().await;
+        // After shutdown the health endpoint is gone.
+        assert!(reqwest::get(format!("http://{health}/healthz")).await.is_err());
     })
     .await;
 }
