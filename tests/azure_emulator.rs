@@ -5,6 +5,9 @@
 //! every operation the reconciler uses, long-running operations, paging, throttling, retries
 //! and timeouts.
 
+#[path = "emulator/spec.rs"]
+mod spec;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use ams_security_operator::azure::models::authorization::STORAGE_BLOB_DATA_CONTR
 use ams_security_operator::azure::models::keyvault::{
     AccessPolicyEntry, AccessPolicyPermissions, AccessPolicyUpdateKind,
 };
-use ams_security_operator::azure::models::media::MediaAccountUpdate;
+use ams_security_operator::azure::models::media::{MediaAccountProperties, MediaAccountUpdate};
 use ams_security_operator::azure::models::storage::ResourceAccessRule;
 use ams_security_operator::azure::policy::RetryBudget;
 use ams_security_operator::azure::transport::TransportConfig;
@@ -1106,5 +1109,59 @@ async fn vaults_are_listed_deleted_vaults_read_and_accounts_deleted() {
             .expect("delete again"),
         Started::Done(false)
     ));
+    emu.shutdown().await;
+}
+
+/// The end-of-scenario request check is not a formality: an invented enum value sent through
+/// the production client path is refused by the emulator (naming the property) and reported
+/// by the check, while a correct request passes it.
+#[tokio::test]
+async fn an_invented_enum_value_is_refused_and_fails_the_request_check() {
+    let emu = Emulator::start(EmulatorConfig {
+        key_check_interval: None,
+        record_bodies: true,
+        ..EmulatorConfig::with_seed(seed())
+    })
+    .await
+    .expect("emulator starts");
+    let clients = clients(&emu, RetryBudget::default(), None);
+    let api = clients.api(&operator(&emu)).expect("client");
+    let good = MediaAccountUpdate {
+        identity: None,
+        properties: Some(MediaAccountProperties {
+            storage_authentication: Some("System".to_owned()),
+            ..MediaAccountProperties::default()
+        }),
+    };
+    api.update_media_account(&account(), &good)
+        .await
+        .expect("a valid update is accepted");
+    let checked = spec::check_requests(&emu.request_log()).expect("valid requests pass");
+    assert!(checked >= 1, "checked {checked} bodies");
+
+    let bad = MediaAccountUpdate {
+        identity: None,
+        properties: Some(MediaAccountProperties {
+            storage_authentication: Some("Bogus".to_owned()),
+            ..MediaAccountProperties::default()
+        }),
+    };
+    let err = api
+        .update_media_account(&account(), &bad)
+        .await
+        .expect_err("the emulator refuses an invented enum value");
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert_eq!(err.code(), Some("InvalidRequestContent"), "{err}");
+    assert!(
+        err.to_string().contains("properties.storageAuthentication"),
+        "{err}"
+    );
+    let problems = spec::check_requests(&emu.request_log()).expect_err("the check must fail");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("Mediaservices_Update")
+            && problems[0].contains("storageAuthentication"),
+        "{problems:#?}"
+    );
     emu.shutdown().await;
 }

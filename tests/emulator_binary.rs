@@ -110,6 +110,98 @@ async fn standalone_binary_serves_a_seeded_world_over_https() {
         .await
         .expect("JSON");
     assert_eq!(state["tenantId"].as_str(), Some(tenant.as_str()));
+
+    links_name_the_port_the_client_addressed(&client, port, access, &tenant, &client_id).await;
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Links the emulator hands out name the port the client used, so they are followable as they
+/// are: a long-running operation's URLs, and Key Vault's `nextLink`.
+async fn links_name_the_port_the_client_addressed(
+    client: &reqwest::Client,
+    port: u16,
+    access: &str,
+    tenant: &str,
+    client_id: &str,
+) {
+    let account = format!(
+        "https://management.azure.com:{port}/subscriptions/0000a001-0000-0000-0000-000000000001/resourceGroups/media-rg/providers/Microsoft.Media/mediaservices/binaryacct?api-version=2023-01-01"
+    );
+    let created = client
+        .put(&account)
+        .bearer_auth(access)
+        .json(&serde_json::json!({
+            "location": "westeurope",
+            "properties": { "storageAccounts": [ {
+                "id": "/subscriptions/0000a001-0000-0000-0000-000000000001/resourceGroups/media-rg/providers/Microsoft.Storage/storageAccounts/amsstore",
+                "type": "Primary" } ] },
+        }))
+        .send()
+        .await
+        .expect("create account");
+    assert!(created.status().is_success(), "{}", created.status());
+    for header in ["azure-asyncoperation", "location"] {
+        let url = created
+            .headers()
+            .get(header)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            url.starts_with(&format!("https://management.azure.com:{port}/")),
+            "{header}: {url}"
+        );
+        let polled = client
+            .get(&url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("poll");
+        assert!(
+            polled.status().is_success(),
+            "{header} {url}: {}",
+            polled.status()
+        );
+    }
+    let vault_token: Value = client
+        .post(format!(
+            "https://login.microsoftonline.com:{port}/{tenant}/oauth2/v2.0/token"
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", "operator-secret"),
+            ("scope", "https://vault.azure.net/.default"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token JSON");
+    let vault_access = vault_token["access_token"].as_str().expect("access token");
+    let first: Value = client
+        .get(format!(
+            "https://ams-kv.vault.azure.net:{port}/keys?maxresults=1&api-version=7.5"
+        ))
+        .bearer_auth(vault_access)
+        .send()
+        .await
+        .expect("list keys")
+        .json()
+        .await
+        .expect("JSON");
+    let next = first["nextLink"].as_str().expect("two keys: a nextLink");
+    assert!(
+        next.starts_with(&format!("https://ams-kv.vault.azure.net:{port}/")),
+        "{next}"
+    );
+    let second = client
+        .get(next)
+        .bearer_auth(vault_access)
+        .send()
+        .await
+        .expect("follow nextLink");
+    assert_eq!(second.status(), reqwest::StatusCode::OK);
 }

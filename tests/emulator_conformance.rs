@@ -482,3 +482,53 @@ fn check(op: &Op, r: &Reply, expected: u16, what: &str, failures: &mut Vec<Strin
         Err(e) => failures.push(e),
     }
 }
+
+/// The request schemas the emulator enforces are exactly those the specs derive to: a change of
+/// the specs or of the derivation fails here until the file is regenerated with
+/// `AMS_WRITE_REQUEST_SCHEMAS=1 cargo test --all-features --test emulator_conformance request_schemas`.
+#[test]
+fn the_emulators_request_schemas_are_derived_from_the_specs() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/emulator/request_schemas.json");
+    let derived = spec::request_schemas();
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&derived).expect("serializes")
+    );
+    if std::env::var_os("AMS_WRITE_REQUEST_SCHEMAS").is_some() {
+        std::fs::write(&path, &text).expect("write request schemas");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} is not what the specs derive to; regenerate it (see this test's doc comment)",
+        path.display()
+    );
+    for op in [
+        "mediaservices Mediaservices_Update",
+        "storage StorageAccounts_Update",
+        "authorization RoleAssignments_Create",
+        "keyvault Vaults_UpdateAccessPolicy",
+        "keyvault-data wrapKey",
+    ] {
+        assert!(derived.get(op).is_some(), "{op} has no request schema");
+    }
+    // A flags enum takes the combinations its description documents, and nothing else.
+    let update = &derived["storage StorageAccounts_Update"]["schema"];
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .build(update)
+        .expect("compiles");
+    let body = |bypass: &str| serde_json::json!({ "properties": { "networkAcls": { "defaultAction": "Deny", "bypass": bypass } } });
+    for ok in [
+        "AzureServices",
+        "Logging, Metrics",
+        "Logging,AzureServices",
+        "None",
+    ] {
+        assert!(validator.is_valid(&body(ok)), "{ok} refused");
+    }
+    for bad in ["Everything", "Logging Metrics", "Logging, ", ""] {
+        assert!(!validator.is_valid(&body(bad)), "{bad} accepted");
+    }
+}

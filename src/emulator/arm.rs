@@ -513,6 +513,57 @@ fn quoted_arg<'a>(filter: &'a str, func: &str) -> Option<&'a str> {
     Some(&rest[open..close])
 }
 
+/// A role-assignment `$filter` ARM understands: `atScope()`, `principalId eq '{id}'`,
+/// `assignedTo('{id}')`, joined by `and` (but `atScope()` never with `principalId eq`).
+/// Returns (at scope only, the principal); anything else is refused as ARM refuses it.
+fn role_assignment_filter(filter: &str) -> Result<(bool, Option<String>), ApiError> {
+    let unsupported = || {
+        ApiError::bad_request(
+            "UnsupportedQuery",
+            format!(
+                "The filter '{filter}' is not supported. Supported filters are either 'atScope()' or 'principalId eq '{{value}}'' or 'assignedTo('{{value}}')'."
+            ),
+        )
+    };
+    let quoted = |rest: &str| -> Option<String> {
+        let inner = rest.strip_prefix('\'')?.strip_suffix('\'')?;
+        (!inner.is_empty() && !inner.contains('\'')).then(|| inner.to_owned())
+    };
+    let (mut at_scope, mut principal, mut by_principal_id) = (false, None, false);
+    if filter.trim().is_empty() {
+        return Ok((false, None));
+    }
+    let lower = filter.to_ascii_lowercase();
+    let mut offset = 0;
+    for term in lower.split(" and ") {
+        let original = filter[offset..offset + term.len()].trim();
+        offset += term.len() + " and ".len();
+        let term = term.trim();
+        if term == "atscope()" && !at_scope {
+            at_scope = true;
+        } else if let Some(rest) = term.strip_prefix("principalid eq ")
+            && principal.is_none()
+        {
+            principal =
+                Some(quoted(&original[original.len() - rest.len()..]).ok_or_else(unsupported)?);
+            by_principal_id = true;
+        } else if let Some(rest) = term
+            .strip_prefix("assignedto(")
+            .and_then(|r| r.strip_suffix(')'))
+            && principal.is_none()
+        {
+            let start = "assignedTo(".len();
+            principal = Some(quoted(&original[start..start + rest.len()]).ok_or_else(unsupported)?);
+        } else {
+            return Err(unsupported());
+        }
+    }
+    if at_scope && by_principal_id {
+        return Err(unsupported());
+    }
+    Ok((at_scope, principal))
+}
+
 // NB: a route table per provider reads best as one match.
 #[allow(clippy::too_many_lines)]
 fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
@@ -555,10 +606,8 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
                 &scope,
                 "Microsoft.Authorization/roleAssignments/read",
             )?;
-            let filter = ctx.req.query("$filter").unwrap_or_default();
-            let at_scope = filter.to_ascii_lowercase().contains("atscope()");
-            let principal =
-                quoted_arg(filter, "principalId eq").or_else(|| quoted_arg(filter, "assignedTo("));
+            let (at_scope, principal) =
+                role_assignment_filter(ctx.req.query("$filter").unwrap_or_default())?;
             let items: Vec<Value> = w
                 .role_assignments
                 .values()
@@ -567,7 +616,11 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
                     let below = scope_covers(&scope, &ra.scope);
                     if at_scope { above } else { above || below }
                 })
-                .filter(|ra| principal.is_none_or(|p| ra.principal_id.eq_ignore_ascii_case(p)))
+                .filter(|ra| {
+                    principal
+                        .as_deref()
+                        .is_none_or(|p| ra.principal_id.eq_ignore_ascii_case(p))
+                })
                 .map(render_assignment)
                 .collect();
             Ok(json_response(StatusCode::OK, &list_body(&items)))

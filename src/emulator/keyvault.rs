@@ -288,8 +288,15 @@ fn page(req: &Req, v: &Vault, path: &str, items: Vec<Value>) -> Value {
     let next_link = (next < total).then(|| {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(format!("emulator-offset:{next}"));
+        // Key Vault writes the port into its links (`:443`); the emulator writes the one the
+        // client addressed, so a client on another port follows the link unchanged.
+        let port = req
+            .authority
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .unwrap_or(443);
         format!(
-            "{}:443{path}?api-version={API_VERSION}&$skiptoken={token}&maxresults={max}",
+            "{}:{port}{path}?api-version={API_VERSION}&$skiptoken={token}&maxresults={max}",
             base_url(v)
         )
     });

@@ -458,22 +458,34 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         StatusCode::CREATED
     };
     let mut resp = json_response(status, &rendered);
+    set_operation_headers(&mut resp, ctx, &rid.subscription, &loc, &op_id);
+    Ok(resp)
+}
+
+/// `Azure-AsyncOperation`, `Location` and `Retry-After` of a running operation, as the spec
+/// lists them for the 202 of a PATCH and of an operation-result poll.
+fn set_operation_headers(
+    resp: &mut Response<Body>,
+    ctx: &Ctx<'_>,
+    subscription: &str,
+    location: &str,
+    op_id: &str,
+) {
     let base = format!(
-        "https://{}/subscriptions/{}/providers/Microsoft.Media/locations/{loc}",
-        ctx.req.host, rid.subscription
+        "https://{}/subscriptions/{subscription}/providers/Microsoft.Media/locations/{location}",
+        ctx.req.authority
     );
     set_header(
-        &mut resp,
+        resp,
         "azure-asyncoperation",
         &format!("{base}/mediaServicesOperationStatuses/{op_id}?api-version=2023-01-01"),
     );
     set_header(
-        &mut resp,
+        resp,
         "location",
         &format!("{base}/mediaServicesOperationResults/{op_id}?api-version=2023-01-01"),
     );
-    set_header(&mut resp, "retry-after", "1");
-    Ok(resp)
+    set_header(resp, "retry-after", "1");
 }
 
 /// BYOK rules that do not depend on the identity: key type/size, vault region and protection.
@@ -596,7 +608,7 @@ fn poll(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     }
     if running {
         let mut resp = empty_response(StatusCode::ACCEPTED);
-        set_header(&mut resp, "retry-after", "1");
+        set_operation_headers(&mut resp, ctx, &op.subscription, &op.location, &op.id);
         return Ok(resp);
     }
     let a = w.media.get(&key_of(&op.resource_id)).ok_or_else(|| {

@@ -18,6 +18,7 @@ mod entra;
 mod keyvault;
 mod knobs;
 mod media;
+mod requests;
 mod roles;
 mod seed;
 mod server;

@@ -73,6 +73,10 @@ pub struct Req {
     pub method: Method,
     /// Lower-case host without port.
     pub host: String,
+    /// Lower-case host as the client addressed it, with its port if it named one (`Host`):
+    /// links the emulator hands out (operation URLs, `nextLink`) use it, so a client that
+    /// reached the emulator on a non-default port can follow them unchanged.
+    pub authority: String,
     /// Percent-decoded path.
     pub path: String,
     /// Path and query as received.
@@ -368,22 +372,31 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The request pipeline: buffer, classify, apply knobs, dispatch, stamp, log.
-pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
-    let request_id = super::crypto::guid();
-    let (parts, body) = req.into_parts();
+/// The host the client addressed: without the port (lower case, for routing) and as written
+/// (with the port, for links).
+fn host_and_authority(parts: &axum::http::request::Parts) -> (String, String) {
     let host = parts
         .headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
-        .or_else(|| parts.uri.host().map(str::to_owned))
+        // HTTP/2 carries the host (and port) in the `:authority` pseudo-header instead.
+        .or_else(|| parts.uri.authority().map(ToString::to_string))
         .unwrap_or_default();
+    let authority = host.to_ascii_lowercase();
     let host = host
         .rsplit_once(':')
         .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         .map_or(host.as_str(), |(h, _)| h)
         .to_ascii_lowercase();
+    (host, authority)
+}
+
+/// The request pipeline: buffer, classify, apply knobs, dispatch, stamp, log.
+pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+    let request_id = super::crypto::guid();
+    let (parts, body) = req.into_parts();
+    let (host, authority) = host_and_authority(&parts);
     let body = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => axum::body::Bytes::new(),
@@ -405,6 +418,7 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         headers: parts.headers,
         body,
         host: host.clone(),
+        authority,
         peer: peer.ip(),
     };
     let kind = host_kind(&host);
@@ -428,10 +442,10 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     let mut resp = match fault {
         Some(Fault::Slow { millis }) => {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-            dispatch(&shared, &kind, &req)
+            dispatch(&shared, &kind, &op, &req)
         }
         Some(fault) => fault_response(&fault, &kind, &req),
-        None => dispatch(&shared, &kind, &req),
+        None => dispatch(&shared, &kind, &op, &req),
     };
     set_header(&mut resp, "x-ms-request-id", &request_id);
     if matches!(kind, HostKind::Arm) {
@@ -448,6 +462,11 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         response_body = serde_json::from_slice::<Value>(&bytes).ok();
         resp = Response::from_parts(parts, Body::from(bytes));
     }
+    let request_body = if record {
+        recorded_request_body(&kind, &req.body)
+    } else {
+        None
+    };
     let mut w = shared.world();
     let seq = w.log.last().map_or(1, |l| l.seq + 1);
     // A long benchmark must not grow the log without bound: keep the most recent entries.
@@ -464,9 +483,48 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         caller,
         request_id,
         response_body,
+        request_body,
     });
     *w.counters.entry(op).or_insert(0) += 1;
     resp
+}
+
+/// Largest request body the log keeps.
+const MAX_LOGGED_BODY: usize = 64 * 1024;
+
+/// A request body as the log keeps it: JSON only, bounded, secrets redacted.
+fn recorded_request_body(kind: &HostKind, body: &[u8]) -> Option<Value> {
+    if body.is_empty() || matches!(kind, HostKind::Login | HostKind::Local) {
+        return None;
+    }
+    if body.len() > MAX_LOGGED_BODY {
+        return Some(Value::String(format!("<{} bytes, not kept>", body.len())));
+    }
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    redact(&mut value, matches!(kind, HostKind::Vault(_)));
+    Some(value)
+}
+
+/// Replaces secret-bearing members: anything named like a secret or password anywhere, and on
+/// the Key Vault data plane the payload (`value`) and imported key material (`key`).
+fn redact(value: &mut Value, vault: bool) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let lower = k.to_ascii_lowercase();
+                if lower.contains("secret")
+                    || lower.contains("password")
+                    || (vault && (lower == "value" || lower == "key"))
+                {
+                    *v = Value::String("<redacted>".to_owned());
+                } else {
+                    redact(v, vault);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, vault)),
+        _ => {}
+    }
 }
 
 /// The answer of an injected fault (other than a slow response).
@@ -518,7 +576,11 @@ fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
     }
 }
 
-fn dispatch(shared: &Arc<Shared>, kind: &HostKind, req: &Req) -> Response<Body> {
+fn dispatch(shared: &Arc<Shared>, kind: &HostKind, op: &str, req: &Req) -> Response<Body> {
+    // A malformed request is refused before it reaches the world, as the service would.
+    if let Err(e) = super::requests::check(kind, op, req) {
+        return e.into_response();
+    }
     match kind {
         HostKind::Login => entra::handle(shared, req),
         HostKind::Arm => arm::handle(shared, req),

@@ -402,6 +402,12 @@ pub struct LoggedRequest {
     /// The JSON response body, when the emulator records bodies (`EmulatorConfig::record_bodies`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_body: Option<Value>,
+    /// The JSON request body, when the emulator records bodies: secret-bearing members
+    /// (secrets, passwords, key material, the payload of crypto operations) replaced by
+    /// `"<redacted>"`, and bodies over 64 KiB replaced by a note of their size. Form bodies
+    /// (token requests) are never kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<Value>,
 }
 
 /// Everything the emulator knows.
@@ -654,6 +660,8 @@ impl World {
             };
             w.media.insert(key_of(&m.id), account);
         }
+        // Seeded assignments were made by someone: one directory principal stands for them.
+        let seeder = guid();
         for ra in &seed.role_assignments {
             let principal = w
                 .resolve_principal(&ra.principal)
@@ -666,7 +674,7 @@ impl World {
             let scope = format!("/{}", ra.scope.trim_matches('/'));
             let name = ra.name.clone().unwrap_or_else(guid);
             let ptype = w.principal_type_of(&principal);
-            w.insert_role_assignment(&scope, &name, &role, &principal, &ptype, None, "seed");
+            w.insert_role_assignment(&scope, &name, &role, &principal, &ptype, None, &seeder);
         }
         if let Some(msi) = &seed.managed_identity {
             let oid = w.resolve_principal(&msi.default).ok_or_else(|| {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 
 use super::common::{manifests, project_path, with_temp_ns};
-use super::harness::{Operator, create, wait_ready};
+use super::harness::{Operator, create, finish, wait_ready};
 
 /// Every example converges: what a newcomer sees at the end of `scripts/run-local.sh`.
 #[tokio::test]
@@ -20,6 +20,7 @@ async fn every_example_becomes_ready_against_the_examples_world() {
             .expect("read the examples world");
         let emu = Emulator::start(EmulatorConfig {
             key_check_interval: None,
+            record_bodies: true,
             ..EmulatorConfig::with_seed(Seed::from_yaml(&text).expect("seed parses"))
         })
         .await
@@ -60,8 +61,7 @@ async fn every_example_becomes_ready_against_the_examples_world() {
                 "{name}"
             );
         }
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }

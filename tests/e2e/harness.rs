@@ -330,3 +330,22 @@ pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<
         .filter_map(|e| e.reason)
         .collect()
 }
+
+/// Ends a scenario: stops the operator, then holds every request it sent to the REST specs'
+/// request schemas (read from the spec files, independently of the emulator's own check),
+/// then stops the emulator.
+pub async fn finish(operator: Operator, emu: Emulator) {
+    operator.stop().await;
+    let log = emu.request_log();
+    match super::spec::check_requests(&log) {
+        Ok(checked) => assert!(
+            checked > 0 || log.iter().all(|r| r.request_body.is_none()),
+            "no request body was checked"
+        ),
+        Err(problems) => panic!(
+            "the operator sent requests the specs refuse:\n{}",
+            problems.join("\n")
+        ),
+    }
+    emu.shutdown().await;
+}

@@ -8,3 +8,5 @@ mod common;
 mod examples;
 mod harness;
 mod reconcile;
+#[path = "../emulator/spec.rs"]
+mod spec;

@@ -103,8 +103,7 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
         );
         let new_writes = &azure_writes(&emu)[writes_before..];
         assert!(new_writes.is_empty(), "converged reconciles wrote to Azure: {:#?}", describe(new_writes));
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
         // After shutdown the health endpoint is gone.
         assert!(reqwest::get(format!("http://{health}/healthz")).await.is_err());
     })
@@ -170,8 +169,7 @@ async fn user_assigned_identity_for_storage_and_customer_key_converges() {
             "{:#?}",
             describe(&writes)
         );
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
@@ -243,8 +241,7 @@ async fn pinned_key_version_in_an_rbac_vault_is_granted_at_key_scope_and_stays_p
             grant.uri
         );
         assert_eq!(grant.status, 201, "{}", grant.uri);
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
@@ -283,8 +280,7 @@ async fn a_changed_spec_converges_again() {
             second.status
         );
         assert_eq!(azure_writes(&emu).len(), 3, "{:#?}", describe(&azure_writes(&emu)));
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
@@ -424,8 +420,7 @@ async fn each_bad_prerequisite_has_its_own_reason_and_causes_zero_azure_writes()
                 "{name}: Azure writes despite a failed prerequisite: {:#?}",
                 describe(&writes)
             );
-            operator.stop().await;
-            emu.shutdown().await;
+            finish(operator, emu).await;
         })
         .await;
     }
@@ -464,8 +459,7 @@ async fn principal_not_found_is_propagating_and_then_converges() {
         assert!(ready.status.as_ref().and_then(|s| s.propagating_since.as_ref()).is_none());
         let creates: Vec<_> = azure_writes(&emu).into_iter().filter(|r| r.operation == "RoleAssignments_Create").collect();
         assert_eq!(creates.iter().map(|r| r.status).collect::<Vec<_>>(), [400, 201], "{:#?}", describe(&creates));
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
@@ -503,8 +497,7 @@ async fn long_running_operations_are_parked_polled_and_their_failures_surface() 
         let message = &condition(&failed, "IdentityReady").expect("condition").message;
         assert!(message.contains("StorageAccountAccessDenied"), "{message}");
         assert!(failed.status.as_ref().is_some_and(|s| s.pending_operation.is_none()));
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
@@ -579,8 +572,7 @@ async fn suspended_missing_and_invalid_resources_are_reported_and_never_block_ot
             "{:#?}",
             describe(&azure_writes(&emu))
         );
-        operator.stop().await;
-        emu.shutdown().await;
+        finish(operator, emu).await;
     })
     .await;
 }
