@@ -88,6 +88,10 @@ struct RunArgs {
     /// Seconds in-flight reconciles may take to finish after SIGTERM before they are abandoned.
     #[arg(long, env = "AMS_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     shutdown_grace_seconds: u64,
+    /// Days before a customer key's expiry from which `EncryptionReady` warns
+    /// (`KeyExpiringSoon`) and a Warning event is sent, while access still works.
+    #[arg(long, env = "AMS_KEY_EXPIRY_WARNING_DAYS", default_value_t = 30)]
+    key_expiry_warning_days: u64,
     /// Log format: `text` or `json`. The filter comes from RUST_LOG (default `info`).
     #[arg(long, env = "AMS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -281,6 +285,9 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
         operator_credential,
         reporter: "ams-security-operator".to_owned(),
+        key_expiry_warning: Duration::from_secs(
+            args.key_expiry_warning_days.saturating_mul(86_400),
+        ),
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

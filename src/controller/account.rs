@@ -319,6 +319,7 @@ async fn run_pass(
             plan: &the_plan,
             applied: applied.as_ref(),
             failed_operation: failed_operation.as_ref().map(|(e, a)| (e, *a)),
+            expiry_horizon: ctx.key_expiry_warning,
         },
         now,
     );

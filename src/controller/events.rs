@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use crate::crd::conditions::types;
+use crate::crd::conditions::{reasons, types};
 
 /// Longest event note (the API allows 1 kB).
 const MAX_NOTE: usize = 1000;
@@ -76,14 +76,17 @@ impl Events {
             .filter(|c| types::ALL.contains(&c.type_.as_str()))
         {
             let old = before.iter().find(|b| b.type_ == c.type_);
-            if old.is_some_and(|o| o.status == c.status) {
+            // A warning reason on a good condition (a key about to expire) is news too.
+            let warning = c.reason == reasons::KEY_EXPIRING_SOON;
+            if old.is_some_and(|o| o.status == c.status && !(warning && o.reason != c.reason)) {
                 continue;
             }
-            let bad = if c.type_ == types::CUSTOMER_KEY_INACCESSIBLE {
-                c.status == "True"
-            } else {
-                c.status == "False"
-            };
+            let bad = warning
+                || if c.type_ == types::CUSTOMER_KEY_INACCESSIBLE {
+                    c.status == "True"
+                } else {
+                    c.status == "False"
+                };
             let type_ = if bad {
                 EventType::Warning
             } else {

@@ -54,6 +54,8 @@ pub struct Settings {
     pub operator_credential: CredentialSource,
     /// Name reported on events (the controller's name).
     pub reporter: String,
+    /// How long before a customer key's expiry `EncryptionReady` warns (`KeyExpiringSoon`).
+    pub key_expiry_warning: Duration,
 }
 
 /// What every reconcile shares.
@@ -66,6 +68,8 @@ pub struct Context {
     pub operator_credential: CredentialSource,
     /// The one event recorder.
     pub events: events::Events,
+    /// How long before a customer key's expiry `EncryptionReady` warns.
+    pub key_expiry_warning: Duration,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -84,6 +88,7 @@ impl Context {
             kube,
             azure,
             operator_credential,
+            key_expiry_warning: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -254,12 +259,14 @@ pub async fn run(
         None => None,
     };
 
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         kube.clone(),
         azure,
         settings.operator_credential.clone(),
         &settings.reporter,
-    ));
+    );
+    ctx.key_expiry_warning = settings.key_expiry_warning;
+    let ctx = Arc::new(ctx);
     let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
     let mut stores = Vec::new();
     let mut runs = Vec::new();

@@ -163,8 +163,12 @@ pub mod reasons {
     /// condition failed: the operator applies all of a plan or none of it.
     pub const BLOCKED: &str = "Blocked";
 
+    /// `EncryptionReady=True` with a warning: the key version in use expires within the
+    /// operator's warning horizon (default 30 days); access still works.
+    pub const KEY_EXPIRING_SOON: &str = "KeyExpiringSoon";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 30] = [
+    pub const ALL: [&str; 31] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -195,6 +199,7 @@ pub mod reasons {
         VAULT_PURGE_PROTECTION_DISABLED,
         KEY_ACCESS_MISSING,
         BLOCKED,
+        KEY_EXPIRING_SOON,
     ];
 }
 

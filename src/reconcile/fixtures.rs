@@ -277,6 +277,7 @@ impl World {
             key,
             principal: principal.map(str::to_owned),
             assignments: Vec::new(),
+            operator_refused: None,
         });
         self
     }

@@ -2,7 +2,8 @@
 //!
 //! 1. [`validate`] and [`desired`] (pure): the spec's rules, then the typed [`desired::Desired`];
 //! 2. [`observe`] (I/O): what Azure holds now, read once per pass;
-//! 3. [`prereqs`] (pure): what must hold before anything is written;
+//! 3. [`prereqs`] (pure): what must hold before anything is written; [`key_access`] (pure):
+//!    whether the account's identity can still use its customer key, and the first broken link;
 //! 4. [`plan`] (pure): the ordered writes that make Azure match;
 //! 5. [`apply`] (I/O): the writes, never waiting on Azure;
 //! 6. [`status`] (pure): the resource's status from all of the above.
@@ -16,6 +17,7 @@ pub mod desired;
 mod fake;
 #[cfg(test)]
 mod fixtures;
+pub mod key_access;
 pub mod observe;
 pub mod plan;
 pub mod prereqs;

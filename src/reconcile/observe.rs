@@ -57,6 +57,9 @@ pub struct ObservedKey {
     pub principal: Option<String>,
     /// That principal's role assignments at (or above) the key scope (RBAC vaults only).
     pub assignments: Vec<RoleAssignment>,
+    /// The key read was refused to the operator's own identity (status and code): what the
+    /// operator cannot see is not a verdict on the account's access.
+    pub operator_refused: Option<String>,
 }
 
 /// The role assignments of one access grant's principal on the account.
@@ -265,11 +268,21 @@ async fn observe_key(
             None => VaultLookup::NotFound,
         }
     };
+    let mut operator_refused = None;
     let (key, assignments) = match &vault {
         VaultLookup::Found(v) => {
-            let key = api
+            let key = match api
                 .get_key(&key_id.vault_url, &key_id.name, key_id.version.as_deref())
-                .await?;
+                .await
+            {
+                Ok(key) => key,
+                Err(e) if e.status() == Some(403) => {
+                    operator_refused =
+                        Some(format!("HTTP 403 {}", e.code().unwrap_or("Forbidden")));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             let rbac = v.properties.enable_rbac_authorization == Some(true);
             let assignments = match (&principal, &v.id, rbac) {
                 (Some(p), Some(vault_id), true) => {
@@ -288,5 +301,6 @@ async fn observe_key(
         key,
         principal,
         assignments,
+        operator_refused,
     })
 }

@@ -375,6 +375,14 @@ fn check_key(desired: &Desired, observed: &Observed, now: Timestamp, problems: &
             ),
         );
     }
+    if !super::key_access::firewall_admits_service(vault) {
+        push(
+            key_access::VAULT_FIREWALL_BLOCKED,
+            format!(
+                "the firewall of key vault {vault_name} denies by default and does not let trusted Azure services through; add AzureServices to its bypass list"
+            ),
+        );
+    }
     if vault.properties.enable_purge_protection != Some(true) {
         push(
             reasons::VAULT_PURGE_PROTECTION_DISABLED,
@@ -382,6 +390,16 @@ fn check_key(desired: &Desired, observed: &Observed, now: Timestamp, problems: &
                 "key vault {vault_name} has purge protection off; turn it on (it cannot be turned off again), as a customer-managed key requires"
             ),
         );
+    }
+    if let Some(refused) = &k.operator_refused {
+        push(
+            reasons::OPERATOR_FORBIDDEN,
+            format!(
+                "the operator may not read key {} in vault {vault_name} ({refused}); grant its identity get on keys (an access policy, or Key Vault Crypto User in RBAC vaults) and let its address through the vault firewall",
+                k.key_id.name
+            ),
+        );
+        return;
     }
     let Some(key) = &k.key else {
         push(
@@ -482,28 +500,6 @@ fn check_key_access(observed: &Observed, problems: &mut Vec<Problem>) {
             ),
         ));
     }
-}
-
-/// The `CustomerKeyInaccessible` cause a problem amounts to, when the account already uses
-/// the key.
-#[must_use]
-pub fn key_access_cause(reason: &str) -> Option<&'static str> {
-    Some(match reason {
-        r if r == key_access::KEY_NOT_FOUND => key_access::KEY_NOT_FOUND,
-        r if r == key_access::KEY_DISABLED => key_access::KEY_DISABLED,
-        r if r == key_access::KEY_EXPIRED => key_access::KEY_EXPIRED,
-        r if r == key_access::KEY_NOT_YET_VALID => key_access::KEY_NOT_YET_VALID,
-        r if r == key_access::VAULT_NOT_FOUND => key_access::VAULT_NOT_FOUND,
-        r if r == key_access::VAULT_SOFT_DELETED => key_access::VAULT_SOFT_DELETED,
-        r if r == reasons::KEY_ACCESS_MISSING => key_access::ACCESS_REVOKED,
-        r if r == reasons::KEY_TYPE_UNSUPPORTED
-            || r == reasons::KEY_SIZE_UNSUPPORTED
-            || r == reasons::KEY_OPERATIONS_MISSING =>
-        {
-            key_access::UNSUPPORTED_KEY
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -873,28 +869,5 @@ mod tests {
             m.contains("account-key") && m.contains("v1") && m.contains("enable it"),
             "{m}"
         );
-    }
-
-    /// Every key-related reason maps to the `CustomerKeyInaccessible` cause of the same meaning.
-    #[test]
-    fn key_reasons_map_to_customer_key_causes() {
-        use crate::crd::conditions::key_access;
-        assert_eq!(
-            key_access_cause(reasons::KEY_ACCESS_MISSING),
-            Some(key_access::ACCESS_REVOKED)
-        );
-        assert_eq!(
-            key_access_cause(reasons::KEY_TYPE_UNSUPPORTED),
-            Some(key_access::UNSUPPORTED_KEY)
-        );
-        assert_eq!(
-            key_access_cause(reasons::KEY_SIZE_UNSUPPORTED),
-            Some(key_access::UNSUPPORTED_KEY)
-        );
-        assert_eq!(
-            key_access_cause(key_access::KEY_DISABLED),
-            Some(key_access::KEY_DISABLED)
-        );
-        assert_eq!(key_access_cause(reasons::VAULT_REGION_MISMATCH), None);
     }
 }

@@ -20,9 +20,10 @@ use crate::crd::conditions::{reasons, types};
 
 use super::apply::{Applied, Outcome};
 use super::desired::{Desired, DesiredEncryption};
+use super::key_access::{KeyVerdict, diagnose};
 use super::observe::Observed;
 use super::plan::{Plan, identity_type_str};
-use super::prereqs::{Area, BLOB_DATA_ROLES, Problem, holds_any, key_access_cause};
+use super::prereqs::{Area, BLOB_DATA_ROLES, Problem, holds_any};
 
 /// Longest condition message kept; Azure messages can be long.
 const MAX_MESSAGE: usize = 1024;
@@ -61,6 +62,8 @@ pub enum Verdict<'a> {
         applied: Option<&'a Applied>,
         /// A parked operation that just failed: its error and the area it served.
         failed_operation: Option<(&'a AzureError, Area)>,
+        /// How long before a key's expiry `EncryptionReady` warns (`KeyExpiringSoon`).
+        expiry_horizon: std::time::Duration,
     },
 }
 
@@ -177,7 +180,12 @@ pub fn compute(
             plan,
             applied,
             failed_operation,
+            expiry_horizon,
         } => {
+            let key_verdict = observed
+                .key
+                .as_ref()
+                .map(|k| diagnose(k, now, *expiry_horizon));
             reconciled(
                 &mut status,
                 desired,
@@ -186,6 +194,7 @@ pub fn compute(
                 plan,
                 *applied,
                 *failed_operation,
+                key_verdict.as_ref(),
                 generation,
                 now,
             );
@@ -203,6 +212,7 @@ fn reconciled(
     plan: &Plan,
     applied: Option<&Applied>,
     failed_operation: Option<(&AzureError, Area)>,
+    key_verdict: Option<&KeyVerdict>,
     generation: Option<i64>,
     now: Timestamp,
 ) {
@@ -264,6 +274,14 @@ fn reconciled(
                 };
                 ("False", reasons::IN_PROGRESS, message)
             }
+        } else if let (
+            Area::Encryption,
+            Some(KeyVerdict::Accessible {
+                expiring: Some(warning),
+            }),
+        ) = (area, key_verdict)
+        {
+            ("True", reasons::KEY_EXPIRING_SOON, warning.clone())
         } else {
             ("True", reasons::SUCCEEDED, summary(area, desired, observed))
         };
@@ -293,14 +311,13 @@ fn reconciled(
             reasons::SYSTEM_KEY,
             "the account uses a Microsoft-managed key".to_owned(),
         )
-    } else if let Some(DesiredEncryption::CustomerKey { key, .. }) = &desired.encryption {
-        match problems
-            .iter()
-            .filter(|p| p.area == Area::Encryption)
-            .find_map(|p| key_access_cause(p.reason).map(|c| (c, p)))
-        {
-            Some((cause, p)) => ("True", cause, p.message.clone()),
-            None => (
+    } else if let (Some(DesiredEncryption::CustomerKey { key, .. }), Some(verdict)) =
+        (&desired.encryption, key_verdict)
+    {
+        match verdict {
+            KeyVerdict::Inaccessible { cause, message } => ("True", *cause, message.clone()),
+            KeyVerdict::Unknown { reason, message } => ("Unknown", *reason, message.clone()),
+            KeyVerdict::Accessible { .. } => (
                 "False",
                 reasons::KEY_ACCESSIBLE,
                 format!(
@@ -526,6 +543,7 @@ mod tests {
                 plan: &plan,
                 applied: None,
                 failed_operation: None,
+                expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
             },
             now,
         )

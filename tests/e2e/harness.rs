@@ -131,6 +131,8 @@ impl Operator {
             shutdown_grace: Duration::from_secs(5),
             operator_credential: credential.clone(),
             reporter: "ams-security-operator".to_owned(),
+            key_expiry_warning:
+                ams_security_operator::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -223,24 +225,30 @@ pub async fn wait_until(
     ready: impl Fn(&MediaServicesAccount) -> bool,
 ) -> MediaServicesAccount {
     let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
-    let waited = tokio::time::timeout(
-        timeout,
-        await_condition(api.clone(), name, |o: Option<&MediaServicesAccount>| {
-            o.is_some_and(&ready)
-        }),
-    )
-    .await;
-    match waited {
-        Ok(Ok(Some(object))) => object,
-        other => {
-            let last = api.get(name).await.ok();
-            panic!(
-                "{name} did not become {what} within {timeout:?} ({:?}); last status:\n{}",
-                other.err(),
-                serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap_or_default()
-            );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    // A watch can end early (the apiserver closes it, or the object's watch event is missed
+    // between list and watch); watch again until the deadline.
+    while let Some(remaining) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+        let waited = tokio::time::timeout(
+            remaining,
+            await_condition(api.clone(), name, |o: Option<&MediaServicesAccount>| {
+                o.is_some_and(&ready)
+            }),
+        )
+        .await;
+        match waited {
+            Ok(Ok(Some(object))) => return object,
+            Ok(Ok(None)) => last_error = Some("the object is gone".to_owned()),
+            Ok(Err(e)) => last_error = Some(e.to_string()),
+            Err(_) => break,
         }
     }
+    let last = api.get(name).await.ok();
+    panic!(
+        "{name} did not become {what} within {timeout:?} (last watch error: {last_error:?}); last status:\n{}",
+        serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap_or_default()
+    );
 }
 
 /// Waits until `type_` has `status` and `reason`.
@@ -348,4 +356,79 @@ pub async fn finish(operator: Operator, emu: Emulator) {
         ),
     }
     emu.shutdown().await;
+}
+
+/// The operator's reconcile function without its controller: the same context `run` builds
+/// (workload identity, the emulator's transport), for tests that decide when a pass happens.
+pub fn offline_context(client: &Client, emu: &Emulator) -> Arc<Context> {
+    let token = emu
+        .mint_service_account_token(OPERATOR_SUBJECT)
+        .expect("mint a service account token");
+    let token_file = std::env::temp_dir().join(format!(
+        "ams-e2e-token-{}-{}",
+        std::process::id(),
+        emu.addr().port()
+    ));
+    std::fs::write(&token_file, token).expect("write the token file");
+    let credential = CredentialSource::WorkloadIdentity {
+        tenant_id: emu.tenant_id(),
+        client_id: emu
+            .service_principal("operator")
+            .expect("seeded operator")
+            .client_id,
+        token_file,
+    };
+    let clients = Arc::new(
+        AzureClients::new(AzureConfig {
+            cloud: AzureCloud::AzurePublic,
+            transport: TransportConfig::emulator(emu.addr(), emu.ca_pem()),
+            ..AzureConfig::default()
+        })
+        .expect("transport builds"),
+    );
+    Arc::new(Context::new(
+        client.clone(),
+        clients,
+        credential,
+        "ams-security-operator",
+    ))
+}
+
+/// Runs one reconcile of the object as it is stored now; returns the object afterwards.
+pub async fn reconcile_now(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    ctx: &Arc<Context>,
+) -> MediaServicesAccount {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
+    let object = api.get(name).await.expect("get");
+    let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
+        serde_json::from_value(serde_json::to_value(&object).expect("serializes")).expect("guard");
+    ams_security_operator::controller::account::reconcile(Arc::new(guard), ctx.clone())
+        .await
+        .expect("reconcile");
+    api.get(name).await.expect("get")
+}
+
+/// Reconciles until `Ready=True` (at most 10 passes, as each pass stops after its writes).
+pub async fn reconcile_until_ready(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    ctx: &Arc<Context>,
+) -> MediaServicesAccount {
+    let mut last = None;
+    for _ in 0..10 {
+        let object = reconcile_now(client, namespace, name, ctx).await;
+        if state(&object, "Ready") == ("True".to_owned(), "Succeeded".to_owned()) {
+            return object;
+        }
+        // A parked operation needs Azure's clock to move on: poll again.
+        last = Some(object);
+    }
+    panic!(
+        "{name} not Ready after 10 passes: {}",
+        serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap_or_default()
+    );
 }

@@ -7,6 +7,7 @@
 mod common;
 mod examples;
 mod harness;
+mod key_access;
 mod reconcile;
 #[path = "../emulator/spec.rs"]
 mod spec;

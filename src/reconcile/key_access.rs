@@ -1,0 +1,496 @@
+//! Key-access diagnosis (pure): can the account's identity still use its customer-managed key,
+//! and if not, which link broke first? The links are checked in the order that names the
+//! first broken one: the vault exists and is not soft-deleted; its firewall admits the service;
+//! the identity holds the access; the key version exists, is enabled, is inside its validity
+//! window, and is a key Media Services can use.
+//!
+//! What the operator itself cannot see is not a verdict: a read refused to the operator's own
+//! identity gives [`KeyVerdict::Unknown`], never "inaccessible". No I/O, no clock.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::azure::keys::KeyInfo;
+use crate::azure::models::keyvault::{CMK_KEY_PERMISSIONS, Vault};
+use crate::crd::conditions::{key_access, reasons};
+
+use super::observe::{ObservedKey, VaultLookup};
+use super::prereqs::{KEY_WRAP_ROLES, RSA_SIZES, holds_any};
+
+/// Default warning horizon before a key's expiry.
+pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The verdict on one key for one principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// Access works; `expiring` says when the key version expires within the warning horizon.
+    Accessible {
+        /// A warning message when the version expires within the horizon.
+        expiring: Option<String>,
+    },
+    /// Access is lost; `cause` is one of `conditions::key_access`.
+    Inaccessible {
+        /// The cause (reason).
+        cause: &'static str,
+        /// What broke and how to fix it.
+        message: String,
+    },
+    /// The operator cannot tell (its own identity was refused a read).
+    Unknown {
+        /// Reason.
+        reason: &'static str,
+        /// What the operator needs.
+        message: String,
+    },
+}
+
+/// Whether a vault's firewall lets Media Services (a trusted Azure service) through.
+#[must_use]
+pub fn firewall_admits_service(vault: &Vault) -> bool {
+    match &vault.properties.network_acls {
+        None => true,
+        Some(acls) => {
+            !acls
+                .default_action
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("Deny"))
+                || acls.bypass.as_deref().is_some_and(|b| {
+                    b.split(',')
+                        .any(|p| p.trim().eq_ignore_ascii_case("AzureServices"))
+                })
+        }
+    }
+}
+
+/// Whether the principal holds get, wrapKey and unwrapKey on the key.
+#[must_use]
+pub fn principal_has_access(k: &ObservedKey, vault: &Vault, principal: &str) -> bool {
+    if vault.properties.enable_rbac_authorization == Some(true) {
+        holds_any(&k.assignments, &KEY_WRAP_ROLES).is_some()
+    } else {
+        vault.properties.access_policies.iter().any(|p| {
+            p.object_id.eq_ignore_ascii_case(principal) && p.grants_keys(CMK_KEY_PERMISSIONS)
+        })
+    }
+}
+
+/// Diagnoses access to the key in `k` at `now`, warning when it expires within `horizon`.
+#[must_use]
+pub fn diagnose(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdict {
+    let vault_name = &k.key_id.vault_name;
+    let lost = |cause, message: String| KeyVerdict::Inaccessible { cause, message };
+    let vault = match &k.vault {
+        VaultLookup::NotFound => {
+            return lost(
+                key_access::VAULT_NOT_FOUND,
+                format!(
+                    "key vault {vault_name} no longer exists; restore it or point spec.encryption at another key"
+                ),
+            );
+        }
+        VaultLookup::SoftDeleted(_) => {
+            return lost(
+                key_access::VAULT_SOFT_DELETED,
+                format!(
+                    "key vault {vault_name} was deleted and is in its retention period; recover it (az keyvault recover --name {vault_name})"
+                ),
+            );
+        }
+        VaultLookup::Found(v) => v,
+    };
+    if !firewall_admits_service(vault) {
+        return lost(
+            key_access::VAULT_FIREWALL_BLOCKED,
+            format!(
+                "the firewall of key vault {vault_name} denies by default and does not let trusted Azure services through; add AzureServices to its bypass list"
+            ),
+        );
+    }
+    let Some(principal) = k.principal.as_deref() else {
+        return KeyVerdict::Unknown {
+            reason: reasons::PROPAGATING,
+            message: "Azure does not report the encryption identity's principal yet".to_owned(),
+        };
+    };
+    if !principal_has_access(k, vault, principal) {
+        return lost(
+            key_access::ACCESS_REVOKED,
+            format!(
+                "identity {principal} no longer holds get, wrapKey and unwrapKey on key {} in vault {vault_name}; restore the {} (or set grantAccess: true)",
+                k.key_id.name,
+                if vault.properties.enable_rbac_authorization == Some(true) {
+                    "Key Vault Crypto Service Encryption User role assignment"
+                } else {
+                    "access policy"
+                }
+            ),
+        );
+    }
+    if let Some(refused) = &k.operator_refused {
+        return KeyVerdict::Unknown {
+            reason: reasons::OPERATOR_FORBIDDEN,
+            message: format!(
+                "the operator may not read key {} in vault {vault_name} ({refused}); grant its identity get on keys (an access policy, or Key Vault Crypto User in RBAC vaults) and let its address through the vault firewall",
+                k.key_id.name
+            ),
+        };
+    }
+    let Some(key) = &k.key else {
+        return lost(
+            key_access::KEY_NOT_FOUND,
+            match &k.key_id.version {
+                Some(v) => format!(
+                    "version {v} of key {} no longer exists in vault {vault_name}",
+                    k.key_id.name
+                ),
+                None => format!(
+                    "key {} no longer exists in vault {vault_name}; recover it if it was deleted",
+                    k.key_id.name
+                ),
+            },
+        );
+    };
+    version_verdict(key, vault_name, now, horizon)
+}
+
+/// The checks of the key version itself: enabled, inside its validity window, usable by
+/// Media Services; and whether it expires within the warning horizon.
+fn version_verdict(
+    key: &KeyInfo,
+    vault_name: &str,
+    now: Timestamp,
+    horizon: Duration,
+) -> KeyVerdict {
+    let lost = |cause, message: String| KeyVerdict::Inaccessible { cause, message };
+    let which = format!(
+        "key {} version {} in vault {vault_name}",
+        key.name, key.version
+    );
+    if !key.enabled {
+        return lost(
+            key_access::KEY_DISABLED,
+            format!("{which} is disabled; enable it"),
+        );
+    }
+    if let Some(nbf) = key.not_before
+        && nbf.unix_timestamp() > now.as_second()
+    {
+        return lost(
+            key_access::KEY_NOT_YET_VALID,
+            format!("{which} is not valid before {nbf}"),
+        );
+    }
+    if let Some(exp) = key.expires
+        && exp.unix_timestamp() <= now.as_second()
+    {
+        return lost(
+            key_access::KEY_EXPIRED,
+            format!("{which} expired at {exp}; extend its expiry or rotate to a new version"),
+        );
+    }
+    let usable = key.kind.is_rsa()
+        && key.rsa_bits.is_some_and(|b| RSA_SIZES.contains(&b))
+        && ["wrapKey", "unwrapKey"]
+            .iter()
+            .all(|op| key.key_ops.iter().any(|o| o.eq_ignore_ascii_case(op)));
+    if !usable {
+        return lost(
+            key_access::UNSUPPORTED_KEY,
+            format!("{which} is not an RSA 2048/3072/4096 key that permits wrapKey and unwrapKey"),
+        );
+    }
+    let horizon_secs = i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX);
+    let expiring = key
+        .expires
+        .filter(|exp| exp.unix_timestamp() <= now.as_second().saturating_add(horizon_secs))
+        .map(|exp| format!("{which} expires at {exp}; rotate it or extend its expiry before then"));
+    KeyVerdict::Accessible { expiring }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::keys::KeyKind;
+    use crate::azure::models::keyvault::{DeletedVault, VaultNetworkRuleSet};
+    use crate::reconcile::desired::KeyId;
+    use crate::reconcile::fixtures::*;
+
+    const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("valid")
+    }
+
+    fn odt(second: i64) -> azure_core::time::OffsetDateTime {
+        azure_core::time::OffsetDateTime::from_unix_timestamp(second).expect("valid")
+    }
+
+    fn granted_vault() -> Vault {
+        let mut v = vault("media-kv", false);
+        v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey", "unwrapKey"])];
+        v
+    }
+
+    fn key(vault: VaultLookup, key: Option<KeyInfo>) -> ObservedKey {
+        ObservedKey {
+            key_id: KeyId::parse(KEY).expect("id"),
+            vault,
+            key,
+            principal: Some(PRINCIPAL.to_owned()),
+            assignments: Vec::new(),
+            operator_refused: None,
+        }
+    }
+
+    fn good() -> ObservedKey {
+        key(
+            VaultLookup::Found(granted_vault()),
+            Some(rsa_key("account-key", "v1", 3072)),
+        )
+    }
+
+    fn verdict_name(v: &KeyVerdict) -> String {
+        match v {
+            KeyVerdict::Accessible { expiring: None } => "Accessible".into(),
+            KeyVerdict::Accessible { expiring: Some(_) } => "Accessible+Expiring".into(),
+            KeyVerdict::Inaccessible { cause, .. } => format!("Inaccessible:{cause}"),
+            KeyVerdict::Unknown { reason, .. } => format!("Unknown:{reason}"),
+        }
+    }
+
+    /// Every cause, each case of what the operator cannot see, and the precedence when several
+    /// links are broken at once (the first broken link is named).
+    // NB: the table of cases is most of the length.
+    #[allow(clippy::too_many_lines)]
+    #[test]
+    fn every_cause_is_diagnosed_and_the_first_broken_link_wins() {
+        let closed = |bypass: &str| {
+            let mut v = granted_vault();
+            v.properties.network_acls = Some(VaultNetworkRuleSet {
+                bypass: Some(bypass.into()),
+                default_action: Some("Deny".into()),
+            });
+            v
+        };
+        let with_key = |k: KeyInfo| key(VaultLookup::Found(granted_vault()), Some(k));
+        let base = rsa_key("account-key", "v1", 3072);
+        let cases: Vec<(&str, ObservedKey, &str)> = vec![
+            ("all good", good(), "Accessible"),
+            (
+                "vault gone",
+                key(VaultLookup::NotFound, None),
+                "Inaccessible:VaultNotFound",
+            ),
+            (
+                "vault soft-deleted",
+                key(VaultLookup::SoftDeleted(DeletedVault::default()), None),
+                "Inaccessible:VaultSoftDeleted",
+            ),
+            (
+                "firewall closed to services",
+                key(VaultLookup::Found(closed("None")), Some(base.clone())),
+                "Inaccessible:VaultFirewallBlocked",
+            ),
+            (
+                "firewall closed but services pass",
+                key(
+                    VaultLookup::Found(closed("AzureServices")),
+                    Some(base.clone()),
+                ),
+                "Accessible",
+            ),
+            (
+                "policy removed",
+                key(
+                    VaultLookup::Found(vault("media-kv", false)),
+                    Some(base.clone()),
+                ),
+                "Inaccessible:AccessRevoked",
+            ),
+            (
+                "policy without unwrap",
+                {
+                    let mut v = vault("media-kv", false);
+                    v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey"])];
+                    key(VaultLookup::Found(v), Some(base.clone()))
+                },
+                "Inaccessible:AccessRevoked",
+            ),
+            (
+                "RBAC role removed",
+                key(
+                    VaultLookup::Found(vault("media-kv", true)),
+                    Some(base.clone()),
+                ),
+                "Inaccessible:AccessRevoked",
+            ),
+            (
+                "RBAC role held",
+                {
+                    let mut k = key(
+                        VaultLookup::Found(vault("media-kv", true)),
+                        Some(base.clone()),
+                    );
+                    k.assignments = vec![assignment(
+                        &vault_id("media-kv"),
+                        PRINCIPAL,
+                        "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+                    )];
+                    k
+                },
+                "Accessible",
+            ),
+            (
+                "key deleted",
+                key(VaultLookup::Found(granted_vault()), None),
+                "Inaccessible:KeyNotFound",
+            ),
+            (
+                "key disabled",
+                with_key(KeyInfo {
+                    enabled: false,
+                    ..base.clone()
+                }),
+                "Inaccessible:KeyDisabled",
+            ),
+            (
+                "key expired",
+                with_key(KeyInfo {
+                    expires: Some(odt(1_700_000_000)),
+                    ..base.clone()
+                }),
+                "Inaccessible:KeyExpired",
+            ),
+            (
+                "key not yet valid",
+                with_key(KeyInfo {
+                    not_before: Some(odt(1_900_000_000)),
+                    ..base.clone()
+                }),
+                "Inaccessible:KeyNotYetValid",
+            ),
+            (
+                "EC key",
+                with_key(KeyInfo {
+                    kind: KeyKind::Ec,
+                    rsa_bits: None,
+                    ..base.clone()
+                }),
+                "Inaccessible:UnsupportedKey",
+            ),
+            (
+                "RSA 1024",
+                with_key(KeyInfo {
+                    rsa_bits: Some(1024),
+                    ..base.clone()
+                }),
+                "Inaccessible:UnsupportedKey",
+            ),
+            (
+                "expires within the horizon",
+                with_key(KeyInfo {
+                    expires: Some(odt(1_800_000_000 + 86_400)),
+                    ..base.clone()
+                }),
+                "Accessible+Expiring",
+            ),
+            (
+                "expires beyond the horizon",
+                with_key(KeyInfo {
+                    expires: Some(odt(1_800_000_000 + 90 * 86_400)),
+                    ..base.clone()
+                }),
+                "Accessible",
+            ),
+            (
+                "operator refused the key read",
+                {
+                    let mut k = key(VaultLookup::Found(granted_vault()), None);
+                    k.operator_refused = Some("403 ForbiddenByFirewall".into());
+                    k
+                },
+                "Unknown:OperatorForbidden",
+            ),
+            (
+                "principal not known yet",
+                {
+                    let mut k = good();
+                    k.principal = None;
+                    k
+                },
+                "Unknown:Propagating",
+            ),
+            (
+                "vault gone and key disabled: the vault is named",
+                key(
+                    VaultLookup::NotFound,
+                    Some(KeyInfo {
+                        enabled: false,
+                        ..base.clone()
+                    }),
+                ),
+                "Inaccessible:VaultNotFound",
+            ),
+            (
+                "grant removed and key disabled: the grant is named",
+                key(
+                    VaultLookup::Found(vault("media-kv", false)),
+                    Some(KeyInfo {
+                        enabled: false,
+                        ..base.clone()
+                    }),
+                ),
+                "Inaccessible:AccessRevoked",
+            ),
+            (
+                "disabled and expired: disabled is named",
+                with_key(KeyInfo {
+                    enabled: false,
+                    expires: Some(odt(1)),
+                    ..base.clone()
+                }),
+                "Inaccessible:KeyDisabled",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (name, k, expected) in cases {
+            let got = verdict_name(&diagnose(&k, now(), DEFAULT_EXPIRY_WARNING));
+            if got != expected {
+                wrong.push(format!("{name}: expected {expected}, got {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// Messages name the vault, the key, the version and the principal where they apply.
+    #[test]
+    fn messages_name_what_broke() {
+        let KeyVerdict::Inaccessible { message, .. } = diagnose(
+            &key(
+                VaultLookup::Found(vault("media-kv", false)),
+                Some(rsa_key("account-key", "v1", 2048)),
+            ),
+            now(),
+            DEFAULT_EXPIRY_WARNING,
+        ) else {
+            panic!("inaccessible");
+        };
+        assert!(
+            message.contains(PRINCIPAL)
+                && message.contains("account-key")
+                && message.contains("media-kv"),
+            "{message}"
+        );
+        let mut k = good();
+        k.key = Some(KeyInfo {
+            enabled: false,
+            ..rsa_key("account-key", "v7", 2048)
+        });
+        let KeyVerdict::Inaccessible { message, .. } = diagnose(&k, now(), DEFAULT_EXPIRY_WARNING)
+        else {
+            panic!("inaccessible");
+        };
+        assert!(message.contains("v7"), "{message}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Customer-key access end to end: break each link out of band through the emulator's admin
+//! API, see the exact `CustomerKeyInaccessible` cause with no write to the account while it
+//! lasts, repair it and see the condition clear with an event. Passes are run one at a time
+//! (the reconcile function the controller runs), so each step is observed deterministically.
+
+use ams_security_operator::emulator::AdminCommand;
+use serde_json::json;
+
+use super::common::with_temp_ns;
+use super::harness::*;
+
+const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
+
+/// What breaks a link, and what repairs it.
+type Change = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
+
+/// Each cause of lost key access is named exactly, the account is not written while it lasts,
+/// and repairing it clears the condition with a `CustomerKeyAccessRestored` event. A removed
+/// access policy comes back by itself (`grantAccess: true`).
+#[tokio::test]
+async fn each_lost_key_link_raises_its_cause_and_recovery_clears_it() {
+    with_temp_ns("e2e-cki", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let spec = json!({
+            "identity": { "type": "SystemAssigned" },
+            "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
+        });
+        create(&client, &ns, &manifest("byok", spec)).await;
+        let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+        assert_eq!(
+            state(&ready, "CustomerKeyInaccessible"),
+            ("False".into(), "KeyAccessible".into())
+        );
+        let cases: Vec<(&str, Change, Change)> = vec![
+            (
+                "KeyDisabled",
+                Box::new(|e| {
+                    e.disable_key("media-kv", "account-key", None)
+                        .expect("disable");
+                }),
+                Box::new(|e| {
+                    e.enable_key("media-kv", "account-key", None)
+                        .expect("enable");
+                }),
+            ),
+            (
+                "KeyNotFound",
+                Box::new(|e| {
+                    e.delete_key("media-kv", "account-key").expect("delete key");
+                }),
+                Box::new(|e| {
+                    e.recover_key("media-kv", "account-key")
+                        .expect("recover key");
+                }),
+            ),
+            (
+                "VaultSoftDeleted",
+                Box::new(|e| {
+                    e.delete_vault("media-kv").expect("delete vault");
+                }),
+                Box::new(|e| {
+                    e.recover_vault("media-kv").expect("recover vault");
+                }),
+            ),
+            (
+                "VaultFirewallBlocked",
+                Box::new(|e| {
+                    e.close_vault_firewall("media-kv", "None").expect("close");
+                }),
+                Box::new(|e| {
+                    e.open_vault_firewall("media-kv").expect("open");
+                }),
+            ),
+        ];
+        for (cause, break_it, repair) in cases {
+            let writes_before = azure_writes(&emu).len();
+            break_it(&emu);
+            let broken = reconcile_now(&client, &ns, "byok", &ctx).await;
+            assert_eq!(
+                state(&broken, "CustomerKeyInaccessible"),
+                ("True".into(), cause.into()),
+                "{cause}: {:?}",
+                broken.status.as_ref().map(|s| &s.conditions)
+            );
+            assert_eq!(state(&broken, "Ready").0, "False", "{cause}");
+            let message = &condition(&broken, "CustomerKeyInaccessible")
+                .expect("condition")
+                .message;
+            assert!(message.contains("media-kv"), "{cause}: {message}");
+            let writes = &azure_writes(&emu)[writes_before..];
+            assert!(
+                writes.is_empty(),
+                "{cause}: wrote while the key was inaccessible: {:#?}",
+                describe(writes)
+            );
+            repair(&emu);
+            let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+            assert_eq!(
+                state(&restored, "CustomerKeyInaccessible"),
+                ("False".into(), "KeyAccessible".into()),
+                "{cause}"
+            );
+            let reasons = event_reasons(&client, &ns, "byok").await;
+            assert!(
+                reasons.iter().any(|r| r == cause),
+                "{cause}: no Warning event in {reasons:?}"
+            );
+            assert!(
+                reasons.iter().any(|r| r == "CustomerKeyAccessRestored"),
+                "{cause}: {reasons:?}"
+            );
+        }
+
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+/// A removed access policy comes back by itself (`grantAccess: true`), and a key about to
+/// expire warns (`KeyExpiringSoon`) while access still works.
+#[tokio::test]
+async fn a_revoked_policy_is_restored_and_an_expiring_key_warns() {
+    with_temp_ns("e2e-cki2", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let spec = json!({
+            "identity": { "type": "SystemAssigned" },
+            "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
+        });
+        create(&client, &ns, &manifest("byok", spec)).await;
+        let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+        let principal = ready
+            .status
+            .as_ref()
+            .and_then(|s| s.identity.as_ref())
+            .and_then(|i| i.principal_id.clone())
+            .expect("system principal");
+
+        // A removed access policy is restored by the operator itself (grantAccess: true).
+        emu.remove_access_policy("media-kv", &principal)
+            .expect("remove policy");
+        let revoked = reconcile_now(&client, &ns, "byok", &ctx).await;
+        assert_eq!(
+            state(&revoked, "CustomerKeyInaccessible"),
+            ("True".into(), "AccessRevoked".into())
+        );
+        let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+        assert_eq!(state(&restored, "CustomerKeyInaccessible").0, "False");
+        let policy_writes = azure_writes(&emu)
+            .into_iter()
+            .filter(|r| r.operation == "Vaults_UpdateAccessPolicy")
+            .count();
+        assert_eq!(policy_writes, 2, "the first grant and its restoration");
+
+        // A key about to expire warns while access still works.
+        let soon = emu.now().timestamp() + 3 * 86_400;
+        emu.admin(AdminCommand::ExpireKey {
+            vault: "media-kv".into(),
+            key: "account-key".into(),
+            version: None,
+            at: Some(soon),
+        })
+        .expect("set expiry");
+        let warned = reconcile_now(&client, &ns, "byok", &ctx).await;
+        assert_eq!(
+            state(&warned, "EncryptionReady"),
+            ("True".into(), "KeyExpiringSoon".into())
+        );
+        assert_eq!(state(&warned, "CustomerKeyInaccessible").0, "False");
+        let reasons = event_reasons(&client, &ns, "byok").await;
+        assert!(
+            reasons.iter().any(|r| r == "KeyExpiringSoon"),
+            "{reasons:?}"
+        );
+        emu.shutdown().await;
+    })
+    .await;
+}
