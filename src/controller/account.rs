@@ -97,6 +97,14 @@ struct Pass {
 }
 
 async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
+    if account.metadata.deletion_timestamp.is_some() {
+        return super::finalize::finalize(account, ctx).await;
+    }
+    if !super::finalize::has_finalizer(account) {
+        // The change of metadata brings the object back through the watch at once.
+        super::finalize::add(ctx, account).await?;
+        return Ok(Action::await_change());
+    }
     let key = format!(
         "{}/{}",
         account.namespace().unwrap_or_default(),
@@ -370,7 +378,7 @@ async fn run_pass(
 }
 
 /// The Azure client for this resource: its `credentialsSecretRef`, else the operator's own.
-async fn credentials(
+pub(crate) async fn credentials(
     account: &MediaServicesAccount,
     ctx: &Context,
 ) -> Result<Arc<dyn AzureApi>, String> {
@@ -441,7 +449,7 @@ fn pending_from_status(s: &PendingOperationStatus) -> Option<PendingOperation> {
 /// NB: server-side apply would be the natural choice, but the 1.20 apiserver turns a field the
 /// manager stops sending (a cleared `pendingOperation`) into `null`, which the schema then
 /// refuses; a merge patch says "remove" explicitly.
-async fn write_status(
+pub(crate) async fn write_status(
     kube: &kube::Client,
     account: &MediaServicesAccount,
     previous: &MediaServicesAccountStatus,

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod events;
+pub mod finalize;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -429,6 +429,11 @@ pub struct MediaServicesAccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["principalId", "roleDefinitionId"]))]
     pub access_grants: Vec<AccessGrantStatus>,
+    /// Access-policy entries the operator added to vaults (and so removes with
+    /// `deletionPolicy: RevokeGrants` or `Delete`); entries others made are never removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["vaultId", "objectId"]))]
+    pub created_access_policies: Vec<CreatedAccessPolicy>,
     /// A long-running Azure operation the operator started and polls on later reconciles
     /// (it never waits inside one). Absent when none is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +442,18 @@ pub struct MediaServicesAccountStatus {
     /// after a bounded wait the wait becomes a reason for a person to act.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagating_since: Option<Time>,
+}
+
+/// An access-policy entry the operator added.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedAccessPolicy {
+    /// ARM id of the vault.
+    pub vault_id: String,
+    /// The principal the entry is for.
+    pub object_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
 }
 
 /// A long-running Azure operation in flight.

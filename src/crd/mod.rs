@@ -26,6 +26,14 @@ pub const VERSION: &str = "v1alpha1";
 /// of fields is stable across restarts and versions.
 pub const FIELD_MANAGER: &str = "ams-security-operator";
 
+/// Finalizer the operator puts on every `MediaServicesAccount`, so deleting one runs its
+/// `deletionPolicy` before the object goes.
+pub const FINALIZER: &str = "ams-security.io/cleanup";
+
+/// Annotation that releases the finalizer without any cleanup (`"true"`), for when cleanup
+/// cannot succeed (credentials gone for good) and a person decides to let the object go.
+pub const RELEASE_ANNOTATION: &str = "ams-security.io/release-finalizer";
+
 /// Every CRD this operator serves, in a stable order.
 #[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {

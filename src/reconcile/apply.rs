@@ -24,6 +24,9 @@ pub struct Write {
     pub reason: &'static str,
     /// What was written, for the event.
     pub message: String,
+    /// An access-policy entry this write added (vault id, object id, tenant id), which the
+    /// operator then owns.
+    pub access_policy: Option<(String, String, String)>,
 }
 
 /// How the pass ended.
@@ -126,6 +129,7 @@ async fn run(
                         "set the identity of {account} to {}",
                         identity.identity_type
                     ),
+                    access_policy: None,
                 },
                 pending(started),
             ))
@@ -167,6 +171,7 @@ async fn run(
                     area: *area,
                     reason,
                     message,
+                    access_policy: None,
                 },
                 None,
             ))
@@ -197,6 +202,7 @@ async fn run(
                     message: format!(
                         "added an access policy with get, wrapKey and unwrapKey for principal {principal} to {vault}"
                     ),
+                    access_policy: Some((vault.to_string(), principal.clone(), tenant_id.clone())),
                 },
                 None,
             ))
@@ -227,6 +233,7 @@ async fn run(
                     area,
                     reason: "AccountUpdated",
                     message: format!("set {} of {account}", parts.join(" and ")),
+                    access_policy: None,
                 },
                 pending(started),
             ))

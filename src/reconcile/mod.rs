@@ -8,10 +8,13 @@
 //! 5. [`apply`] (I/O): the writes, never waiting on Azure;
 //! 6. [`status`] (pure): the resource's status from all of the above.
 //!
+//! When the resource is deleted, [`cleanup`] carries out its `deletionPolicy` instead.
+//!
 //! The driver that strings them together, and writes status and events, is
 //! `crate::controller`.
 
 pub mod apply;
+pub mod cleanup;
 pub mod desired;
 #[cfg(test)]
 mod fake;

@@ -415,6 +415,24 @@ fn reconciled(
             })
         })
         .collect();
+    for (vault_id, object_id, tenant_id) in applied
+        .iter()
+        .flat_map(|a| a.writes.iter())
+        .filter_map(|w| w.access_policy.clone())
+    {
+        if !status.created_access_policies.iter().any(|p| {
+            p.vault_id.eq_ignore_ascii_case(&vault_id)
+                && p.object_id.eq_ignore_ascii_case(&object_id)
+        }) {
+            status
+                .created_access_policies
+                .push(crate::crd::account::CreatedAccessPolicy {
+                    vault_id,
+                    object_id,
+                    tenant_id,
+                });
+        }
+    }
     let waiting = problems.iter().any(|p| p.propagating)
         || applied.is_some_and(|a| matches!(a.outcome, Outcome::Propagating { .. }));
     status.propagating_since = if waiting {

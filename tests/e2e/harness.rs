@@ -432,3 +432,26 @@ pub async fn reconcile_until_ready(
         serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap_or_default()
     );
 }
+
+/// Runs reconciles of a deleted object until it is gone (at most 5 passes); panics with its
+/// status if it stays.
+pub async fn finalize_now(client: &Client, namespace: &str, name: &str, ctx: &Arc<Context>) {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
+    for _ in 0..5 {
+        let Some(object) = api.get_opt(name).await.expect("get") else {
+            return;
+        };
+        let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
+            serde_json::from_value(serde_json::to_value(&object).expect("serializes"))
+                .expect("guard");
+        ams_security_operator::controller::account::reconcile(Arc::new(guard), ctx.clone())
+            .await
+            .expect("reconcile");
+    }
+    let left = api.get_opt(name).await.expect("get");
+    assert!(
+        left.is_none(),
+        "{name} is still there after 5 passes: {}",
+        serde_json::to_string_pretty(&left.and_then(|o| o.status)).unwrap_or_default()
+    );
+}

@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod deletion;
 mod examples;
 mod harness;
 mod key_access;

@@ -1,0 +1,253 @@
+//! The finalizer: put on every `MediaServicesAccount`, and on deletion taken off only after the
+//! resource's `deletionPolicy` has been carried out (`crate::reconcile::cleanup`).
+//!
+//! It never hangs without saying why: when cleanup cannot run (credentials gone, Azure refusing)
+//! `Ready=False` names the cause and the way out, the pass is retried with backoff, and the
+//! `ams-security.io/release-finalizer: "true"` annotation lets a person release the object
+//! without cleanup. A suspended or invalid resource is released without Azure calls.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use serde_json::json;
+
+use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
+use crate::crd::conditions::reasons;
+use crate::crd::{FINALIZER, MediaServicesAccount, RELEASE_ANNOTATION};
+use crate::reconcile::cleanup::{self, CleanupOutcome};
+use crate::reconcile::desired::Desired;
+use crate::reconcile::observe::{self, Observation};
+use crate::reconcile::status::{self, Verdict};
+
+use super::account::{Error, credentials, write_status};
+use super::{Context, requeue};
+
+/// Whether the object carries the operator's finalizer.
+#[must_use]
+pub fn has_finalizer(account: &MediaServicesAccount) -> bool {
+    account.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Sets the finalizer list to `finalizers`, with the object's `resourceVersion` as
+/// precondition (a list changed meanwhile is never overwritten).
+async fn set_finalizers(
+    ctx: &Context,
+    account: &MediaServicesAccount,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    let api: Api<MediaServicesAccount> =
+        Api::namespaced(ctx.kube.clone(), &account.namespace().unwrap_or_default());
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": account.resource_version(),
+            "finalizers": finalizers,
+        }
+    });
+    api.patch(
+        &account.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        object: format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        ),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Adds the finalizer.
+pub async fn add(ctx: &Context, account: &MediaServicesAccount) -> Result<(), Error> {
+    let mut finalizers = account.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    set_finalizers(ctx, account, finalizers).await
+}
+
+async fn release(
+    ctx: &Context,
+    account: &MediaServicesAccount,
+    reason: &str,
+    note: &str,
+) -> Result<Action, Error> {
+    let finalizers = account
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(ctx, account, finalizers).await?;
+    ctx.events
+        .publish(
+            &kube::Resource::object_ref(account, &()),
+            EventType::Normal,
+            reason,
+            "Finalize",
+            note,
+        )
+        .await;
+    Ok(Action::await_change())
+}
+
+/// Cleanup cannot go on: `Ready` says why and how to let the object go; retried with backoff.
+async fn blocked(
+    ctx: &Context,
+    account: &MediaServicesAccount,
+    key: &str,
+    previous: &MediaServicesAccountStatus,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
+    let n = ctx.record_failure(key);
+    let status = status::compute(
+        previous,
+        account.metadata.generation,
+        &Verdict::Blocked {
+            reason,
+            message: format!(
+                "deletion is waiting: {message}; fix it, or annotate {RELEASE_ANNOTATION}=true to let the object go without cleanup"
+            ),
+        },
+        Timestamp::now(),
+    );
+    if status != *previous {
+        write_status(&ctx.kube, account, previous, &status)
+            .await
+            .map_err(|source| Error::WriteStatus {
+                object: key.to_owned(),
+                source,
+            })?;
+    }
+    Ok(Action::requeue(requeue::transient(n)))
+}
+
+/// When the object goes without any Azure call: the release annotation, `Retain`, suspend.
+fn release_without_cleanup(account: &MediaServicesAccount) -> Option<(&'static str, String)> {
+    if account
+        .annotations()
+        .get(RELEASE_ANNOTATION)
+        .is_some_and(|v| v == "true")
+    {
+        return Some((
+            "FinalizerReleased",
+            format!(
+                "released by the {RELEASE_ANNOTATION} annotation; nothing was cleaned up in Azure"
+            ),
+        ));
+    }
+    if account.spec.deletion_policy == DeletionPolicy::Retain {
+        return Some((
+            "Retained",
+            "deletionPolicy Retain: Azure is left as it is".to_owned(),
+        ));
+    }
+    account.spec.suspend.then(|| {
+        (
+            "Retained",
+            "suspended: no Azure calls, so Azure is left as it is".to_owned(),
+        )
+    })
+}
+
+/// Carries out the deletion policy of a deleted object, then releases it.
+pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
+    if !has_finalizer(account) {
+        return Ok(Action::await_change());
+    }
+    let key = format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    );
+    if let Some((reason, note)) = release_without_cleanup(account) {
+        return release(ctx, account, reason, &note).await;
+    }
+    let Ok(desired) = Desired::from_spec(&account.spec) else {
+        return release(
+            ctx,
+            account,
+            "Retained",
+            "the spec is invalid, so what to clean up is unknown: Azure is left as it is",
+        )
+        .await;
+    };
+    let policy = account.spec.deletion_policy;
+    let previous = account.status.clone().unwrap_or_default();
+    let api = match credentials(account, ctx).await {
+        Ok(api) => api,
+        Err(message) => {
+            return blocked(
+                ctx,
+                account,
+                &key,
+                &previous,
+                reasons::CREDENTIALS_UNAVAILABLE,
+                message,
+            )
+            .await;
+        }
+    };
+    let observed = match observe::observe(api.as_ref(), &desired).await {
+        Ok(Observation::Found(o)) => o,
+        // Nothing left to revoke on an account that is gone.
+        Ok(Observation::AccountNotFound) => {
+            return release(ctx, account, "CleanedUp", "the account no longer exists").await;
+        }
+        Err(e) => {
+            return blocked(
+                ctx,
+                account,
+                &key,
+                &previous,
+                status::error_reason(&e),
+                e.to_string(),
+            )
+            .await;
+        }
+    };
+    let owner = account.uid().unwrap_or_else(|| key.clone());
+    let plan = cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner);
+    let reference = kube::Resource::object_ref(account, &());
+    let (done, outcome) = match cleanup::run(api.as_ref(), &desired.account, &plan).await {
+        Ok(ok) => ok,
+        Err((done, e)) => {
+            for (reason, note) in &done {
+                ctx.events
+                    .publish(&reference, EventType::Normal, reason, "Cleanup", note)
+                    .await;
+            }
+            return blocked(
+                ctx,
+                account,
+                &key,
+                &previous,
+                status::error_reason(&e),
+                e.to_string(),
+            )
+            .await;
+        }
+    };
+    for (reason, note) in &done {
+        ctx.events
+            .publish(&reference, EventType::Normal, reason, "Cleanup", note)
+            .await;
+    }
+    match outcome {
+        CleanupOutcome::Deleting => Ok(Action::requeue(requeue::OPERATION_DEFAULT)),
+        CleanupOutcome::Done => {
+            ctx.record_success(&key);
+            release(
+                ctx,
+                account,
+                "CleanedUp",
+                &format!("deletionPolicy {policy:?} carried out"),
+            )
+            .await
+        }
+    }
+}

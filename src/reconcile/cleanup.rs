@@ -1,0 +1,232 @@
+//! Cleanup step, for a deleted resource: what its `deletionPolicy` removes from Azure
+//! ([`cleanup_plan`], pure) and doing it ([`run`], I/O).
+//!
+//! Ownership is exact: a role assignment is the operator's when its name is the one the plan
+//! derives from (scope, principal, role, this object's uid), so assignments made by anyone else
+//! (or for another object) are never touched; an access-policy entry is the operator's when
+//! status recorded that the operator added it. Targets already gone are fine: deleting what is
+//! not there counts as done.
+
+use crate::azure::models::keyvault::{
+    AccessPolicyEntry, AccessPolicyPermissions, AccessPolicyUpdateKind, CMK_KEY_PERMISSIONS,
+};
+use crate::azure::{AzureApi, AzureError, ResourceId, Started};
+use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
+
+use super::desired::{Desired, DesiredEncryption};
+use super::observe::{Observed, VaultLookup};
+use super::plan::assignment_name;
+
+/// What to remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CleanupPlan {
+    /// Role assignments (full ids) the operator made for this object.
+    pub role_assignments: Vec<String>,
+    /// Access-policy entries the operator added: (vault, object id, tenant id).
+    pub access_policies: Vec<(ResourceId, String, String)>,
+    /// Delete the Media Services account itself, after the grants.
+    pub delete_account: bool,
+}
+
+/// The cleanup `policy` asks for, given what was observed.
+#[must_use]
+pub fn cleanup_plan(
+    policy: DeletionPolicy,
+    desired: &Desired,
+    observed: &Observed,
+    status: &MediaServicesAccountStatus,
+    owner: &str,
+) -> CleanupPlan {
+    if policy == DeletionPolicy::Retain {
+        return CleanupPlan::default();
+    }
+    let mut plan = CleanupPlan {
+        delete_account: policy == DeletionPolicy::Delete,
+        ..CleanupPlan::default()
+    };
+    let mut ours =
+        |scope: &ResourceId,
+         assignments: &[crate::azure::models::authorization::RoleAssignment]| {
+            for a in assignments {
+                let (Some(id), Some(name)) = (&a.id, &a.name) else {
+                    continue;
+                };
+                let expected = assignment_name(
+                    scope,
+                    &a.properties.principal_id,
+                    a.role_definition_guid(),
+                    owner,
+                );
+                if name.eq_ignore_ascii_case(&expected)
+                    && !plan
+                        .role_assignments
+                        .iter()
+                        .any(|i| i.eq_ignore_ascii_case(id))
+                {
+                    plan.role_assignments.push(id.clone());
+                }
+            }
+        };
+    for s in &observed.storage {
+        ours(&s.id, &s.assignments);
+    }
+    if let (Some(DesiredEncryption::CustomerKey { .. }), Some(k)) =
+        (&desired.encryption, &observed.key)
+        && let VaultLookup::Found(v) = &k.vault
+        && let Some(vault_id) = v.id.as_deref().and_then(|i| ResourceId::parse(i).ok())
+    {
+        ours(&vault_id.child("keys", &k.key_id.name), &k.assignments);
+    }
+    for g in &observed.grants {
+        ours(&desired.account, &g.assignments);
+    }
+    for p in &status.created_access_policies {
+        if let Ok(vault) = ResourceId::parse(&p.vault_id) {
+            plan.access_policies
+                .push((vault, p.object_id.clone(), p.tenant_id.clone()));
+        }
+    }
+    plan
+}
+
+/// How a cleanup pass ended.
+#[derive(Debug)]
+pub enum CleanupOutcome {
+    /// Everything is removed: the finalizer may go.
+    Done,
+    /// The account's delete is running; look again later.
+    Deleting,
+}
+
+/// Removes what `plan` lists; returns the event messages of what it removed.
+///
+/// # Errors
+/// The first Azure failure; what was removed before it stays removed, and a retry skips it.
+pub async fn run(
+    api: &dyn AzureApi,
+    account: &ResourceId,
+    plan: &CleanupPlan,
+) -> Result<(Vec<(&'static str, String)>, CleanupOutcome), (Vec<(&'static str, String)>, AzureError)>
+{
+    let mut done = Vec::new();
+    for id in &plan.role_assignments {
+        match api.delete_role_assignment(id).await {
+            Ok(true) => done.push((
+                "RoleAssignmentRevoked",
+                format!("removed role assignment {id}"),
+            )),
+            Ok(false) => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    for (vault, object_id, tenant_id) in &plan.access_policies {
+        let entry = AccessPolicyEntry {
+            tenant_id: tenant_id.clone(),
+            object_id: object_id.clone(),
+            application_id: None,
+            permissions: AccessPolicyPermissions {
+                keys: CMK_KEY_PERMISSIONS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
+                ..AccessPolicyPermissions::default()
+            },
+        };
+        match api
+            .update_vault_access_policy(vault, AccessPolicyUpdateKind::Remove, &[entry])
+            .await
+        {
+            Ok(()) => done.push((
+                "KeyAccessRevoked",
+                format!("removed the access policy of principal {object_id} from {vault}"),
+            )),
+            // The vault (or its entry) is already gone.
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    if plan.delete_account {
+        match api.delete_media_account(account).await {
+            Ok(Started::Done(existed)) => {
+                if existed {
+                    done.push((
+                        "AccountDeleted",
+                        format!("deleted Media Services account {account}"),
+                    ));
+                }
+            }
+            Ok(Started::Pending(_)) => {
+                done.push((
+                    "AccountDeleting",
+                    format!("deleting Media Services account {account}"),
+                ));
+                return Ok((done, CleanupOutcome::Deleting));
+            }
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok((done, CleanupOutcome::Done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::models::authorization::STORAGE_BLOB_DATA_CONTRIBUTOR;
+    use crate::crd::account::CreatedAccessPolicy;
+    use crate::reconcile::fixtures::*;
+
+    /// Only assignments whose name the operator derives for this object are removed: one made
+    /// by someone else for the same principal and role, or by another object, stays.
+    #[test]
+    fn only_the_operators_own_assignments_are_revoked() {
+        let d = desired(trusted_storage_spec());
+        let mut world = World::converged_trusted_storage();
+        let scope = ResourceId::parse(&storage_id("mediaprimary")).expect("id");
+        let name =
+            |owner: &str| assignment_name(&scope, PRINCIPAL, STORAGE_BLOB_DATA_CONTRIBUTOR, owner);
+        let mut ours = assignment(
+            &storage_id("mediaprimary"),
+            PRINCIPAL,
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+        );
+        ours.name = Some(name("uid-1"));
+        ours.id = Some(format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{}",
+            storage_id("mediaprimary"),
+            name("uid-1")
+        ));
+        let mut other_object = ours.clone();
+        other_object.name = Some(name("uid-2"));
+        other_object.id = Some(format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{}",
+            storage_id("mediaprimary"),
+            name("uid-2")
+        ));
+        let foreign = assignment(
+            &storage_id("mediaprimary"),
+            PRINCIPAL,
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+        );
+        world.0.storage[0].assignments = vec![ours.clone(), other_object, foreign];
+        let status = MediaServicesAccountStatus {
+            created_access_policies: vec![CreatedAccessPolicy {
+                vault_id: vault_id("media-kv"),
+                object_id: PRINCIPAL.into(),
+                tenant_id: TENANT.into(),
+            }],
+            ..MediaServicesAccountStatus::default()
+        };
+
+        let revoke = cleanup_plan(DeletionPolicy::RevokeGrants, &d, &world.0, &status, "uid-1");
+        assert_eq!(revoke.role_assignments, [ours.id.clone().expect("id")]);
+        assert_eq!(revoke.access_policies.len(), 1);
+        assert!(!revoke.delete_account);
+
+        let delete = cleanup_plan(DeletionPolicy::Delete, &d, &world.0, &status, "uid-1");
+        assert!(delete.delete_account);
+        assert_eq!(delete.role_assignments, revoke.role_assignments);
+
+        let retain = cleanup_plan(DeletionPolicy::Retain, &d, &world.0, &status, "uid-1");
+        assert_eq!(retain, CleanupPlan::default());
+    }
+}

@@ -1,0 +1,198 @@
+//! Deletion end to end: the finalizer carries out `deletionPolicy` before the object goes, with
+//! exact ownership (never an assignment someone else made), tolerates targets already gone,
+//! and never hangs without saying why.
+
+use ams_security_operator::crd::MediaServicesAccount;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use super::common::with_temp_ns;
+use super::harness::*;
+
+const SBDC: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+
+fn assignments(emu: &ams_security_operator::emulator::Emulator, principal: &str) -> Vec<Value> {
+    emu.snapshot()["roleAssignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .filter(|a| {
+            a["principal_id"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case(principal))
+        })
+        .cloned()
+        .collect()
+}
+
+async fn delete(client: &kube::Client, ns: &str, name: &str) {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), ns);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+}
+
+/// `RevokeGrants` removes exactly the role assignments and access-policy entries the operator
+/// made: an equivalent assignment someone else made first is adopted for checking, and
+/// survives; the account stays.
+#[tokio::test]
+async fn revoke_grants_removes_exactly_what_the_operator_made() {
+    with_temp_ns("e2e-revoke", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let (principal, _) = emu.user_assigned_identity(&identity_id()).expect("identity");
+        // Someone else already granted the identity blob access on the archive account.
+        let token = emu.token_for("operator", "https://management.azure.com").expect("token");
+        let foreign = format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/0f0f0f0f-0000-4000-8000-000000000001",
+            storage_id("mediaarchive")
+        );
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).expect("CA"))
+            .resolve("management.azure.com", emu.addr())
+            .build()
+            .expect("client");
+        let made = http
+            .put(format!("https://management.azure.com:{}{foreign}?api-version=2022-04-01", emu.addr().port()))
+            .bearer_auth(token)
+            .json(&json!({ "properties": {
+                "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{SBDC}"),
+                "principalId": principal,
+                "principalType": "ServicePrincipal" } }))
+            .send()
+            .await
+            .expect("foreign grant");
+        assert!(made.status().is_success(), "{}", made.status());
+
+        let uai = json!({ "userAssignedIdentity": identity_id() });
+        let spec = json!({
+            "identity": { "type": "UserAssigned", "userAssignedIdentities": [identity_id()] },
+            "storage": { "authentication": "ManagedIdentity", "accounts": [
+                { "id": storage_id("mediaprimary"), "type": "Primary", "identity": uai },
+                { "id": storage_id("mediaarchive"), "type": "Secondary", "identity": uai } ] },
+            "encryption": { "type": "CustomerKey", "keyIdentifier": "https://media-kv.vault.azure.net/keys/account-key", "identity": uai },
+            "accessGrants": [ { "principalId": principal, "role": "Reader" } ],
+            "deletionPolicy": "RevokeGrants",
+        });
+        create(&client, &ns, &manifest("revoke", spec)).await;
+        let ready = reconcile_until_ready(&client, &ns, "revoke", &ctx).await;
+        assert!(ready.metadata.finalizers.iter().flatten().any(|f| f == "ams-security.io/cleanup"));
+        let made_by_operator = |a: &Value| a["description"] == "Managed by ams-security-operator";
+        let before = assignments(&emu, &principal);
+        assert_eq!(
+            before.iter().filter(|a| made_by_operator(a)).count(),
+            2,
+            "SBDC on the primary (the archive's is adopted) and Reader: {before:#?}"
+        );
+
+        delete(&client, &ns, "revoke").await;
+        finalize_now(&client, &ns, "revoke", &ctx).await;
+        let left = assignments(&emu, &principal);
+        assert!(!left.iter().any(made_by_operator), "an operator grant survived: {left:#?}");
+        assert_eq!(left.len(), before.len() - 2, "{left:#?}");
+        assert!(
+            left.iter().any(|a| a["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(&foreign))),
+            "the adopted foreign assignment was removed: {left:#?}"
+        );
+        let policy_removals = azure_writes(&emu)
+            .into_iter()
+            .filter(|r| r.operation == "Vaults_UpdateAccessPolicy" && r.uri.contains("/accessPolicies/remove"))
+            .count();
+        assert_eq!(policy_removals, 1);
+        assert!(emu.principal_id(&account_id()).is_some() || emu.snapshot()["mediaAccounts"].as_array().is_some_and(|a| !a.is_empty()), "the account stays");
+        let reasons = event_reasons(&client, &ns, "revoke").await;
+        for expected in ["RoleAssignmentRevoked", "KeyAccessRevoked", "CleanedUp"] {
+            assert!(reasons.iter().any(|r| r == expected), "no {expected} in {reasons:?}");
+        }
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+/// `Delete` revokes, then deletes the account; `Retain` touches nothing.
+#[tokio::test]
+async fn delete_removes_the_account_and_retain_touches_nothing() {
+    with_temp_ns("e2e-delete", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let trusted = |policy: &str| json!({
+            "identity": { "type": "SystemAssigned" },
+            "storage": { "authentication": "ManagedIdentity", "accounts": [
+                { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "useSystemAssignedIdentity": true } } ] },
+            "deletionPolicy": policy,
+        });
+        create(&client, &ns, &manifest("kept", trusted("Retain"))).await;
+        reconcile_until_ready(&client, &ns, "kept", &ctx).await;
+        let writes = azure_writes(&emu).len();
+        delete(&client, &ns, "kept").await;
+        finalize_now(&client, &ns, "kept", &ctx).await;
+        assert_eq!(azure_writes(&emu).len(), writes, "Retain wrote to Azure");
+        emu.shutdown().await;
+
+        // A fresh world, so the grant to revoke is this object's own.
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        create(&client, &ns, &manifest("gone", trusted("Delete"))).await;
+        let ready = reconcile_until_ready(&client, &ns, "gone", &ctx).await;
+        let principal = ready.status.and_then(|s| s.identity).and_then(|i| i.principal_id).expect("principal");
+        delete(&client, &ns, "gone").await;
+        finalize_now(&client, &ns, "gone", &ctx).await;
+        let accounts = emu.snapshot()["mediaAccounts"].clone();
+        assert!(accounts.as_array().is_some_and(Vec::is_empty), "the account is still there: {accounts}");
+        assert!(
+            assignments(&emu, &principal).iter().all(|a| a["role_guid"] != SBDC),
+            "the grant was not revoked"
+        );
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+/// With its credentials gone, deletion waits and says why; the release annotation lets the
+/// object go without cleanup.
+#[tokio::test]
+async fn deletion_without_credentials_waits_and_says_why_until_released() {
+    with_temp_ns("e2e-stuck", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let sp = emu.service_principal("operator").expect("operator");
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("azure-credentials".into());
+        secret.data = Some(
+            [
+                ("tenantId", emu.tenant_id()),
+                ("clientId", sp.client_id.clone()),
+                ("clientSecret", sp.secret.clone().expect("secret")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
+            .collect(),
+        );
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+        let spec = json!({
+            "identity": { "type": "SystemAssigned" },
+            "credentialsSecretRef": { "name": "azure-credentials" },
+            "deletionPolicy": "RevokeGrants",
+        });
+        create(&client, &ns, &manifest("stuck", spec)).await;
+        reconcile_until_ready(&client, &ns, "stuck", &ctx).await;
+        secrets.delete("azure-credentials", &DeleteParams::default()).await.expect("delete secret");
+        delete(&client, &ns, "stuck").await;
+        let waiting = reconcile_now(&client, &ns, "stuck", &ctx).await;
+        assert_eq!(state(&waiting, "Ready"), ("False".into(), "CredentialsUnavailable".into()));
+        let message = &condition(&waiting, "Ready").expect("ready").message;
+        assert!(message.contains("ams-security.io/release-finalizer"), "{message}");
+
+        let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns);
+        let patch = json!({ "metadata": { "annotations": { "ams-security.io/release-finalizer": "true" } } });
+        api.patch("stuck", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+        finalize_now(&client, &ns, "stuck", &ctx).await;
+        let reasons = event_reasons(&client, &ns, "stuck").await;
+        assert!(reasons.iter().any(|r| r == "FinalizerReleased"), "{reasons:?}");
+        emu.shutdown().await;
+    })
+    .await;
+}
