@@ -1,7 +1,8 @@
-//! The API's rules, checked without a cluster: every example passes the operator's validator and
-//! the CRD's CEL rules; every invalid manifest is rejected by the validator naming its field, and
-//! each CEL-layer one is also rejected by the CRD's own CEL rules (evaluated with kube's CEL
-//! evaluator against the generated schema, so the rules users get are not dead text).
+//! The API's rules, checked without a cluster: every example and valid test manifest passes the
+//! operator's validator and the CRD's CEL rules; every invalid manifest is rejected by the
+//! validator naming its field, and each CEL-layer one is also rejected by the CRD's own CEL rules
+//! (evaluated with kube's CEL evaluator against the generated schema, so the rules users get are
+//! not dead text).
 
 mod common;
 
@@ -27,11 +28,12 @@ fn cel_errors(object: &serde_json::Value) -> Vec<String> {
     }
 }
 
-/// Examples are what users copy: each must pass every rule users will meet.
+/// Examples are what users copy, and the valid test manifests are the edge cases the rules must
+/// not refuse: each must pass every rule users will meet.
 #[test]
-fn every_example_passes_the_validator_and_the_cel_rules() {
+fn every_example_and_valid_manifest_passes_the_validator_and_the_cel_rules() {
     let mut problems = Vec::new();
-    for (file, object) in manifests::examples() {
+    for (file, object) in manifests::accepted() {
         if let Err(errors) = validate_object(&object) {
             problems.push(format!("{file}: validator: {errors}"));
         }
@@ -128,8 +130,9 @@ fn schema_layer_manifests_break_no_cel_rule_of_their_own() {
 #[test]
 fn validate_subcommand_reports_fields_and_exit_status() {
     let binary = env!("CARGO_BIN_EXE_ams-security-operator");
-    let examples: Vec<_> = std::fs::read_dir(common::project_path("examples"))
-        .expect("examples dir")
+    let examples: Vec<_> = ["examples", "tests/manifests/valid"]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(common::project_path(dir)).expect("manifest dir"))
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();

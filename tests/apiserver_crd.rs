@@ -115,6 +115,50 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
     .await;
 }
 
+/// Whether every value in `sent` is in `stored` at the same place (`stored` may hold more, such
+/// as defaults).
+fn contains(stored: &Value, sent: &Value) -> bool {
+    match (stored, sent) {
+        (Value::Object(stored), Value::Object(sent)) => sent
+            .iter()
+            .all(|(k, v)| stored.get(k).is_some_and(|s| contains(s, v))),
+        (Value::Array(stored), Value::Array(sent)) => {
+            stored.len() == sent.len() && stored.iter().zip(sent).all(|(s, v)| contains(s, v))
+        }
+        _ => stored == sent,
+    }
+}
+
+/// The valid test manifests are edge cases of the rules (a resource group in another script,
+/// one principal with several roles): the apiserver takes each through `kubectl apply` and
+/// stores it as written, nothing refused and nothing pruned.
+#[tokio::test]
+async fn every_valid_manifest_applies_and_is_stored_as_written() {
+    with_temp_ns("valid", |client, ns| async move {
+        let dir = project_path("tests/manifests/valid");
+        kubectl_ok(&["apply", "-n", &ns, "-f", dir.to_str().expect("utf-8 path")]);
+        let api = dynamic_api(&client, &ns);
+        let mut problems = Vec::new();
+        for (file, object) in manifests::valid() {
+            let name = object["metadata"]["name"].as_str().expect("named");
+            let stored =
+                serde_json::to_value(api.get(name).await.expect("stored")).expect("serializes");
+            if !contains(&stored["spec"], &object["spec"]) {
+                problems.push(format!(
+                    "{file}: sent {:#}\nstored {:#}",
+                    object["spec"], stored["spec"]
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "valid manifests changed on the way in:\n{}",
+            problems.join("\n")
+        );
+    })
+    .await;
+}
+
 /// Defaults are part of the API users see: an omitted interval, deletion policy, storage
 /// authentication and grant flags are filled in by the apiserver, so `kubectl get -o yaml`
 /// shows the behaviour that will apply.

@@ -1,5 +1,6 @@
-//! The manifest fixtures: `examples/*.yaml` (must be accepted everywhere) and
-//! `tests/manifests/invalid/*.yaml` (each must be rejected, naming its field).
+//! The manifest fixtures: `examples/*.yaml` and `tests/manifests/valid/*.yaml` (must be accepted
+//! everywhere; the examples are also what users copy) and `tests/manifests/invalid/*.yaml` (each
+//! must be rejected, naming its field).
 //!
 //! Each invalid manifest starts with a header:
 //! ```yaml
@@ -58,7 +59,24 @@ fn parse(path: &PathBuf) -> (String, Value) {
 
 /// Every example, as (file name, object).
 pub fn examples() -> Vec<(String, Value)> {
-    yaml_files("examples")
+    named_objects("examples")
+}
+
+/// Every valid test manifest (edge cases that do not belong among the examples), as
+/// (file name, object).
+pub fn valid() -> Vec<(String, Value)> {
+    named_objects("tests/manifests/valid")
+}
+
+/// The examples and the valid test manifests: everything every layer must accept.
+pub fn accepted() -> Vec<(String, Value)> {
+    let mut all = examples();
+    all.extend(valid());
+    all
+}
+
+fn named_objects(dir: &str) -> Vec<(String, Value)> {
+    yaml_files(dir)
         .iter()
         .map(|path| {
             let (_, object) = parse(path);
