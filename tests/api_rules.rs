@@ -10,15 +10,21 @@ use ams_security_operator::crd::{self, MediaServicesAccount};
 use ams_security_operator::reconcile::validate::{SpecErrors, validate_object};
 use common::manifests::{self, Layer};
 use kube::CustomResourceExt;
-use kube::core::cel::Validator;
+use kube::core::cel::{CompiledSchema, Validator, compile_schema};
+use serde_json::{Value, json};
 
 fn crd_schema() -> serde_json::Value {
     let crd = serde_json::to_value(MediaServicesAccount::crd()).expect("CRD serializes");
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
+thread_local! {
+    /// Compiled once per test thread: some tests evaluate the rules hundreds of times.
+    static CEL: (Validator, CompiledSchema) = (Validator::new(), compile_schema(&crd_schema()));
+}
+
 fn cel_errors(object: &serde_json::Value) -> Vec<String> {
-    match Validator::new().validate(&crd_schema(), object, None) {
+    match CEL.with(|(validator, schema)| validator.validate_compiled(schema, object, None)) {
         Ok(()) => vec![],
         Err(errors) => errors
             .as_slice()
@@ -106,6 +112,80 @@ fn cel_rules_in_the_crd_reject_every_cel_layer_manifest() {
     );
 }
 
+/// Every CEL rule is enforced again in Rust; for grant uniqueness, where CEL and Rust compute the
+/// key in different ways (a ternary chain and `substring` against `definition_guid` and the last
+/// path segment), they must agree on every pair of spellings: principals in either case and
+/// form, roles by name, by GUID in either case and by ARM id at either scope.
+#[test]
+fn cel_rules_and_the_validator_agree_on_which_grants_repeat() {
+    const PRINCIPAL: &str = "3c5e7a9b-1d2f-4a6c-8e0b-2d4f6a8c0e1f";
+    const IDENTITY: &str = "/subscriptions/6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/encoder";
+    const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    const CUSTOM: &str = "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607";
+    let principals = [
+        json!({"principalId": PRINCIPAL}),
+        json!({"principalId": PRINCIPAL.to_ascii_uppercase()}),
+        json!({"principalId": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}),
+        json!({"identityResourceId": IDENTITY}),
+        json!({"identityResourceId": IDENTITY.to_ascii_lowercase()}),
+    ];
+    let roles = [
+        json!({"role": "Reader"}),
+        json!({"role": "Contributor"}),
+        json!({"roleDefinitionId": READER}),
+        json!({"roleDefinitionId": READER.to_ascii_uppercase()}),
+        json!({"roleDefinitionId": format!("/subscriptions/6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f/providers/Microsoft.Authorization/roleDefinitions/{READER}")}),
+        json!({"roleDefinitionId": format!("/providers/microsoft.authorization/roledefinitions/{}", CUSTOM.to_ascii_uppercase())}),
+        json!({"roleDefinitionId": CUSTOM}),
+    ];
+    let grants: Vec<Value> = principals
+        .iter()
+        .flat_map(|p| {
+            roles.iter().map(move |r| {
+                let mut grant = p.clone();
+                grant
+                    .as_object_mut()
+                    .expect("object")
+                    .extend(r.as_object().expect("object").clone());
+                grant
+            })
+        })
+        .collect();
+    let (mut disagreements, mut repeats, mut distinct) = (Vec::new(), 0, 0);
+    for (i, a) in grants.iter().enumerate() {
+        for b in &grants[i..] {
+            let object = json!({
+                "apiVersion": "ams-security.io/v1alpha1", "kind": "MediaServicesAccount",
+                "metadata": {"name": "pair"},
+                "spec": {
+                    "account": {"subscriptionId": "6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f", "resourceGroup": "media", "name": "contosomedia", "location": "westeurope"},
+                    "accessGrants": [a, b]
+                }
+            });
+            let by_validator = validate_object(&object).is_err();
+            let by_cel = !cel_errors(&object).is_empty();
+            if by_validator == by_cel {
+                if by_cel { repeats += 1 } else { distinct += 1 }
+            } else {
+                disagreements.push(format!(
+                    "{a} / {b}: validator refuses={by_validator}, CEL refuses={by_cel}"
+                ));
+            }
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "CEL and the validator disagree on {} pairs:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    // 5 principal spellings are 3 principals (sizes 2, 1, 2); 7 role spellings are 3 roles
+    // (sizes 4, 1, 2). Pairs of one grant: sum over keys of n(n+1)/2 with n = p * r.
+    let key_sizes = [2, 1, 2].iter().flat_map(|p| [4, 1, 2].map(|r| p * r));
+    let expected_repeats: usize = key_sizes.map(|n| n * (n + 1) / 2).sum();
+    assert_eq!(repeats, expected_repeats, "{distinct} pairs were distinct");
+}
+
 /// Schema-layer manifests must not depend on CEL: the CEL rules alone accept them, which proves
 /// the apiserver test exercises the OpenAPI schema and not a rule 1.20 would drop.
 #[test]
@@ -179,7 +259,7 @@ fn crd_all_lists_each_kind_once() {
 /// `a` in `all(a, ...)`, which are valid CEL.)
 #[test]
 fn every_cel_rule_is_bounded_within_the_cost_budget() {
-    use kube::core::cel::{compile_schema, estimate_rule_cost};
+    use kube::core::cel::estimate_rule_cost;
 
     fn walk(
         path: &str,

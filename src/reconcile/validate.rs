@@ -399,6 +399,11 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
     if grants.len() > 64 {
         v.push("spec.accessGrants", "must have at most 64 items");
     }
+    // What Azure sees. A grant without a principal or a role has no key; its own error says so.
+    let keys: Vec<Option<(String, String)>> = grants
+        .iter()
+        .map(|g| g.principal_key().zip(g.role_definition_guid()))
+        .collect();
     for (i, grant) in grants.iter().enumerate() {
         let field = format!("spec.accessGrants[{i}]");
         match (&grant.principal_id, &grant.identity_resource_id) {
@@ -429,8 +434,16 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
             ),
             _ => v.push(field.clone(), "set exactly one of role or roleDefinitionId"),
         }
-        if grants[..i].contains(grant) {
-            v.push(field, "repeats an access grant listed earlier");
+        if let Some(earlier) = keys[i]
+            .as_ref()
+            .and_then(|key| keys[..i].iter().position(|k| k.as_ref() == Some(key)))
+        {
+            v.push(
+                field,
+                format!(
+                    "grants the same role to the same principal as spec.accessGrants[{earlier}] (ids compare in any case, a role by its definition GUID)"
+                ),
+            );
         }
     }
 }
@@ -692,6 +705,97 @@ mod tests {
         assert_eq!(
             fields(&object),
             vec!["spec.account.name", "spec.account.location"]
+        );
+    }
+
+    const PRINCIPAL: &str = "3c5e7a9b-1d2f-4a6c-8e0b-2d4f6a8c0e1f";
+    const SUB: &str = "6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f";
+
+    fn grants(list: serde_json::Value) -> Vec<String> {
+        fields(&with(base(), "/spec/accessGrants", list))
+    }
+
+    /// Azure compares object ids and ARM ids in any case, and knows a role only by its
+    /// definition GUID: two grants that differ only in spelling are one role assignment, so the
+    /// second is reported, whichever spelling it uses.
+    #[test]
+    fn grants_that_spell_one_assignment_differently_are_duplicates() {
+        let upper = PRINCIPAL.to_ascii_uppercase();
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            (
+                "principal id in upper case",
+                json!([{"principalId": PRINCIPAL, "role": "Reader"}, {"principalId": upper, "role": "Reader"}]),
+            ),
+            (
+                "identity ARM id in another case",
+                json!([{"identityResourceId": UA, "role": "Reader"}, {"identityResourceId": UA.to_ascii_lowercase(), "role": "Reader"}]),
+            ),
+            (
+                "role and its GUID",
+                json!([{"principalId": PRINCIPAL, "role": "Contributor"}, {"principalId": PRINCIPAL, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}]),
+            ),
+            (
+                "GUID in upper case and the role",
+                json!([{"principalId": PRINCIPAL, "roleDefinitionId": "B24988AC-6180-42A0-AB88-20F7382DD24C"}, {"principalId": upper, "role": "Contributor"}]),
+            ),
+            (
+                "role and its subscription-level ARM id",
+                json!([{"principalId": PRINCIPAL, "role": "Reader"}, {"principalId": PRINCIPAL, "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7")}]),
+            ),
+            (
+                "GUID and its tenant-level ARM id in lower case",
+                json!([{"principalId": PRINCIPAL, "roleDefinitionId": "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607"}, {"principalId": PRINCIPAL, "roleDefinitionId": "/providers/microsoft.authorization/roledefinitions/8D2F3C4B-5A6E-4F70-9B81-A2C3D4E5F607"}]),
+            ),
+        ];
+        let wrong: Vec<_> = cases
+            .into_iter()
+            .filter_map(|(name, list)| {
+                let got = grants(list);
+                (got != ["spec.accessGrants[1]"]).then(|| format!("{name}: got {got:?}"))
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "duplicates not reported:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    /// The duplicate check must not refuse what Azure holds as separate assignments: one
+    /// principal with several roles, and one role for several principals. An identity named by
+    /// ARM id is a different principal from any object id here: only Azure knows whether the
+    /// object id is that identity's, and the operator resolves it there.
+    #[test]
+    fn grants_of_different_roles_or_principals_are_not_duplicates() {
+        let got = grants(json!([
+            {"principalId": PRINCIPAL, "role": "Reader"},
+            {"principalId": PRINCIPAL, "role": "Contributor"},
+            {"principalId": PRINCIPAL, "roleDefinitionId": "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607"},
+            {"principalId": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "role": "Reader"},
+            {"identityResourceId": UA, "role": "Reader"},
+        ]));
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    /// The duplicate message points at the first spelling, so the user knows which two to merge.
+    #[test]
+    fn a_duplicate_grant_names_the_grant_it_repeats() {
+        let object = with(
+            base(),
+            "/spec/accessGrants",
+            json!([
+                {"principalId": PRINCIPAL, "role": "Contributor"},
+                {"principalId": PRINCIPAL, "role": "Reader"},
+                {"principalId": PRINCIPAL.to_ascii_uppercase(), "roleDefinitionId": "ACDD72A7-3385-48EF-BD42-F606FBA81AE7"},
+            ]),
+        );
+        let errors = validate_object(&object).expect_err("duplicate").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.accessGrants[2]");
+        assert!(
+            errors[0].message.contains("spec.accessGrants[1]"),
+            "{}",
+            errors[0].message
         );
     }
 }
