@@ -187,12 +187,13 @@ fn cel_rules_and_the_validator_agree_on_which_grants_repeat() {
 }
 
 /// Schema-layer manifests must not depend on CEL: the CEL rules alone accept them, which proves
-/// the apiserver test exercises the OpenAPI schema and not a rule 1.20 would drop.
+/// the apiserver test exercises the OpenAPI schema and not a rule 1.20 would drop. The same holds
+/// for validator-layer manifests, whose only fault is a field the apiserver prunes.
 #[test]
-fn schema_layer_manifests_break_no_cel_rule_of_their_own() {
+fn schema_and_validator_layer_manifests_break_no_cel_rule_of_their_own() {
     let offenders: Vec<_> = manifests::invalid()
         .into_iter()
-        .filter(|c| c.layer == Layer::Schema && c.object.pointer("/spec/account").is_some())
+        .filter(|c| c.layer != Layer::Cel && c.object.pointer("/spec/account").is_some())
         .filter_map(|c| {
             let errors = cel_errors(&c.object);
             (!errors.is_empty()).then(|| format!("{}: {errors:?}", c.file))
@@ -202,6 +203,41 @@ fn schema_layer_manifests_break_no_cel_rule_of_their_own() {
         offenders.is_empty(),
         "schema-layer manifests also break CEL rules:\n{}",
         offenders.join("\n")
+    );
+}
+
+/// A validator-layer manifest is wrong only in its unknown field: every error the validator
+/// reports is that field, called unknown. So the apiserver test, which sees such a manifest
+/// accepted, shows the pruning loophole and not some other rule.
+#[test]
+fn validator_layer_manifests_fail_only_on_their_unknown_field() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for case in manifests::invalid()
+        .iter()
+        .filter(|c| c.layer == Layer::Validator)
+    {
+        checked += 1;
+        match validate_object(&case.object) {
+            Ok(_) => problems.push(format!("{}: accepted", case.file)),
+            Err(SpecErrors(errors)) => {
+                let expected = errors
+                    .iter()
+                    .all(|e| e.field == case.field && e.message.starts_with("unknown field"));
+                if !expected {
+                    problems.push(format!(
+                        "{}: expected only `{}: unknown field`, got {errors:?}",
+                        case.file, case.field
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked >= 3, "only {checked} validator-layer manifests");
+    assert!(
+        problems.is_empty(),
+        "validator-layer manifests fail for other reasons:\n{}",
+        problems.join("\n")
     );
 }
 
@@ -238,6 +274,20 @@ fn validate_subcommand_reports_fields_and_exit_status() {
     assert!(
         stderr
             .contains("spec.storage.accounts: exactly one storage account must have type Primary"),
+        "{stderr}"
+    );
+
+    // A typo the apiserver would prune fails the pipeline, named with its path.
+    let typo = common::project_path("tests/manifests/invalid/spec-suspended.yaml");
+    let out = std::process::Command::new(binary)
+        .arg("validate")
+        .arg(&typo)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unknown field passed");
+    assert!(
+        stderr.contains("spec.suspended: unknown field (did you mean suspend?)"),
         "{stderr}"
     );
 }

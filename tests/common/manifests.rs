@@ -6,11 +6,13 @@
 //! ```yaml
 //! # why: <the rule, for the reader>
 //! # field: <the field path the error must name, e.g. spec.account.name>
-//! # rejected-by: schema | cel
+//! # rejected-by: schema | cel | validator
 //! ```
 //! `schema` rules are enforced by every apiserver (OpenAPI patterns, enums, required fields).
 //! `cel` rules live in `x-kubernetes-validations`, enforced by apiservers from 1.25 on, and by
-//! the operator's own validator everywhere.
+//! the operator's own validator everywhere. `validator` marks what only the operator's validator
+//! refuses: unknown fields, which the apiserver accepts and prunes (silently before 1.25, and
+//! later too unless the client asks for strict field validation).
 
 use std::path::PathBuf;
 
@@ -23,6 +25,8 @@ pub enum Layer {
     Schema,
     /// A CEL rule (`x-kubernetes-validations`).
     Cel,
+    /// Only the operator's validator: the apiserver accepts the manifest and prunes the field.
+    Validator,
 }
 
 /// One invalid manifest and what its rejection must say.
@@ -107,6 +111,7 @@ pub fn invalid() -> Vec<Invalid> {
             let layer = match header("rejected-by").as_str() {
                 "schema" => Layer::Schema,
                 "cel" => Layer::Cel,
+                "validator" => Layer::Validator,
                 other => panic!("{}: unknown layer {other:?}", path.display()),
             };
             Invalid {
@@ -127,6 +132,14 @@ pub fn invalid() -> Vec<Invalid> {
 pub fn leaf(field: &str) -> &str {
     let last = field.rsplit('.').next().unwrap_or(field);
     last.split('[').next().unwrap_or(last)
+}
+
+/// A field path as a JSON pointer: `spec.storage.accounts[0].id` → `/spec/storage/accounts/0/id`.
+pub fn pointer(field: &str) -> String {
+    field
+        .split('.')
+        .flat_map(|segment| segment.split(['[', ']']).filter(|s| !s.is_empty()))
+        .fold(String::new(), |out, segment| out + "/" + segment)
 }
 
 /// A field path without list indices: `spec.storage.accounts[0].id` → `spec.storage.accounts.id`.
