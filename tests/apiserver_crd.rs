@@ -72,7 +72,10 @@ async fn every_example_applies_with_kubectl() {
 /// Each schema-layer bad manifest is refused by the apiserver itself (every version enforces
 /// OpenAPI patterns, enums and required fields), and the message names the field. CEL-layer
 /// manifests are refused too where the apiserver evaluates CEL (1.25+); older apiservers admit
-/// them, which is why the operator validates every spec again before acting.
+/// them, which is why the operator validates every spec again before acting. Validator-layer
+/// manifests (unknown fields) are admitted by every apiserver when the client does not ask for
+/// strict field validation, as kube and most tools do not: the field is pruned without a word,
+/// which is the loophole `ams-security-operator validate` closes.
 #[tokio::test]
 async fn invalid_manifests_are_rejected_naming_the_field() {
     with_temp_ns("invalid", |client, ns| async move {
@@ -90,6 +93,19 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
                 (Layer::Schema, None) => problems.push(format!("{}: accepted", case.file)),
                 (Layer::Cel, None) if enforces_cel => problems.push(format!("{}: accepted", case.file)),
                 (Layer::Cel, None) => admitted_without_cel.push(name.to_owned()),
+                (Layer::Validator, None) => {
+                    let stored = serde_json::to_value(api.get(name).await.expect("get admitted object")).expect("serializes");
+                    let spec = stored.get("spec").cloned().unwrap_or(Value::Null);
+                    if spec.is_null() {
+                        problems.push(format!("{}: stored without a spec", case.file));
+                    } else if stored.pointer(&manifests::pointer(&case.field)).is_some() {
+                        problems.push(format!("{}: {} was stored, not pruned: {spec}", case.file, case.field));
+                    }
+                }
+                (Layer::Validator, Some(message)) => problems.push(format!(
+                    "{}: rejected, but the table says only the operator's validator rejects it: {message}",
+                    case.file
+                )),
                 (Layer::Schema, Some(message)) => {
                     // Apiservers before 1.2x name list items without their index.
                     if !message.contains(&case.field) && !message.contains(&manifests::without_indices(&case.field)) {
@@ -111,6 +127,104 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
             );
         }
         assert!(problems.is_empty(), "apiserver disagrees with the table:\n{}", problems.join("\n"));
+    })
+    .await;
+}
+
+/// kubectl, with its default validation, refuses the unknown fields the apiserver would prune:
+/// client-side against the published schema on apiservers before 1.25, through server-side
+/// field validation from 1.25. `--validate=false` (and any client that does not ask) gets them
+/// pruned instead. The README's table of who refuses unknown fields rests on this.
+#[tokio::test]
+async fn kubectl_refuses_unknown_fields_unless_validation_is_off() {
+    with_temp_ns("unknown", |_client, ns| async move {
+        let mut problems = Vec::new();
+        let mut checked = 0;
+        for case in manifests::invalid()
+            .iter()
+            .filter(|c| c.layer == Layer::Validator)
+        {
+            checked += 1;
+            let path = project_path(&format!("tests/manifests/invalid/{}", case.file));
+            let path = path.to_str().expect("utf-8 path");
+            let strict = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", path]);
+            let stderr = String::from_utf8_lossy(&strict.stderr);
+            let leaf = manifests::leaf(&case.field);
+            if strict.status.success() {
+                problems.push(format!("{}: kubectl accepted it", case.file));
+            } else if !(stderr.contains("unknown field") && stderr.contains(leaf)) {
+                problems.push(format!(
+                    "{}: kubectl refused it, but not naming {leaf}: {stderr}",
+                    case.file
+                ));
+            }
+            let lax = kubectl(&[
+                "apply",
+                "--validate=false",
+                "--dry-run=server",
+                "-n",
+                &ns,
+                "-f",
+                path,
+            ]);
+            if !lax.status.success() {
+                problems.push(format!(
+                    "{}: refused even with --validate=false: {}",
+                    case.file,
+                    String::from_utf8_lossy(&lax.stderr)
+                ));
+            }
+        }
+        assert!(checked >= 3, "only {checked} validator-layer manifests");
+        assert!(
+            problems.is_empty(),
+            "kubectl disagrees with the README:\n{}",
+            problems.join("\n")
+        );
+    })
+    .await;
+}
+
+/// Whether every value in `sent` is in `stored` at the same place (`stored` may hold more, such
+/// as defaults).
+fn contains(stored: &Value, sent: &Value) -> bool {
+    match (stored, sent) {
+        (Value::Object(stored), Value::Object(sent)) => sent
+            .iter()
+            .all(|(k, v)| stored.get(k).is_some_and(|s| contains(s, v))),
+        (Value::Array(stored), Value::Array(sent)) => {
+            stored.len() == sent.len() && stored.iter().zip(sent).all(|(s, v)| contains(s, v))
+        }
+        _ => stored == sent,
+    }
+}
+
+/// The valid test manifests are edge cases of the rules (a resource group in another script,
+/// one principal with several roles): the apiserver takes each through `kubectl apply` and
+/// stores it as written, nothing refused and nothing pruned.
+#[tokio::test]
+async fn every_valid_manifest_applies_and_is_stored_as_written() {
+    with_temp_ns("valid", |client, ns| async move {
+        let dir = project_path("tests/manifests/valid");
+        kubectl_ok(&["apply", "-n", &ns, "-f", dir.to_str().expect("utf-8 path")]);
+        let api = dynamic_api(&client, &ns);
+        let mut problems = Vec::new();
+        for (file, object) in manifests::valid() {
+            let name = object["metadata"]["name"].as_str().expect("named");
+            let stored =
+                serde_json::to_value(api.get(name).await.expect("stored")).expect("serializes");
+            if !contains(&stored["spec"], &object["spec"]) {
+                problems.push(format!(
+                    "{file}: sent {:#}\nstored {:#}",
+                    object["spec"], stored["spec"]
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "valid manifests changed on the way in:\n{}",
+            problems.join("\n")
+        );
     })
     .await;
 }

@@ -6,6 +6,8 @@
 //! constraints and CEL rules. The same rules are enforced in Rust by `reconcile::validate`,
 //! because apiservers older than 1.25 ignore CEL. It does no I/O.
 
+use std::fmt::Write as _;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -88,7 +90,14 @@ pub struct MediaServicesAccountSpec {
     /// revoked in Azure; role assignments made outside the operator are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.all(g, self.exists_one(h, h == g))").message("each access grant must be unique"))]
+    #[x_kube(
+        validation = Rule::new(unique_access_grants_rule()).message(
+            "each access grant must be unique: principalId and identityResourceId compare in any case, roleDefinitionId by its GUID"
+        ),
+        validation = Rule::new(role_and_definition_id_differ_rule()).message(
+            "each access grant must be unique: a grant by role and one by that role's roleDefinitionId give the same role to the same principal"
+        ),
+    )]
     pub access_grants: Vec<AccessGrant>,
 
     /// How often the operator checks that the account's identity can still use the customer key,
@@ -341,6 +350,94 @@ pub struct AccessGrant {
     pub role_definition_id: Option<String>,
 }
 
+impl AccessGrant {
+    /// Who the grant is for, as Azure compares it: the object id or the identity's ARM id,
+    /// lower-cased (both are case-insensitive in Azure). `None` when neither is set. The two
+    /// forms never collide: one is a UUID, the other an ARM id.
+    #[must_use]
+    pub fn principal_key(&self) -> Option<String> {
+        self.principal_id
+            .as_deref()
+            .or(self.identity_resource_id.as_deref())
+            .map(str::to_ascii_lowercase)
+    }
+
+    /// The granted role definition's GUID, lower-cased, however the grant names it: a built-in
+    /// `role`, or `roleDefinitionId` as a GUID or an ARM id (its last path segment). `None` when
+    /// neither is set.
+    #[must_use]
+    pub fn role_definition_guid(&self) -> Option<String> {
+        match (self.role, self.role_definition_id.as_deref()) {
+            (Some(role), _) => Some(role.definition_guid().to_owned()),
+            (None, Some(id)) => Some(id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// CEL for a grant's principal as [`AccessGrant::principal_key`] compares it.
+fn cel_principal(x: &str) -> String {
+    format!(
+        "(has({x}.principalId) ? {x}.principalId : has({x}.identityResourceId) ? {x}.identityResourceId : '').lowerAscii()"
+    )
+}
+
+/// CEL guard: the grant names a principal and a role, so it has a key to compare.
+fn cel_complete(x: &str) -> String {
+    format!(
+        "(has({x}.principalId) || has({x}.identityResourceId)) && (has({x}.role) || has({x}.roleDefinitionId))"
+    )
+}
+
+/// The first CEL twin of [`AccessGrant::principal_key`] and
+/// [`AccessGrant::role_definition_guid`]: no two complete grants name the same principal and the
+/// same role in the same form (`role`, or `roleDefinitionId` as any form of one GUID).
+///
+/// A valid `roleDefinitionId` ends with its GUID (see [`patterns::ROLE_DEFINITION_ID`]), so its
+/// last 36 characters are its last path segment; a shorter one, which the pattern rejects
+/// anyway, is compared whole so that the rule never fails to evaluate. NB: the pairwise
+/// comparison walks the list twice (`maxItems` 64), so the body is kept to `has`, ternaries and
+/// one `substring`; `tests/api_rules.rs` checks the cost estimate.
+fn unique_access_grants_rule() -> String {
+    fn role(x: &str) -> String {
+        let id = format!("{x}.roleDefinitionId");
+        format!(
+            "(has({x}.role) ? {x}.role : has({id}) ? \
+             (size({id}) < 36 ? {id} : {id}.substring(size({id}) - 36)).lowerAscii() : '')"
+        )
+    }
+    format!(
+        "self.all(g, !({}) || self.exists_one(h, {} == {} && {} == {}))",
+        cel_complete("g"),
+        cel_principal("h"),
+        cel_principal("g"),
+        role("h"),
+        role("g"),
+    )
+}
+
+/// The second CEL twin: no grant by `role` has a twin by that role's `roleDefinitionId` for the
+/// same principal. The name-to-GUID chain is built from [`BuiltInRole::ALL`], so it cannot fall
+/// out of step with [`BuiltInRole::definition_guid`].
+fn role_and_definition_id_differ_rule() -> String {
+    let guid = BuiltInRole::ALL.iter().fold(String::new(), |mut chain, r| {
+        let _ = write!(
+            chain,
+            "g.role == '{}' ? '{}' : ",
+            r.name(),
+            r.definition_guid()
+        );
+        chain
+    });
+    format!(
+        "self.all(g, !({}) || !has(g.role) || !self.exists(h, !has(h.role) && has(h.roleDefinitionId) && \
+         {} == {} && h.roleDefinitionId.lowerAscii().endsWith({guid}g.role)))",
+        cel_complete("g"),
+        cel_principal("h"),
+        cel_principal("g"),
+    )
+}
+
 /// Built-in Azure roles that make sense on a Media Services account.
 ///
 /// Owner and User Access Administrator are deliberately absent: a security operator should not
@@ -366,6 +463,33 @@ pub enum BuiltInRole {
 }
 
 impl BuiltInRole {
+    /// Every built-in role, in declaration order.
+    pub const ALL: [Self; 7] = [
+        Self::MediaServicesAccountAdministrator,
+        Self::MediaServicesLiveEventsAdministrator,
+        Self::MediaServicesMediaOperator,
+        Self::MediaServicesPolicyAdministrator,
+        Self::MediaServicesStreamingEndpointsAdministrator,
+        Self::Reader,
+        Self::Contributor,
+    ];
+
+    /// The name as written in `role` (the serialized form).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MediaServicesAccountAdministrator => "MediaServicesAccountAdministrator",
+            Self::MediaServicesLiveEventsAdministrator => "MediaServicesLiveEventsAdministrator",
+            Self::MediaServicesMediaOperator => "MediaServicesMediaOperator",
+            Self::MediaServicesPolicyAdministrator => "MediaServicesPolicyAdministrator",
+            Self::MediaServicesStreamingEndpointsAdministrator => {
+                "MediaServicesStreamingEndpointsAdministrator"
+            }
+            Self::Reader => "Reader",
+            Self::Contributor => "Contributor",
+        }
+    }
+
     /// The role definition's well-known GUID, the same in every tenant.
     #[must_use]
     pub fn definition_guid(self) -> &'static str {
@@ -575,16 +699,33 @@ mod tests {
     /// wrong role silently.
     #[test]
     fn built_in_roles_have_distinct_guids() {
-        let all = [
-            BuiltInRole::MediaServicesAccountAdministrator,
-            BuiltInRole::MediaServicesLiveEventsAdministrator,
-            BuiltInRole::MediaServicesMediaOperator,
-            BuiltInRole::MediaServicesPolicyAdministrator,
-            BuiltInRole::MediaServicesStreamingEndpointsAdministrator,
-            BuiltInRole::Reader,
-            BuiltInRole::Contributor,
-        ];
+        let all = BuiltInRole::ALL;
         let guids: std::collections::HashSet<_> = all.iter().map(|r| r.definition_guid()).collect();
         assert_eq!(guids.len(), all.len());
+    }
+
+    /// `ALL` lists every role and `name` is its wire form: the CEL uniqueness rule is built from
+    /// both, so a role missing here would compare by name in CEL and by GUID in Rust.
+    #[test]
+    fn all_built_in_roles_are_listed_with_their_wire_names() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(MediaServicesAccount::crd()).expect("CRD serializes");
+        let schema_enum = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/accessGrants/items/properties/role/enum")
+            .expect("role has an enum")
+            .clone();
+        let names: Vec<_> = BuiltInRole::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            schema_enum,
+            serde_json::json!(names),
+            "ALL differs from the schema's enum"
+        );
+        for role in BuiltInRole::ALL {
+            assert_eq!(
+                serde_json::to_value(role).expect("serializes"),
+                serde_json::json!(role.name()),
+                "{role:?}"
+            );
+        }
     }
 }

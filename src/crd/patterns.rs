@@ -12,8 +12,27 @@ pub const SUBSCRIPTION_ID: &str =
 /// A Microsoft Entra object id (principal id): a UUID.
 pub const PRINCIPAL_ID: &str = SUBSCRIPTION_ID;
 
-/// A resource group name: 1-90 letters, digits, `_`, `-`, `.`, `(`, `)`; not ending in `.`.
-pub const RESOURCE_GROUP: &str = r"^[-a-zA-Z0-9_.()]{0,89}[-a-zA-Z0-9_()]$";
+/// The characters of a resource group name other than `.`, as a character-class body.
+///
+/// Azure's own pattern is `^[-\w\._\(\)]+$`, evaluated by .NET, where `\w` means any Unicode
+/// letter (`L`), non-spacing mark (`Mn`), decimal digit (`Nd`) or connector punctuation (`Pc`, which
+/// holds `_`). NB: the classes are spelt out because the apiserver evaluates schema patterns with
+/// Go's RE2, where `\w` is ASCII-only; `\p{..}` means the same in RE2 and in Rust's `regex`.
+macro_rules! resource_group_char {
+    () => {
+        r"-\p{L}\p{Mn}\p{Nd}\p{Pc}()"
+    };
+}
+
+/// A resource group name: 1-90 letters (any script), digits, `_`, `-`, `.`, `(`, `)`; not ending
+/// in `.`. Lengths count characters, as Kubernetes' `maxLength` does.
+pub const RESOURCE_GROUP: &str = concat!(
+    "^[",
+    resource_group_char!(),
+    ".]{0,89}[",
+    resource_group_char!(),
+    "]$"
+);
 
 /// A Media Services account name: 3-24 lowercase letters and digits.
 pub const ACCOUNT_NAME: &str = r"^[a-z0-9]{3,24}$";
@@ -22,10 +41,18 @@ pub const ACCOUNT_NAME: &str = r"^[a-z0-9]{3,24}$";
 pub const LOCATION: &str = r"^[a-z][a-z0-9]{1,39}$";
 
 /// The ARM id of a user-assigned managed identity.
-pub const USER_ASSIGNED_IDENTITY_ID: &str = r"^(?i:/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[-a-zA-Z0-9_.()]{1,90}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/)[a-zA-Z0-9][-a-zA-Z0-9_]{2,127}$";
+pub const USER_ASSIGNED_IDENTITY_ID: &str = concat!(
+    r"^(?i:/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[",
+    resource_group_char!(),
+    r".]{1,90}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/)[a-zA-Z0-9][-a-zA-Z0-9_]{2,127}$"
+);
 
 /// The ARM id of a storage account (name: 3-24 lowercase letters and digits).
-pub const STORAGE_ACCOUNT_ID: &str = r"^(?i:/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[-a-zA-Z0-9_.()]{1,90}/providers/Microsoft\.Storage/storageAccounts/)[a-z0-9]{3,24}$";
+pub const STORAGE_ACCOUNT_ID: &str = concat!(
+    r"^(?i:/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourceGroups/[",
+    resource_group_char!(),
+    r".]{1,90}/providers/Microsoft\.Storage/storageAccounts/)[a-z0-9]{3,24}$"
+);
 
 /// A Key Vault key identifier: `https://<vault>.vault.<cloud suffix>/keys/<name>[/<version>]`.
 ///
@@ -82,6 +109,19 @@ mod tests {
             (RESOURCE_GROUP, "contoso-media_rg.(prod)", true),
             (RESOURCE_GROUP, "ends-with-dot.", false),
             (RESOURCE_GROUP, "", false),
+            // Azure's `\w` is .NET's: letters of any script, combining marks, decimal digits of
+            // any script, and connector punctuation.
+            (RESOURCE_GROUP, "médias-prod", true),
+            (RESOURCE_GROUP, "me\u{301}dias", true),
+            (RESOURCE_GROUP, "メディア_本番", true),
+            (RESOURCE_GROUP, "媒体-٣", true),
+            (RESOURCE_GROUP, "rg\u{203f}one", true),
+            (RESOURCE_GROUP, "médias.", false),
+            (RESOURCE_GROUP, "two words", false),
+            (RESOURCE_GROUP, "rg#1", false),
+            (RESOURCE_GROUP, "rg/1", false),
+            (RESOURCE_GROUP, "①", false),
+            (RESOURCE_GROUP, "emoji-🎬", false),
             (ACCOUNT_NAME, "contosomedia01", true),
             (ACCOUNT_NAME, "Contoso", false),
             (ACCOUNT_NAME, "ab", false),
@@ -111,6 +151,16 @@ mod tests {
             (
                 STORAGE_ACCOUNT_ID,
                 "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/Contoso-Media",
+                false,
+            ),
+            (
+                STORAGE_ACCOUNT_ID,
+                "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/médias-prod/providers/Microsoft.Storage/storageAccounts/contosomedia",
+                true,
+            ),
+            (
+                USER_ASSIGNED_IDENTITY_ID,
+                "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/two words/providers/Microsoft.ManagedIdentity/userAssignedIdentities/media-id",
                 false,
             ),
             (
@@ -174,8 +224,15 @@ mod tests {
             (DURATION, "99999999999999999999h", false),
             (DURATION, "1h1m1s1ms1h", false),
         ];
+        let ninety = "é".repeat(90);
+        let ninety_one = "é".repeat(91);
+        let lengths: &[(&str, &str, bool)] = &[
+            (RESOURCE_GROUP, &ninety, true),
+            (RESOURCE_GROUP, &ninety_one, false),
+        ];
         let wrong: Vec<_> = cases
             .iter()
+            .chain(lengths)
             .filter(|(pattern, value, expected)| matches(pattern, value) != *expected)
             .map(|(pattern, value, expected)| {
                 format!("{value:?} should match={expected} {pattern}")

@@ -7,18 +7,27 @@
 //! reconciler runs this before any Azure call; a violation becomes `Ready=False`, reason
 //! `InvalidSpec`, and nothing is written to Azure.
 //!
+//! [`validate_object`], the entry point for manifests (the `validate` subcommand), also refuses
+//! fields the CRD does not declare, which the apiserver would otherwise prune without a word.
+//!
 //! This step sees only the spec. Rules that need Azure's answer (RSA size, the vault's region,
 //! the storage account's subscription as Azure resolves it) belong to the later validation of
 //! observed state. No I/O, no clock.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::LazyLock;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+use kube::CustomResourceExt;
 use regex::Regex;
 
 use crate::crd::account::{
-    AccessGrant, EncryptionSpec, EncryptionType, IdentitySpec, MediaServicesAccountSpec,
-    ResourceIdentity, StorageAccountType, StorageAuthentication, StorageSpec,
+    AccessGrant, EncryptionSpec, EncryptionType, IdentitySpec, MediaServicesAccount,
+    MediaServicesAccountSpec, ResourceIdentity, StorageAccountType, StorageAuthentication,
+    StorageSpec,
 };
 use crate::crd::patterns;
 
@@ -72,36 +81,172 @@ pub fn validate_spec(spec: &MediaServicesAccountSpec) -> Result<(), SpecErrors> 
     v.into_result()
 }
 
-/// Validates an object as `kubectl` would send it: deserializes it (reporting the path of a
-/// wrongly-typed or unknown enum value) and then runs [`validate_spec`].
+/// Validates an object as `kubectl` would send it: reports every field of `spec` the CRD does
+/// not declare, deserializes it (reporting the path of a wrongly-typed or unknown enum value) and
+/// then runs [`validate_spec`].
+///
+/// Unknown fields are errors here although the apiserver accepts them: it prunes them silently
+/// (before 1.25 always, later unless the client asks for strict field validation), so a misspelt
+/// `suspend` would simply not suspend. Stored objects are already pruned, which is why only this
+/// entry point, and not [`validate_spec`], looks for them.
 ///
 /// # Errors
-/// [`SpecErrors`] for a value that does not deserialize or breaks a rule.
+/// [`SpecErrors`] for an unknown field, a value that does not deserialize, or a broken rule.
 pub fn validate_object(object: &serde_json::Value) -> Result<MediaServicesAccountSpec, SpecErrors> {
     let spec_value = object
         .get("spec")
         .cloned()
         .unwrap_or(serde_json::Value::Null);
-    let spec: MediaServicesAccountSpec =
-        serde_path_to_error::deserialize(spec_value).map_err(|err| {
-            let path = err.path().to_string();
-            let mut field = if path == "." {
-                "spec".to_owned()
-            } else {
-                format!("spec.{path}")
-            };
-            let message = err.into_inner().to_string();
-            // serde reports a missing field at its parent; name the field itself.
-            if let Some(missing) = message
-                .strip_prefix("missing field `")
-                .and_then(|m| m.split('`').next())
-            {
-                field = format!("{field}.{missing}");
+    let mut errors = Vec::new();
+    DECLARED_SPEC.unknown_fields("spec", &spec_value, &mut errors);
+    let spec: MediaServicesAccountSpec = match serde_path_to_error::deserialize(spec_value) {
+        Ok(spec) => spec,
+        Err(err) => {
+            errors.push(deserialize_error(err));
+            return Err(SpecErrors(errors));
+        }
+    };
+    if let Err(SpecErrors(rule_errors)) = validate_spec(&spec) {
+        errors.extend(rule_errors);
+    }
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// Names the field a deserialization error is about.
+fn deserialize_error(err: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = err.path().to_string();
+    let mut field = if path == "." {
+        "spec".to_owned()
+    } else {
+        format!("spec.{path}")
+    };
+    let message = err.into_inner().to_string();
+    // serde reports a missing field at its parent; name the field itself.
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        field = format!("{field}.{missing}");
+    }
+    FieldError { field, message }
+}
+
+/// The fields the CRD declares below `spec`, read once from the generated schema so that the
+/// check can never disagree with what the apiserver keeps.
+static DECLARED_SPEC: LazyLock<Declared> = LazyLock::new(|| {
+    let crd = MediaServicesAccount::crd();
+    let spec = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("spec"))
+        .expect("the generated CRD has a spec schema");
+    Declared::from_schema(spec)
+});
+
+/// One node of a structural schema, reduced to what decides which fields the apiserver keeps.
+#[derive(Debug)]
+enum Declared {
+    /// An object with exactly these fields; any other is pruned.
+    Object(BTreeMap<String, Declared>),
+    /// An object with free keys (`additionalProperties`), each value of this shape.
+    Map(Box<Declared>),
+    /// A list whose items have this shape.
+    List(Box<Declared>),
+    /// A scalar, or a node that keeps unknown fields: nothing below it is pruned.
+    Open,
+}
+
+impl Declared {
+    fn from_schema(schema: &JSONSchemaProps) -> Self {
+        if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
+            return Self::Open;
+        }
+        if let Some(properties) = &schema.properties {
+            return Self::Object(
+                properties
+                    .iter()
+                    .map(|(name, child)| (name.clone(), Self::from_schema(child)))
+                    .collect(),
+            );
+        }
+        match (&schema.additional_properties, &schema.items) {
+            (Some(JSONSchemaPropsOrBool::Schema(values)), _) => {
+                Self::Map(Box::new(Self::from_schema(values)))
             }
-            SpecErrors(vec![FieldError { field, message }])
-        })?;
-    validate_spec(&spec)?;
-    Ok(spec)
+            (Some(JSONSchemaPropsOrBool::Bool(true)), _) => Self::Open,
+            (_, Some(JSONSchemaPropsOrArray::Schema(item))) => {
+                Self::List(Box::new(Self::from_schema(item)))
+            }
+            _ if schema.type_.as_deref() == Some("object") => Self::Object(BTreeMap::new()),
+            _ => Self::Open,
+        }
+    }
+
+    /// Reports each field of `value` (at `path`) that this schema does not declare, with a
+    /// suggestion when a declared field is one or two letters away.
+    fn unknown_fields(&self, path: &str, value: &serde_json::Value, out: &mut Vec<FieldError>) {
+        use serde_json::Value;
+        match (self, value) {
+            (Self::Object(fields), Value::Object(map)) => {
+                for (name, child) in map {
+                    let field = format!("{path}.{name}");
+                    if let Some(declared) = fields.get(name) {
+                        declared.unknown_fields(&field, child, out);
+                    } else {
+                        let message = match closest(name, fields.keys()) {
+                            Some(known) => format!("unknown field (did you mean {known}?)"),
+                            None => "unknown field".to_owned(),
+                        };
+                        out.push(FieldError { field, message });
+                    }
+                }
+            }
+            (Self::Map(values), Value::Object(map)) => {
+                for (key, child) in map {
+                    values.unknown_fields(&format!("{path}.{key}"), child, out);
+                }
+            }
+            (Self::List(item), Value::Array(items)) => {
+                for (i, child) in items.iter().enumerate() {
+                    item.unknown_fields(&format!("{path}[{i}]"), child, out);
+                }
+            }
+            // A wrong type is reported by deserialization, with its path.
+            _ => {}
+        }
+    }
+}
+
+/// The declared name nearest to a misspelt one, if it is at most two edits away (ignoring case).
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(&name.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 macro_rules! regex {
@@ -399,6 +544,11 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
     if grants.len() > 64 {
         v.push("spec.accessGrants", "must have at most 64 items");
     }
+    // What Azure sees. A grant without a principal or a role has no key; its own error says so.
+    let keys: Vec<Option<(String, String)>> = grants
+        .iter()
+        .map(|g| g.principal_key().zip(g.role_definition_guid()))
+        .collect();
     for (i, grant) in grants.iter().enumerate() {
         let field = format!("spec.accessGrants[{i}]");
         match (&grant.principal_id, &grant.identity_resource_id) {
@@ -429,8 +579,16 @@ fn check_access_grants(grants: &[AccessGrant], v: &mut Violations) {
             ),
             _ => v.push(field.clone(), "set exactly one of role or roleDefinitionId"),
         }
-        if grants[..i].contains(grant) {
-            v.push(field, "repeats an access grant listed earlier");
+        if let Some(earlier) = keys[i]
+            .as_ref()
+            .and_then(|key| keys[..i].iter().position(|k| k.as_ref() == Some(key)))
+        {
+            v.push(
+                field,
+                format!(
+                    "grants the same role to the same principal as spec.accessGrants[{earlier}] (ids compare in any case, a role by its definition GUID)"
+                ),
+            );
         }
     }
 }
@@ -693,5 +851,196 @@ mod tests {
             fields(&object),
             vec!["spec.account.name", "spec.account.location"]
         );
+    }
+
+    const PRINCIPAL: &str = "3c5e7a9b-1d2f-4a6c-8e0b-2d4f6a8c0e1f";
+    const SUB: &str = "6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f";
+
+    fn grants(list: serde_json::Value) -> Vec<String> {
+        fields(&with(base(), "/spec/accessGrants", list))
+    }
+
+    /// Azure compares object ids and ARM ids in any case, and knows a role only by its
+    /// definition GUID: two grants that differ only in spelling are one role assignment, so the
+    /// second is reported, whichever spelling it uses.
+    #[test]
+    fn grants_that_spell_one_assignment_differently_are_duplicates() {
+        let upper = PRINCIPAL.to_ascii_uppercase();
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            (
+                "principal id in upper case",
+                json!([{"principalId": PRINCIPAL, "role": "Reader"}, {"principalId": upper, "role": "Reader"}]),
+            ),
+            (
+                "identity ARM id in another case",
+                json!([{"identityResourceId": UA, "role": "Reader"}, {"identityResourceId": UA.to_ascii_lowercase(), "role": "Reader"}]),
+            ),
+            (
+                "role and its GUID",
+                json!([{"principalId": PRINCIPAL, "role": "Contributor"}, {"principalId": PRINCIPAL, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}]),
+            ),
+            (
+                "GUID in upper case and the role",
+                json!([{"principalId": PRINCIPAL, "roleDefinitionId": "B24988AC-6180-42A0-AB88-20F7382DD24C"}, {"principalId": upper, "role": "Contributor"}]),
+            ),
+            (
+                "role and its subscription-level ARM id",
+                json!([{"principalId": PRINCIPAL, "role": "Reader"}, {"principalId": PRINCIPAL, "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7")}]),
+            ),
+            (
+                "GUID and its tenant-level ARM id in lower case",
+                json!([{"principalId": PRINCIPAL, "roleDefinitionId": "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607"}, {"principalId": PRINCIPAL, "roleDefinitionId": "/providers/microsoft.authorization/roledefinitions/8D2F3C4B-5A6E-4F70-9B81-A2C3D4E5F607"}]),
+            ),
+        ];
+        let wrong: Vec<_> = cases
+            .into_iter()
+            .filter_map(|(name, list)| {
+                let got = grants(list);
+                (got != ["spec.accessGrants[1]"]).then(|| format!("{name}: got {got:?}"))
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "duplicates not reported:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    /// The duplicate check must not refuse what Azure holds as separate assignments: one
+    /// principal with several roles, and one role for several principals. An identity named by
+    /// ARM id is a different principal from any object id here: only Azure knows whether the
+    /// object id is that identity's, and the operator resolves it there.
+    #[test]
+    fn grants_of_different_roles_or_principals_are_not_duplicates() {
+        let got = grants(json!([
+            {"principalId": PRINCIPAL, "role": "Reader"},
+            {"principalId": PRINCIPAL, "role": "Contributor"},
+            {"principalId": PRINCIPAL, "roleDefinitionId": "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607"},
+            {"principalId": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "role": "Reader"},
+            {"identityResourceId": UA, "role": "Reader"},
+        ]));
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    /// The duplicate message points at the first spelling, so the user knows which two to merge.
+    #[test]
+    fn a_duplicate_grant_names_the_grant_it_repeats() {
+        let object = with(
+            base(),
+            "/spec/accessGrants",
+            json!([
+                {"principalId": PRINCIPAL, "role": "Contributor"},
+                {"principalId": PRINCIPAL, "role": "Reader"},
+                {"principalId": PRINCIPAL.to_ascii_uppercase(), "roleDefinitionId": "ACDD72A7-3385-48EF-BD42-F606FBA81AE7"},
+            ]),
+        );
+        let errors = validate_object(&object).expect_err("duplicate").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.accessGrants[2]");
+        assert!(
+            errors[0].message.contains("spec.accessGrants[1]"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    /// The apiserver prunes fields the CRD does not declare, without a word, so a misspelt
+    /// `suspend` would not suspend: each unknown field is reported with its full path, at every
+    /// depth and inside lists, together with whatever else is wrong.
+    #[test]
+    fn unknown_fields_are_reported_with_their_paths() {
+        let object = json!({
+            "apiVersion": "ams-security.io/v1alpha1",
+            "kind": "MediaServicesAccount",
+            "metadata": {"name": "typos", "labels": {"any": "label"}},
+            "spec": {
+                "account": {
+                    "subscriptionId": SUB, "resourceGroup": "media", "name": "contosomedia",
+                    "location": "westeurope", "region": "westeurope"
+                },
+                "suspended": true,
+                "identity": {"type": "SystemAssigned"},
+                "storage": {"accounts": [
+                    {"id": SA, "type": "Primary"},
+                    {"idd": SA.replace("contosomedia", "second"), "type": "Secondary"}
+                ]},
+                "accessGrants": [{"principalId": PRINCIPAL, "role": "Reader", "scope": "/"}],
+                "credentialsSecretRef": {"name": "azure-credentials", "namespace": "other"}
+            }
+        });
+        let errors = validate_object(&object).expect_err("unknown fields").0;
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        // serde_json's map may keep document or sorted order; compare as sets.
+        let mut got = shown.clone();
+        got.sort();
+        let mut expected = vec![
+            "spec.accessGrants[0].scope: unknown field",
+            "spec.account.region: unknown field",
+            "spec.credentialsSecretRef.namespace: unknown field",
+            "spec.storage.accounts[1].idd: unknown field (did you mean id?)",
+            "spec.suspended: unknown field (did you mean suspend?)",
+        ];
+        expected.sort_unstable();
+        // The misspelt `id` is also missing, which deserialization reports after the unknown fields.
+        let missing = got
+            .iter()
+            .position(|e| e.starts_with("spec.storage.accounts[1].id: missing field"));
+        assert!(missing.is_some(), "{shown:#?}");
+        got.remove(missing.expect("checked"));
+        assert_eq!(got, expected, "{shown:#?}");
+    }
+
+    /// Where a field is misspelt by more than a slip of the keyboard, no guess is offered.
+    #[test]
+    fn an_unknown_field_far_from_any_known_one_gets_no_suggestion() {
+        let object = with(base(), "/spec/foo", json!("bar"));
+        let errors = validate_object(&object).expect_err("unknown field").0;
+        assert_eq!(
+            errors,
+            vec![FieldError {
+                field: "spec.foo".to_owned(),
+                message: "unknown field".to_owned()
+            }]
+        );
+    }
+
+    /// The declared shape comes from the CRD, so every field the Rust types write must be in
+    /// it; otherwise the check would refuse a field the operator itself defines.
+    #[test]
+    fn every_field_of_a_full_spec_is_declared() {
+        let full = json!({
+            "account": {"subscriptionId": SUB, "resourceGroup": "media", "name": "contosomedia", "location": "westeurope"},
+            "identity": {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": [UA]},
+            "storage": {"authentication": "ManagedIdentity", "grantAccess": false, "accounts": [
+                {"id": SA, "type": "Primary", "identity": {"useSystemAssignedIdentity": true}},
+                {"id": SA.replace("contosomedia", "second"), "type": "Secondary", "identity": {"userAssignedIdentity": UA}}
+            ]},
+            "encryption": {"type": "CustomerKey", "keyIdentifier": KEY, "identity": {"userAssignedIdentity": UA}, "grantAccess": false},
+            "accessGrants": [
+                {"principalId": PRINCIPAL, "role": "Reader"},
+                {"identityResourceId": UA, "roleDefinitionId": "8d2f3c4b-5a6e-4f70-9b81-a2c3d4e5f607"}
+            ],
+            "keyAccessCheckInterval": "5m",
+            "deletionPolicy": "RevokeGrants",
+            "suspend": true,
+            "credentialsSecretRef": {"name": "azure-credentials"}
+        });
+        let spec: MediaServicesAccountSpec =
+            serde_json::from_value(full.clone()).expect("deserializes");
+        let written = serde_json::to_value(&spec).expect("serializes");
+        assert_eq!(written, full, "the full spec does not round-trip");
+        let mut errors = Vec::new();
+        DECLARED_SPEC.unknown_fields("spec", &written, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("suspended", "suspend"), 2);
+        assert_eq!(edit_distance("idd", "id"), 1);
+        assert_eq!(edit_distance("typ", "type"), 1);
+        assert_eq!(edit_distance("role", "rule"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

@@ -1,15 +1,18 @@
-//! The manifest fixtures: `examples/*.yaml` (must be accepted everywhere) and
-//! `tests/manifests/invalid/*.yaml` (each must be rejected, naming its field).
+//! The manifest fixtures: `examples/*.yaml` and `tests/manifests/valid/*.yaml` (must be accepted
+//! everywhere; the examples are also what users copy) and `tests/manifests/invalid/*.yaml` (each
+//! must be rejected, naming its field).
 //!
 //! Each invalid manifest starts with a header:
 //! ```yaml
 //! # why: <the rule, for the reader>
 //! # field: <the field path the error must name, e.g. spec.account.name>
-//! # rejected-by: schema | cel
+//! # rejected-by: schema | cel | validator
 //! ```
 //! `schema` rules are enforced by every apiserver (OpenAPI patterns, enums, required fields).
 //! `cel` rules live in `x-kubernetes-validations`, enforced by apiservers from 1.25 on, and by
-//! the operator's own validator everywhere.
+//! the operator's own validator everywhere. `validator` marks what only the operator's validator
+//! refuses: unknown fields, which the apiserver accepts and prunes (silently before 1.25, and
+//! later too unless the client asks for strict field validation).
 
 use std::path::PathBuf;
 
@@ -22,6 +25,8 @@ pub enum Layer {
     Schema,
     /// A CEL rule (`x-kubernetes-validations`).
     Cel,
+    /// Only the operator's validator: the apiserver accepts the manifest and prunes the field.
+    Validator,
 }
 
 /// One invalid manifest and what its rejection must say.
@@ -58,7 +63,24 @@ fn parse(path: &PathBuf) -> (String, Value) {
 
 /// Every example, as (file name, object).
 pub fn examples() -> Vec<(String, Value)> {
-    yaml_files("examples")
+    named_objects("examples")
+}
+
+/// Every valid test manifest (edge cases that do not belong among the examples), as
+/// (file name, object).
+pub fn valid() -> Vec<(String, Value)> {
+    named_objects("tests/manifests/valid")
+}
+
+/// The examples and the valid test manifests: everything every layer must accept.
+pub fn accepted() -> Vec<(String, Value)> {
+    let mut all = examples();
+    all.extend(valid());
+    all
+}
+
+fn named_objects(dir: &str) -> Vec<(String, Value)> {
+    yaml_files(dir)
         .iter()
         .map(|path| {
             let (_, object) = parse(path);
@@ -89,6 +111,7 @@ pub fn invalid() -> Vec<Invalid> {
             let layer = match header("rejected-by").as_str() {
                 "schema" => Layer::Schema,
                 "cel" => Layer::Cel,
+                "validator" => Layer::Validator,
                 other => panic!("{}: unknown layer {other:?}", path.display()),
             };
             Invalid {
@@ -109,6 +132,14 @@ pub fn invalid() -> Vec<Invalid> {
 pub fn leaf(field: &str) -> &str {
     let last = field.rsplit('.').next().unwrap_or(field);
     last.split('[').next().unwrap_or(last)
+}
+
+/// A field path as a JSON pointer: `spec.storage.accounts[0].id` → `/spec/storage/accounts/0/id`.
+pub fn pointer(field: &str) -> String {
+    field
+        .split('.')
+        .flat_map(|segment| segment.split(['[', ']']).filter(|s| !s.is_empty()))
+        .fold(String::new(), |out, segment| out + "/" + segment)
 }
 
 /// A field path without list indices: `spec.storage.accounts[0].id` → `spec.storage.accounts.id`.
