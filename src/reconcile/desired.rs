@@ -279,13 +279,7 @@ impl Parser {
             ),
             (None, None) => return None,
         };
-        let role_guid = match (&g.role, &g.role_definition_id) {
-            (Some(role), _) => role.definition_guid().to_owned(),
-            (None, Some(d)) => {
-                crate::azure::models::authorization::last_segment(d).to_ascii_lowercase()
-            }
-            (None, None) => return None,
-        };
+        let role_guid = g.role_definition_guid()?;
         Some(DesiredAccessGrant {
             principal,
             role_guid,
