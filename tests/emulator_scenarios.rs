@@ -1774,7 +1774,8 @@ async fn malformed_requests_are_refused_naming_the_property() {
     finish(emu).await;
 }
 
-/// A role-assignment `$filter` ARM does not support is refused, not ignored.
+/// A `$filter` ARM does not support (role assignments, role definitions) and a Key Vault
+/// `maxresults` outside 1..=25 are refused, not ignored.
 #[tokio::test]
 async fn unsupported_role_assignment_filters_are_refused() {
     let emu = start_standard().await;

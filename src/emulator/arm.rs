@@ -589,12 +589,24 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
             Ok(json_response(StatusCode::OK, &render_role(role, &scope)))
         }
         ("roledefinitions", 1, &Method::GET) => {
-            let filter = ctx.req.query("$filter").unwrap_or_default();
+            let filter = ctx.req.query("$filter").unwrap_or_default().trim();
+            // ARM filters role definitions by `roleName eq '…'` or `type eq '…'`; anything
+            // else is refused, not ignored.
             let name = quoted_arg(filter, "roleName eq");
+            let kind = quoted_arg(filter, "type eq");
+            if !filter.is_empty() && name.is_none() && kind.is_none() {
+                return Err(ApiError::bad_request(
+                    "UnsupportedQuery",
+                    format!(
+                        "The filter '{filter}' is not supported. Supported filters are 'roleName eq '{{value}}'' and 'type eq '{{value}}''."
+                    ),
+                ));
+            }
             let items: Vec<Value> = w
                 .roles
                 .iter()
                 .filter(|r| name.is_none_or(|n| r.name.eq_ignore_ascii_case(n)))
+                .filter(|r| kind.is_none_or(|k| k.eq_ignore_ascii_case(r.role_type)))
                 .map(|r| render_role(r, &scope))
                 .collect();
             Ok(json_response(StatusCode::OK, &list_body(&items)))

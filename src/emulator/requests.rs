@@ -89,8 +89,21 @@ fn refuse(kind: &HostKind, message: String) -> ApiError {
     }
 }
 
-/// Checks the body of `req` for operation `op`; `Err` is the answer to send instead.
+/// Checks the body of `req` for operation `op` (and the paging parameter Key Vault
+/// interprets); `Err` is the answer to send instead.
 pub fn check(kind: &HostKind, op: &str, req: &Req) -> Result<(), ApiError> {
+    // The Key Vault list operations declare `maxresults` as an integer from 1 to 25.
+    if matches!(kind, HostKind::Vault(_))
+        && let Some(max) = req.query("maxresults")
+        && !max.parse::<u32>().is_ok_and(|m| (1..=25).contains(&m))
+    {
+        return Err(refuse(
+            kind,
+            format!(
+                "The request content was invalid: 'maxresults': {max:?} is not an integer from 1 to 25."
+            ),
+        ));
+    }
     let Some(service) = service(kind, req) else {
         return Ok(());
     };
