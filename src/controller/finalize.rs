@@ -213,14 +213,15 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
     let owner = account.uid().unwrap_or_else(|| key.clone());
     let plan = cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner);
     let reference = kube::Resource::object_ref(account, &());
-    let (done, outcome) = match cleanup::run(api.as_ref(), &desired.account, &plan).await {
-        Ok(ok) => ok,
-        Err((done, e)) => {
-            for (reason, note) in &done {
-                ctx.events
-                    .publish(&reference, EventType::Normal, reason, "Cleanup", note)
-                    .await;
-            }
+    let (done, outcome) = cleanup::run(api.as_ref(), &desired.account, &plan).await;
+    for (reason, note) in &done {
+        ctx.events
+            .publish(&reference, EventType::Normal, reason, "Cleanup", note)
+            .await;
+    }
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
             return blocked(
                 ctx,
                 account,
@@ -232,11 +233,6 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
             .await;
         }
     };
-    for (reason, note) in &done {
-        ctx.events
-            .publish(&reference, EventType::Normal, reason, "Cleanup", note)
-            .await;
-    }
     match outcome {
         CleanupOutcome::Deleting => Ok(Action::requeue(requeue::OPERATION_DEFAULT)),
         CleanupOutcome::Done => {

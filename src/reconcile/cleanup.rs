@@ -98,25 +98,33 @@ pub enum CleanupOutcome {
     Deleting,
 }
 
-/// Removes what `plan` lists; returns the event messages of what it removed.
-///
-/// # Errors
-/// The first Azure failure; what was removed before it stays removed, and a retry skips it.
+/// What a cleanup pass removed: (event reason, note) per removal.
+pub type Removed = Vec<(&'static str, String)>;
+
+/// Removes what `plan` lists; returns what it removed, and how it ended: the first Azure
+/// failure stops it (what was removed before stays removed, and a retry skips it).
 pub async fn run(
     api: &dyn AzureApi,
     account: &ResourceId,
     plan: &CleanupPlan,
-) -> Result<(Vec<(&'static str, String)>, CleanupOutcome), (Vec<(&'static str, String)>, AzureError)>
-{
+) -> (Removed, Result<CleanupOutcome, AzureError>) {
     let mut done = Vec::new();
+    let outcome = remove(api, account, plan, &mut done).await;
+    (done, outcome)
+}
+
+async fn remove(
+    api: &dyn AzureApi,
+    account: &ResourceId,
+    plan: &CleanupPlan,
+    done: &mut Removed,
+) -> Result<CleanupOutcome, AzureError> {
     for id in &plan.role_assignments {
-        match api.delete_role_assignment(id).await {
-            Ok(true) => done.push((
+        if api.delete_role_assignment(id).await? {
+            done.push((
                 "RoleAssignmentRevoked",
                 format!("removed role assignment {id}"),
-            )),
-            Ok(false) => {}
-            Err(e) => return Err((done, e)),
+            ));
         }
     }
     for (vault, object_id, tenant_id) in &plan.access_policies {
@@ -142,12 +150,12 @@ pub async fn run(
             )),
             // The vault (or its entry) is already gone.
             Err(e) if e.status() == Some(404) => {}
-            Err(e) => return Err((done, e)),
+            Err(e) => return Err(e),
         }
     }
     if plan.delete_account {
-        match api.delete_media_account(account).await {
-            Ok(Started::Done(existed)) => {
+        match api.delete_media_account(account).await? {
+            Started::Done(existed) => {
                 if existed {
                     done.push((
                         "AccountDeleted",
@@ -155,17 +163,16 @@ pub async fn run(
                     ));
                 }
             }
-            Ok(Started::Pending(_)) => {
+            Started::Pending(_) => {
                 done.push((
                     "AccountDeleting",
                     format!("deleting Media Services account {account}"),
                 ));
-                return Ok((done, CleanupOutcome::Deleting));
+                return Ok(CleanupOutcome::Deleting);
             }
-            Err(e) => return Err((done, e)),
         }
     }
-    Ok((done, CleanupOutcome::Done))
+    Ok(CleanupOutcome::Done)
 }
 
 #[cfg(test)]

@@ -102,28 +102,7 @@ impl Operator {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
             )
             .try_init();
-        let token = emu
-            .mint_service_account_token(OPERATOR_SUBJECT)
-            .expect("mint a service account token");
-        let token_file =
-            std::env::temp_dir().join(format!("ams-e2e-token-{}-{namespace}", std::process::id()));
-        std::fs::write(&token_file, token).expect("write the token file");
-        let credential = CredentialSource::WorkloadIdentity {
-            tenant_id: emu.tenant_id(),
-            client_id: emu
-                .service_principal("operator")
-                .expect("seeded operator")
-                .client_id,
-            token_file: token_file.clone(),
-        };
-        let clients = Arc::new(
-            AzureClients::new(AzureConfig {
-                cloud: AzureCloud::AzurePublic,
-                transport: TransportConfig::emulator(emu.addr(), emu.ca_pem()),
-                ..AzureConfig::default()
-            })
-            .expect("transport builds"),
-        );
+        let (clients, credential, token_file) = operator_clients(emu);
         let settings = Settings {
             namespaces: vec![namespace.to_owned()],
             concurrency: 4,
@@ -174,6 +153,39 @@ impl Operator {
         result.expect("the operator's main job ends without error");
         let _ = std::fs::remove_file(&self.token_file);
     }
+}
+
+/// The Azure clients and credential the operator uses against `emu`: workload identity with a
+/// projected token the emulator minted for the operator's federated credential (written to a
+/// file of its own), over the emulator's transport.
+fn operator_clients(emu: &Emulator) -> (Arc<AzureClients>, CredentialSource, PathBuf) {
+    static FILES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let token = emu
+        .mint_service_account_token(OPERATOR_SUBJECT)
+        .expect("mint a service account token");
+    let token_file = std::env::temp_dir().join(format!(
+        "ams-e2e-token-{}-{}",
+        std::process::id(),
+        FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&token_file, token).expect("write the token file");
+    let credential = CredentialSource::WorkloadIdentity {
+        tenant_id: emu.tenant_id(),
+        client_id: emu
+            .service_principal("operator")
+            .expect("seeded operator")
+            .client_id,
+        token_file: token_file.clone(),
+    };
+    let clients = Arc::new(
+        AzureClients::new(AzureConfig {
+            cloud: AzureCloud::AzurePublic,
+            transport: TransportConfig::emulator(emu.addr(), emu.ca_pem()),
+            ..AzureConfig::default()
+        })
+        .expect("transport builds"),
+    );
+    (clients, credential, token_file)
 }
 
 /// A `MediaServicesAccount` named `name` with this spec (`account` is filled in).
@@ -361,31 +373,7 @@ pub async fn finish(operator: Operator, emu: Emulator) {
 /// The operator's reconcile function without its controller: the same context `run` builds
 /// (workload identity, the emulator's transport), for tests that decide when a pass happens.
 pub fn offline_context(client: &Client, emu: &Emulator) -> Arc<Context> {
-    let token = emu
-        .mint_service_account_token(OPERATOR_SUBJECT)
-        .expect("mint a service account token");
-    let token_file = std::env::temp_dir().join(format!(
-        "ams-e2e-token-{}-{}",
-        std::process::id(),
-        emu.addr().port()
-    ));
-    std::fs::write(&token_file, token).expect("write the token file");
-    let credential = CredentialSource::WorkloadIdentity {
-        tenant_id: emu.tenant_id(),
-        client_id: emu
-            .service_principal("operator")
-            .expect("seeded operator")
-            .client_id,
-        token_file,
-    };
-    let clients = Arc::new(
-        AzureClients::new(AzureConfig {
-            cloud: AzureCloud::AzurePublic,
-            transport: TransportConfig::emulator(emu.addr(), emu.ca_pem()),
-            ..AzureConfig::default()
-        })
-        .expect("transport builds"),
-    );
+    let (clients, credential, _) = operator_clients(emu);
     Arc::new(Context::new(
         client.clone(),
         clients,
