@@ -173,6 +173,23 @@ where
         }
     }
     if std::env::var_os("AMS_TEST_KEEP_NS").is_none() {
+        // The operator's finalizer would hold its objects (and so the namespace) forever once
+        // the test's operator is gone: drop it, as a person would with the release annotation.
+        let accounts: Api<crd::MediaServicesAccount> = Api::namespaced(client.clone(), &name);
+        if let Ok(list) = accounts.list(&kube::api::ListParams::default()).await {
+            for account in list.items {
+                if let Some(object) = account.metadata.name.as_deref() {
+                    let patch = serde_json::json!({ "metadata": { "finalizers": null } });
+                    let _ = accounts
+                        .patch(
+                            object,
+                            &kube::api::PatchParams::default(),
+                            &kube::api::Patch::Merge(&patch),
+                        )
+                        .await;
+                }
+            }
+        }
         // Deletion finishes only where a controller-manager runs; the request is what matters.
         let _ = namespaces.delete(&name, &DeleteParams::default()).await;
     } else {
