@@ -141,6 +141,21 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
             .publish(&reference, EventType::Warning, reason, "CallAzure", note)
             .await;
     }
+    let version =
+        |s: &MediaServicesAccountStatus| s.encryption.as_ref().and_then(|e| e.key_version.clone());
+    if let (Some(before), Some(after)) = (version(&previous), version(&pass.status))
+        && !before.eq_ignore_ascii_case(&after)
+    {
+        ctx.events
+            .publish(
+                &reference,
+                EventType::Normal,
+                "KeyRotated",
+                "ObserveAzure",
+                &format!("the account's key moved from version {before} to {after}"),
+            )
+            .await;
+    }
     ctx.events
         .transitions(&reference, &previous.conditions, &pass.status.conditions)
         .await;

@@ -121,59 +121,89 @@ async fn each_lost_key_link_raises_its_cause_and_recovery_clears_it() {
 /// expire warns (`KeyExpiringSoon`) while access still works.
 #[tokio::test]
 async fn a_revoked_policy_is_restored_and_an_expiring_key_warns() {
-    with_temp_ns("e2e-cki2", |client, ns| async move {
-        let emu = emulator().await;
-        let ctx = offline_context(&client, &emu);
-        let spec = json!({
-            "identity": { "type": "SystemAssigned" },
-            "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
-        });
-        create(&client, &ns, &manifest("byok", spec)).await;
-        let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
-        let principal = ready
-            .status
-            .as_ref()
-            .and_then(|s| s.identity.as_ref())
-            .and_then(|i| i.principal_id.clone())
-            .expect("system principal");
+    // NB: boxed, as the scenario's future is large.
+    with_temp_ns("e2e-cki2", |client, ns| {
+        Box::pin(async move {
+            let emu = emulator().await;
+            let ctx = offline_context(&client, &emu);
+            let spec = json!({
+                "identity": { "type": "SystemAssigned" },
+                "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
+            });
+            create(&client, &ns, &manifest("byok", spec)).await;
+            let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+            let principal = ready
+                .status
+                .as_ref()
+                .and_then(|s| s.identity.as_ref())
+                .and_then(|i| i.principal_id.clone())
+                .expect("system principal");
 
-        // A removed access policy is restored by the operator itself (grantAccess: true).
-        emu.remove_access_policy("media-kv", &principal)
-            .expect("remove policy");
-        let revoked = reconcile_now(&client, &ns, "byok", &ctx).await;
-        assert_eq!(
-            state(&revoked, "CustomerKeyInaccessible"),
-            ("True".into(), "AccessRevoked".into())
-        );
-        let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
-        assert_eq!(state(&restored, "CustomerKeyInaccessible").0, "False");
-        let policy_writes = azure_writes(&emu)
-            .into_iter()
-            .filter(|r| r.operation == "Vaults_UpdateAccessPolicy")
-            .count();
-        assert_eq!(policy_writes, 2, "the first grant and its restoration");
+            // A removed access policy is restored by the operator itself (grantAccess: true).
+            emu.remove_access_policy("media-kv", &principal)
+                .expect("remove policy");
+            let revoked = reconcile_now(&client, &ns, "byok", &ctx).await;
+            assert_eq!(
+                state(&revoked, "CustomerKeyInaccessible"),
+                ("True".into(), "AccessRevoked".into())
+            );
+            let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+            assert_eq!(state(&restored, "CustomerKeyInaccessible").0, "False");
+            let policy_writes = azure_writes(&emu)
+                .into_iter()
+                .filter(|r| r.operation == "Vaults_UpdateAccessPolicy")
+                .count();
+            assert_eq!(policy_writes, 2, "the first grant and its restoration");
 
-        // A key about to expire warns while access still works.
-        let soon = emu.now().timestamp() + 3 * 86_400;
-        emu.admin(AdminCommand::ExpireKey {
-            vault: "media-kv".into(),
-            key: "account-key".into(),
-            version: None,
-            at: Some(soon),
+            // A new version of a versionless key: the account moves to it, status records the
+            // rotation, and an event says so.
+            let before = restored
+                .status
+                .as_ref()
+                .and_then(|s| s.encryption.as_ref())
+                .and_then(|e| e.key_version.clone())
+                .expect("a key version");
+            let kid = emu
+                .add_key_version("media-kv", "account-key")
+                .expect("new version");
+            emu.recheck_key_access();
+            let rotated = reconcile_now(&client, &ns, "byok", &ctx).await;
+            let encryption = rotated
+                .status
+                .as_ref()
+                .and_then(|s| s.encryption.clone())
+                .expect("encryption status");
+            assert_ne!(encryption.key_version.as_deref(), Some(before.as_str()));
+            assert!(
+                kid.ends_with(encryption.key_version.as_deref().unwrap_or("?")),
+                "{kid} vs {encryption:?}"
+            );
+            assert!(encryption.last_rotation_time.is_some(), "{encryption:?}");
+            let reasons = event_reasons(&client, &ns, "byok").await;
+            assert!(reasons.iter().any(|r| r == "KeyRotated"), "{reasons:?}");
+
+            // A key about to expire warns while access still works.
+            let soon = emu.now().timestamp() + 3 * 86_400;
+            emu.admin(AdminCommand::ExpireKey {
+                vault: "media-kv".into(),
+                key: "account-key".into(),
+                version: None,
+                at: Some(soon),
+            })
+            .expect("set expiry");
+            let warned = reconcile_now(&client, &ns, "byok", &ctx).await;
+            assert_eq!(
+                state(&warned, "EncryptionReady"),
+                ("True".into(), "KeyExpiringSoon".into())
+            );
+            assert_eq!(state(&warned, "CustomerKeyInaccessible").0, "False");
+            let reasons = event_reasons(&client, &ns, "byok").await;
+            assert!(
+                reasons.iter().any(|r| r == "KeyExpiringSoon"),
+                "{reasons:?}"
+            );
+            emu.shutdown().await;
         })
-        .expect("set expiry");
-        let warned = reconcile_now(&client, &ns, "byok", &ctx).await;
-        assert_eq!(
-            state(&warned, "EncryptionReady"),
-            ("True".into(), "KeyExpiringSoon".into())
-        );
-        assert_eq!(state(&warned, "CustomerKeyInaccessible").0, "False");
-        let reasons = event_reasons(&client, &ns, "byok").await;
-        assert!(
-            reasons.iter().any(|r| r == "KeyExpiringSoon"),
-            "{reasons:?}"
-        );
-        emu.shutdown().await;
     })
     .await;
 }
