@@ -207,6 +207,20 @@ async fn run(
                 None,
             ))
         }
+        Step::RevokeAccessGrant(id) => {
+            api.delete_role_assignment(id).await?;
+            Ok((
+                Write {
+                    area,
+                    reason: "AccessGrantRevoked",
+                    message: format!(
+                        "removed role assignment {id}, which the spec no longer lists"
+                    ),
+                    access_policy: None,
+                },
+                None,
+            ))
+        }
         Step::UpdateAccount(properties) => {
             let update = MediaAccountUpdate {
                 identity: None,

@@ -170,6 +170,7 @@ impl World {
             storage: Vec::new(),
             key: None,
             grants: Vec::new(),
+            account_assignments: Vec::new(),
         })
     }
 

@@ -84,6 +84,9 @@ pub struct Observed {
     pub key: Option<ObservedKey>,
     /// Access grants, in spec order.
     pub grants: Vec<ObservedGrant>,
+    /// Every role assignment made exactly at the account's scope (any principal), so grants
+    /// the operator made and the spec no longer lists can be found and revoked.
+    pub account_assignments: Vec<RoleAssignment>,
 }
 
 /// What the observe step found.
@@ -201,6 +204,24 @@ pub async fn observe(api: &dyn AzureApi, desired: &Desired) -> Result<Observatio
         _ => None,
     };
 
+    let (grants, account_assignments) = observe_grants(api, desired, &identities).await?;
+    Ok(Observation::Found(Box::new(Observed {
+        account,
+        identities,
+        storage,
+        key,
+        grants,
+        account_assignments,
+    })))
+}
+
+/// The access grants' principals and their assignments on the account, and every assignment
+/// made exactly at the account's scope.
+async fn observe_grants(
+    api: &dyn AzureApi,
+    desired: &Desired,
+    identities: &BTreeMap<String, Option<UserAssignedIdentity>>,
+) -> Result<(Vec<ObservedGrant>, Vec<RoleAssignment>), AzureError> {
     let mut grants = Vec::new();
     let mut by_principal: BTreeMap<String, Vec<RoleAssignment>> = BTreeMap::new();
     for g in &desired.access_grants {
@@ -230,13 +251,19 @@ pub async fn observe(api: &dyn AzureApi, desired: &Desired) -> Result<Observatio
         });
     }
 
-    Ok(Observation::Found(Box::new(Observed {
-        account,
-        identities,
-        storage,
-        key,
-        grants,
-    })))
+    let account_scope = desired.account.to_string();
+    let account_assignments = api
+        .list_role_assignments(&account_scope, None)
+        .await?
+        .into_iter()
+        .filter(|a| {
+            a.properties
+                .scope
+                .as_deref()
+                .is_some_and(|s| crate::azure::resource_id::ids_equal(s, &account_scope))
+        })
+        .collect();
+    Ok((grants, account_assignments))
 }
 
 async fn observe_key(

@@ -63,6 +63,9 @@ pub enum Step {
     },
     /// PATCH the account's storage and/or encryption settings.
     UpdateAccount(MediaAccountProperties),
+    /// Delete a role assignment the operator made on the account for a grant the spec no
+    /// longer lists (full id).
+    RevokeAccessGrant(String),
 }
 
 impl Step {
@@ -74,6 +77,7 @@ impl Step {
             Step::Grant(area, _) => *area,
             Step::UpdateAccount(p) if p.storage_accounts.is_some() => Area::Storage,
             Step::GrantKeyAccessPolicy { .. } | Step::UpdateAccount(_) => Area::Encryption,
+            Step::RevokeAccessGrant(_) => Area::AccessGrants,
         }
     }
 }
@@ -263,6 +267,31 @@ pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
         }
     }
 
+    // Grants the operator made on the account (the name says so) that the spec dropped.
+    for a in &observed.account_assignments {
+        let (Some(id), Some(name)) = (&a.id, &a.name) else {
+            continue;
+        };
+        let principal = &a.properties.principal_id;
+        let role = a.role_definition_guid();
+        let ours =
+            name.eq_ignore_ascii_case(&assignment_name(&desired.account, principal, role, owner));
+        let wanted = desired
+            .access_grants
+            .iter()
+            .zip(&observed.grants)
+            .any(|(want, seen)| {
+                want.role_guid.eq_ignore_ascii_case(role)
+                    && seen
+                        .principal
+                        .as_deref()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(principal))
+            });
+        if ours && !wanted {
+            steps.push(Step::RevokeAccessGrant(id.clone()));
+        }
+    }
+
     let mut properties = MediaAccountProperties::default();
     let current = observed.account.properties.clone().unwrap_or_default();
     if let Some(storage) = &desired.storage
@@ -413,6 +442,7 @@ mod tests {
                 Step::UpdateIdentity(i) => format!("UpdateIdentity({})", i.identity_type),
                 Step::Grant(area, g) => format!("Grant({area:?}, {})", g.role_guid),
                 Step::GrantKeyAccessPolicy { .. } => "GrantKeyAccessPolicy".to_owned(),
+                Step::RevokeAccessGrant(_) => "RevokeAccessGrant".to_owned(),
                 Step::UpdateAccount(p) => format!(
                     "UpdateAccount(storage={}, encryption={})",
                     p.storage_accounts.is_some(),
@@ -601,6 +631,49 @@ mod tests {
                     .with_grant("44444444-aaaa-bbbb-cccc-000000000004", &[])
                     .0,
                 vec!["Grant(AccessGrants, acdd72a7-3385-48ef-bd42-f606fba81ae7)"],
+            ),
+            (
+                "a grant the operator made and the spec dropped is revoked; a foreign one is not",
+                desired(
+                    json!({ "accessGrants": [ { "principalId": "44444444-aaaa-bbbb-cccc-000000000004", "role": "Reader" } ] }),
+                ),
+                {
+                    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+                    let operator_role = "e4395492-1534-4db2-bedf-88c14621589c";
+                    let scope = ResourceId::parse(&account_id()).expect("id");
+                    let mut dropped = assignment(
+                        &account_id(),
+                        "55555555-aaaa-bbbb-cccc-000000000005",
+                        operator_role,
+                    );
+                    dropped.name = Some(assignment_name(
+                        &scope,
+                        "55555555-aaaa-bbbb-cccc-000000000005",
+                        operator_role,
+                        "uid-1",
+                    ));
+                    let foreign = assignment(
+                        &account_id(),
+                        "66666666-aaaa-bbbb-cccc-000000000006",
+                        operator_role,
+                    );
+                    let mut kept = assignment(
+                        &account_id(),
+                        "44444444-aaaa-bbbb-cccc-000000000004",
+                        reader,
+                    );
+                    kept.name = Some(assignment_name(
+                        &scope,
+                        "44444444-aaaa-bbbb-cccc-000000000004",
+                        reader,
+                        "uid-1",
+                    ));
+                    let mut w = World::new_account()
+                        .with_grant("44444444-aaaa-bbbb-cccc-000000000004", &[reader]);
+                    w.0.account_assignments = vec![dropped, foreign, kept];
+                    w.0
+                },
+                vec!["RevokeAccessGrant"],
             ),
             (
                 "access grant held: nothing",

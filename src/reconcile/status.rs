@@ -223,7 +223,14 @@ fn reconciled(
             Area::Identity => desired.identity.is_some(),
             Area::Storage => desired.storage.is_some(),
             Area::Encryption => desired.encryption.is_some(),
-            Area::AccessGrants => !desired.access_grants.is_empty(),
+            // Revoking grants the spec dropped is managing them too.
+            Area::AccessGrants => {
+                !desired.access_grants.is_empty()
+                    || plan
+                        .steps
+                        .iter()
+                        .any(|s| matches!(s, super::plan::Step::RevokeAccessGrant(_)))
+            }
         };
         let outcome = applied.map(|a| &a.outcome);
         let (s, reason, message): (&str, &str, String) = if let Some(p) =

@@ -196,3 +196,39 @@ async fn deletion_without_credentials_waits_and_says_why_until_released() {
     })
     .await;
 }
+
+/// A grant dropped from the spec is revoked (only the operator's own), the others stay.
+#[tokio::test]
+async fn a_grant_dropped_from_the_spec_is_revoked() {
+    with_temp_ns("e2e-dropped", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let (principal, _) = emu.user_assigned_identity(&identity_id()).expect("identity");
+        let grants = |roles: &[&str]| {
+            json!({ "accessGrants": roles.iter().map(|r| json!({ "identityResourceId": identity_id(), "role": r })).collect::<Vec<_>>() })
+        };
+        create(&client, &ns, &manifest("grants", grants(&["Reader", "MediaServicesMediaOperator"]))).await;
+        reconcile_until_ready(&client, &ns, "grants", &ctx).await;
+        let on_account = |emu: &ams_security_operator::emulator::Emulator| {
+            assignments(emu, &principal)
+                .into_iter()
+                .filter(|a| a["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&account_id())))
+                .map(|a| a["role_guid"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(on_account(&emu).len(), 2, "{:?}", on_account(&emu));
+
+        let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns);
+        let mut object = api.get("grants").await.expect("get");
+        object.spec.access_grants.truncate(1);
+        object.metadata.managed_fields = None;
+        api.replace("grants", &PostParams::default(), &object).await.expect("drop a grant");
+        let ready = reconcile_until_ready(&client, &ns, "grants", &ctx).await;
+        assert_eq!(on_account(&emu), ["acdd72a7-3385-48ef-bd42-f606fba81ae7"], "only Reader stays");
+        assert_eq!(ready.status.as_ref().map(|s| s.access_grants.len()), Some(1));
+        let reasons = event_reasons(&client, &ns, "grants").await;
+        assert!(reasons.iter().any(|r| r == "AccessGrantRevoked"), "{reasons:?}");
+        emu.shutdown().await;
+    })
+    .await;
+}
