@@ -6,9 +6,7 @@
 //! pass so the next one observes the new principal. A role assignment that Azure reports as
 //! already existing (`RoleAssignmentExists`) counts as held.
 
-use crate::azure::models::keyvault::{
-    AccessPolicyEntry, AccessPolicyPermissions, AccessPolicyUpdateKind, CMK_KEY_PERMISSIONS,
-};
+use crate::azure::models::keyvault::{AccessPolicyEntry, AccessPolicyUpdateKind};
 use crate::azure::models::media::MediaAccountUpdate;
 use crate::azure::{AzureApi, AzureError, ErrorClass, PendingOperation, ResourceId, Started};
 
@@ -181,18 +179,7 @@ async fn run(
             tenant_id,
             principal,
         } => {
-            let entry = AccessPolicyEntry {
-                tenant_id: tenant_id.clone(),
-                object_id: principal.clone(),
-                application_id: None,
-                permissions: AccessPolicyPermissions {
-                    keys: CMK_KEY_PERMISSIONS
-                        .iter()
-                        .map(|p| (*p).to_owned())
-                        .collect(),
-                    ..AccessPolicyPermissions::default()
-                },
-            };
+            let entry = AccessPolicyEntry::customer_key(tenant_id, principal);
             api.update_vault_access_policy(vault, AccessPolicyUpdateKind::Add, &[entry])
                 .await?;
             Ok((

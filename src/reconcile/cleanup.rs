@@ -7,9 +7,7 @@
 //! status recorded that the operator added it. Targets already gone are fine: deleting what is
 //! not there counts as done.
 
-use crate::azure::models::keyvault::{
-    AccessPolicyEntry, AccessPolicyPermissions, AccessPolicyUpdateKind, CMK_KEY_PERMISSIONS,
-};
+use crate::azure::models::keyvault::{AccessPolicyEntry, AccessPolicyUpdateKind};
 use crate::azure::{AzureApi, AzureError, ResourceId, Started};
 use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
 
@@ -128,18 +126,7 @@ async fn remove(
         }
     }
     for (vault, object_id, tenant_id) in &plan.access_policies {
-        let entry = AccessPolicyEntry {
-            tenant_id: tenant_id.clone(),
-            object_id: object_id.clone(),
-            application_id: None,
-            permissions: AccessPolicyPermissions {
-                keys: CMK_KEY_PERMISSIONS
-                    .iter()
-                    .map(|p| (*p).to_owned())
-                    .collect(),
-                ..AccessPolicyPermissions::default()
-            },
-        };
+        let entry = AccessPolicyEntry::customer_key(tenant_id, object_id);
         match api
             .update_vault_access_policy(vault, AccessPolicyUpdateKind::Remove, &[entry])
             .await

@@ -138,6 +138,26 @@ impl AccessPolicyEntry {
 /// Key permissions Media Services needs on a customer-managed key.
 pub const CMK_KEY_PERMISSIONS: &[&str] = &["get", "wrapKey", "unwrapKey"];
 
+impl AccessPolicyEntry {
+    /// The entry that gives `object_id` exactly [`CMK_KEY_PERMISSIONS`] on keys: what the
+    /// operator adds for an encryption identity, and removes again on cleanup.
+    #[must_use]
+    pub fn customer_key(tenant_id: &str, object_id: &str) -> Self {
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            object_id: object_id.to_owned(),
+            application_id: None,
+            permissions: AccessPolicyPermissions {
+                keys: CMK_KEY_PERMISSIONS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
+                ..AccessPolicyPermissions::default()
+            },
+        }
+    }
+}
+
 /// Body of `Vaults_UpdateAccessPolicy` (`VaultAccessPolicyParameters`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct VaultAccessPolicyParameters {
