@@ -20,7 +20,6 @@ use crate::azure::models::UserAssignedIdentityRef;
 use crate::azure::models::authorization::{
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, STORAGE_BLOB_DATA_CONTRIBUTOR,
 };
-use crate::azure::models::keyvault::CMK_KEY_PERMISSIONS;
 use crate::azure::models::media::{
     AccountEncryption, KeyVaultProperties, MediaAccountProperties, MediaStorageAccount,
     ResourceIdentity,
@@ -30,7 +29,7 @@ use crate::crd::account::IdentityType;
 
 use super::desired::{Desired, DesiredEncryption, DesiredStorage, IdentityRef};
 use super::observe::{Observed, VaultLookup};
-use super::prereqs::{Area, BLOB_DATA_ROLES, KEY_WRAP_ROLES, holds_any};
+use super::prereqs::{Area, BLOB_DATA_ROLES, holds_any};
 
 /// A role assignment to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,20 +231,17 @@ pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
     ) = (&desired.encryption, &observed.key)
         && let (VaultLookup::Found(vault), Some(principal)) = (&k.vault, &k.principal)
         && let Some(vault_id) = vault.id.as_deref().and_then(|i| ResourceId::parse(i).ok())
+        && !super::key_access::principal_has_access(k, vault, principal)
     {
         if vault.properties.enable_rbac_authorization == Some(true) {
-            if holds_any(&k.assignments, &KEY_WRAP_ROLES).is_none() {
-                let scope = vault_id.child("keys", &k.key_id.name);
-                steps.push(grant(
-                    Area::Encryption,
-                    &scope,
-                    principal,
-                    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
-                ));
-            }
-        } else if !vault.properties.access_policies.iter().any(|p| {
-            p.object_id.eq_ignore_ascii_case(principal) && p.grants_keys(CMK_KEY_PERMISSIONS)
-        }) {
+            let scope = vault_id.child("keys", &k.key_id.name);
+            steps.push(grant(
+                Area::Encryption,
+                &scope,
+                principal,
+                KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+            ));
+        } else {
             steps.push(Step::GrantKeyAccessPolicy {
                 vault: vault_id,
                 tenant_id: vault.properties.tenant_id.clone().unwrap_or_default(),

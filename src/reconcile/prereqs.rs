@@ -16,7 +16,6 @@ use k8s_openapi::jiff::Timestamp;
 use crate::azure::models::authorization::{
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, RoleAssignment, STORAGE_BLOB_DATA_CONTRIBUTOR,
 };
-use crate::azure::models::keyvault::CMK_KEY_PERMISSIONS;
 use crate::crd::conditions::{key_access, reasons};
 
 use super::desired::{Desired, DesiredEncryption, PrincipalRef};
@@ -478,14 +477,7 @@ fn check_key_access(observed: &Observed, problems: &mut Vec<Problem>) {
         return;
     };
     let rbac = vault.properties.enable_rbac_authorization == Some(true);
-    let granted = if rbac {
-        holds_any(&k.assignments, &KEY_WRAP_ROLES).is_some()
-    } else {
-        vault.properties.access_policies.iter().any(|p| {
-            p.object_id.eq_ignore_ascii_case(principal) && p.grants_keys(CMK_KEY_PERMISSIONS)
-        })
-    };
-    if !granted {
+    if !super::key_access::principal_has_access(k, vault, principal) {
         let how = if rbac {
             "assign it Key Vault Crypto Service Encryption User on the key"
         } else {
