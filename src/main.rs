@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: reconcile every MediaServicesAccount until SIGTERM or Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Validate MediaServicesAccount manifests (YAML, several documents per file allowed; `-`
@@ -92,6 +92,24 @@ struct RunArgs {
     /// (`KeyExpiringSoon`) and a Warning event is sent, while access still works.
     #[arg(long, env = "AMS_KEY_EXPIRY_WARNING_DAYS", default_value_t = 30)]
     key_expiry_warning_days: u64,
+    /// Hours an account may stay on an older version of a key whose spec tracks the latest
+    /// before `EncryptionReady` warns (`KeyRotationPending`).
+    #[arg(long, env = "AMS_KEY_ROTATION_GRACE_HOURS", default_value_t = 24)]
+    key_rotation_grace_hours: u64,
+    /// Seconds between drift checks of a reconciled account (identity, storage, grants). Key
+    /// access is checked separately, on each resource's `keyAccessCheckInterval`.
+    #[arg(long, env = "AMS_RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    resync_seconds: u64,
+    /// ARM reads per hour the operator's principal may make in one subscription (ARM's limit).
+    #[arg(long, env = "AMS_ARM_READS_PER_HOUR", default_value_t = 90_000, value_parser = clap::value_parser!(u32).range(1..))]
+    arm_reads_per_hour: u32,
+    /// Key Vault reads per hour per vault (Key Vault's limit).
+    #[arg(long, env = "AMS_VAULT_READS_PER_HOUR", default_value_t = 1_440_000, value_parser = clap::value_parser!(u32).range(1..))]
+    vault_reads_per_hour: u32,
+    /// Percent of those limits key probes may use; past it, probe rounds stretch instead of
+    /// being throttled (the effective interval is logged and shown in status).
+    #[arg(long, env = "AMS_PROBE_BUDGET_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    probe_budget_percent: u8,
     /// Log format: `text` or `json`. The filter comes from RUST_LOG (default `info`).
     #[arg(long, env = "AMS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -100,7 +118,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(run(args)),
+            Ok(rt) => rt.block_on(run(*args)),
             Err(err) => {
                 eprintln!("error: failed to start the async runtime: {err}");
                 ExitCode::FAILURE
@@ -288,6 +306,13 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         key_expiry_warning: Duration::from_secs(
             args.key_expiry_warning_days.saturating_mul(86_400),
         ),
+        resync_interval: Duration::from_secs(args.resync_seconds),
+        probe_budget: ams_security_operator::monitor::Budget {
+            arm_reads_per_hour: f64::from(args.arm_reads_per_hour),
+            vault_reads_per_hour: f64::from(args.vault_reads_per_hour),
+            share: f64::from(args.probe_budget_percent) / 100.0,
+        },
+        key_rotation_grace: Duration::from_secs(args.key_rotation_grace_hours.saturating_mul(3600)),
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -25,6 +25,7 @@ use crate::azure::{AzureApi, AzureError, ErrorClass, PendingOperation, PollOutco
 use crate::crd::account::{MediaServicesAccountStatus, PendingOperationStatus};
 use crate::crd::conditions::{reasons, types};
 use crate::crd::{FIELD_MANAGER, MediaServicesAccount};
+use crate::monitor::MonitoredKeys;
 use crate::reconcile::apply::{self, Applied, Outcome};
 use crate::reconcile::desired::Desired;
 use crate::reconcile::observe::{self, Observation};
@@ -94,6 +95,8 @@ struct Pass {
     warning: Option<(String, String)>,
     action: Action,
     success: bool,
+    /// Nothing is left to do until the resync: the monitor's facts may serve the next pass.
+    settled: bool,
 }
 
 async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
@@ -112,7 +115,15 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
     );
     let previous = account.status.clone().unwrap_or_default();
     let now = Timestamp::now();
-    let pass = run_pass(account, ctx, &previous, now).await;
+    let mut pass = run_pass(account, ctx, &previous, now).await;
+    if !pass.settled {
+        // Something is still moving (a write just made, a grant propagating, a retry): the
+        // next pass reads the key's facts afresh instead of the monitor's latest.
+        ctx.keys.invalidate(&key);
+    }
+    if let Some(asked) = reconcile_requested(account, &previous) {
+        pass.status.last_handled_reconcile_at = Some(asked.to_owned());
+    }
     if pass.success {
         ctx.record_success(&key);
     }
@@ -162,6 +173,25 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
     Ok(pass.action)
 }
 
+/// The annotation that asks for a reconcile (and a fresh key probe) now; its value is any text
+/// that differs from the last one handled (`kubectl annotate msa NAME
+/// ams-security.io/reconcile-at="$(date +%s)" --overwrite`).
+pub const RECONCILE_AT: &str = "ams-security.io/reconcile-at";
+
+/// The value of [`RECONCILE_AT`] when it asks for a reconcile not yet handled.
+fn reconcile_requested<'a>(
+    account: &'a MediaServicesAccount,
+    previous: &MediaServicesAccountStatus,
+) -> Option<&'a str> {
+    account
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RECONCILE_AT))
+        .map(String::as_str)
+        .filter(|v| previous.last_handled_reconcile_at.as_deref() != Some(*v))
+}
+
 fn interval(account: &MediaServicesAccount) -> Duration {
     account
         .spec
@@ -189,22 +219,25 @@ async fn run_pass(
         warning: None,
         action,
         success: true,
+        settled: false,
     };
 
     if account.spec.suspend {
+        ctx.keys.unregister(&key);
         return simple(Verdict::Suspended, Action::await_change());
     }
     let desired = match Desired::from_spec(&account.spec) {
         Ok(d) => d,
         Err(errors) => {
+            ctx.keys.unregister(&key);
             return simple(
                 Verdict::InvalidSpec(errors.to_string()),
                 Action::await_change(),
             );
         }
     };
-    let api = match credentials(account, ctx).await {
-        Ok(api) => api,
+    let (credential, api) = match credentials(account, ctx).await {
+        Ok(found) => found,
         Err(message) => {
             return simple(
                 Verdict::Blocked {
@@ -250,6 +283,7 @@ async fn run_pass(
             warning: Some((error.reason().to_owned(), error.to_string())),
             action,
             success: false,
+            settled: false,
         }
     };
 
@@ -288,7 +322,18 @@ async fn run_pass(
         }
     }
 
-    let observed = match observe::observe(api.as_ref(), &desired).await {
+    if !desired.uses_customer_key() {
+        ctx.keys.unregister(&key);
+    }
+    let keys = MonitoredKeys {
+        monitor: &ctx.keys,
+        user: key.clone(),
+        credential,
+        api: api.clone(),
+        interval: interval(account),
+        force: reconcile_requested(account, previous).is_some(),
+    };
+    let observed = match observe::observe(api.as_ref(), &desired, &keys).await {
         Ok(Observation::Found(o)) => o,
         Ok(Observation::AccountNotFound) => {
             let mut status = status::compute(
@@ -310,6 +355,7 @@ async fn run_pass(
                 warning: None,
                 action: Action::requeue(requeue::USER_ACTION),
                 success: true,
+                settled: false,
             };
         }
         Err(e) => return azure_failure(e, base),
@@ -343,10 +389,12 @@ async fn run_pass(
             applied: applied.as_ref(),
             failed_operation: failed_operation.as_ref().map(|(e, a)| (e, *a)),
             expiry_horizon: ctx.key_expiry_warning,
+            rotation_grace: ctx.key_rotation_grace,
         },
         now,
     );
 
+    let mut settled = false;
     let mut warning = failed_operation
         .as_ref()
         .map(|(e, _)| (e.reason().to_owned(), e.to_string()));
@@ -381,7 +429,12 @@ async fn run_pass(
         None if failed_operation.is_some() => Action::requeue(requeue::USER_ACTION),
         None if problems.iter().any(|p| !p.propagating) => Action::requeue(requeue::USER_ACTION),
         None if !problems.is_empty() => Action::requeue(requeue::PROPAGATING),
-        None => Action::requeue(requeue::jittered(interval(account), &key)),
+        // Key access is watched by the shared monitor, which re-triggers this account when
+        // its verdict changes; the resync looks for drift everywhere else.
+        None => {
+            settled = true;
+            Action::requeue(requeue::jittered(ctx.resync_interval, &key))
+        }
     };
     Pass {
         status,
@@ -389,14 +442,16 @@ async fn run_pass(
         warning,
         action,
         success,
+        settled,
     }
 }
 
-/// The Azure client for this resource: its `credentialsSecretRef`, else the operator's own.
+/// The Azure client for this resource: its `credentialsSecretRef`, else the operator's own;
+/// with the credential's identity (kind, tenant and client id), which key probers share by.
 pub(crate) async fn credentials(
     account: &MediaServicesAccount,
     ctx: &Context,
-) -> Result<Arc<dyn AzureApi>, String> {
+) -> Result<(String, Arc<dyn AzureApi>), String> {
     let source = match &account.spec.credentials_secret_ref {
         None => ctx.operator_credential.clone(),
         Some(r) => {
@@ -416,7 +471,9 @@ pub(crate) async fn credentials(
                 .map_err(|e| e.to_string())?
         }
     };
-    ctx.azure.api(&source).map_err(|e| e.to_string())
+    let (kind, tenant, client) = source.identity_key();
+    let api = ctx.azure.api(&source).map_err(|e| e.to_string())?;
+    Ok((format!("{kind}/{tenant}/{client}"), api))
 }
 
 fn pending_to_status(

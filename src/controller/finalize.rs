@@ -156,14 +156,16 @@ fn release_without_cleanup(account: &MediaServicesAccount) -> Option<(&'static s
 
 /// Carries out the deletion policy of a deleted object, then releases it.
 pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
-    if !has_finalizer(account) {
-        return Ok(Action::await_change());
-    }
     let key = format!(
         "{}/{}",
         account.namespace().unwrap_or_default(),
         account.name_any()
     );
+    // A resource on its way out no longer needs its key watched.
+    ctx.keys.unregister(&key);
+    if !has_finalizer(account) {
+        return Ok(Action::await_change());
+    }
     if let Some((reason, note)) = release_without_cleanup(account) {
         return release(ctx, account, reason, &note).await;
     }
@@ -179,7 +181,7 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
     let policy = account.spec.deletion_policy;
     let previous = account.status.clone().unwrap_or_default();
     let api = match credentials(account, ctx).await {
-        Ok(api) => api,
+        Ok((_, api)) => api,
         Err(message) => {
             return blocked(
                 ctx,
@@ -192,24 +194,25 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
             .await;
         }
     };
-    let observed = match observe::observe(api.as_ref(), &desired).await {
-        Ok(Observation::Found(o)) => o,
-        // Nothing left to revoke on an account that is gone.
-        Ok(Observation::AccountNotFound) => {
-            return release(ctx, account, "CleanedUp", "the account no longer exists").await;
-        }
-        Err(e) => {
-            return blocked(
-                ctx,
-                account,
-                &key,
-                &previous,
-                status::error_reason(&e),
-                e.to_string(),
-            )
-            .await;
-        }
-    };
+    let observed =
+        match observe::observe(api.as_ref(), &desired, &observe::DirectKeys(api.as_ref())).await {
+            Ok(Observation::Found(o)) => o,
+            // Nothing left to revoke on an account that is gone.
+            Ok(Observation::AccountNotFound) => {
+                return release(ctx, account, "CleanedUp", "the account no longer exists").await;
+            }
+            Err(e) => {
+                return blocked(
+                    ctx,
+                    account,
+                    &key,
+                    &previous,
+                    status::error_reason(&e),
+                    e.to_string(),
+                )
+                .await;
+            }
+        };
     let owner = account.uid().unwrap_or_else(|| key.clone());
     let plan = cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner);
     let reference = kube::Resource::object_ref(account, &());

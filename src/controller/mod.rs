@@ -57,6 +57,13 @@ pub struct Settings {
     pub reporter: String,
     /// How long before a customer key's expiry `EncryptionReady` warns (`KeyExpiringSoon`).
     pub key_expiry_warning: Duration,
+    /// How often a reconciled account is looked at again for drift (key access is watched
+    /// separately, on each resource's `keyAccessCheckInterval`).
+    pub resync_interval: Duration,
+    /// Read budgets key probes stay within.
+    pub probe_budget: crate::monitor::Budget,
+    /// How long an account may lag behind its key's latest version before it warns.
+    pub key_rotation_grace: Duration,
 }
 
 /// What every reconcile shares.
@@ -71,6 +78,12 @@ pub struct Context {
     pub events: events::Events,
     /// How long before a customer key's expiry `EncryptionReady` warns.
     pub key_expiry_warning: Duration,
+    /// How often a reconciled account is looked at again for drift.
+    pub resync_interval: Duration,
+    /// How long an account may lag behind its key's latest version before it warns.
+    pub key_rotation_grace: Duration,
+    /// The shared key-access monitor.
+    pub keys: Arc<crate::monitor::KeyMonitor>,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -90,8 +103,19 @@ impl Context {
             azure,
             operator_credential,
             key_expiry_warning: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+            resync_interval: requeue::RESYNC_DEFAULT,
+            key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
+            keys: crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A context whose key monitor uses these settings (the expiry horizon is the context's).
+    #[must_use]
+    pub fn with_monitor(mut self, settings: crate::monitor::MonitorSettings) -> Self {
+        self.key_expiry_warning = settings.expiry_horizon;
+        self.keys = crate::monitor::KeyMonitor::new(settings);
+        self
     }
 
     /// Records a failure of `key`; returns how many in a row.
@@ -160,6 +184,8 @@ pub mod requeue {
     pub const TRANSIENT_BASE: Duration = Duration::from_secs(2);
     /// Longest transient backoff.
     pub const TRANSIENT_MAX: Duration = Duration::from_secs(300);
+    /// Default drift resync of a reconciled account.
+    pub const RESYNC_DEFAULT: Duration = Duration::from_secs(600);
     /// Something only a person can fix (a bad prerequisite, a missing account); Azure-side
     /// fixes raise no watch event, so it is still looked at, slowly.
     pub const USER_ACTION: Duration = Duration::from_secs(120);
@@ -207,6 +233,51 @@ fn error_policy(
     Action::requeue(requeue::transient(n))
 }
 
+/// Serves `/healthz` and `/readyz` on `addr`, if given.
+async fn serve_health(
+    addr: Option<SocketAddr>,
+    ready: &Arc<AtomicBool>,
+    shutdown: &Shared<BoxFuture<'static, ()>>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Health { addr, source })?;
+    tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /healthz and /readyz");
+    Ok(Some(tokio::spawn(crate::http::serve(
+        listener,
+        ready.clone(),
+        shutdown.clone(),
+    ))))
+}
+
+/// Sets `ready` once every store has synced.
+fn spawn_readiness(
+    stores: Vec<kube::runtime::reflector::Store<DeserializeGuard<MediaServicesAccount>>>,
+    ready: Arc<AtomicBool>,
+) {
+    tokio::spawn(async move {
+        for store in stores {
+            // NB: the store's readiness is a one-shot channel whose waker is the last poller's;
+            // the controller's own runner polls it too and takes the wake-up, so a lone wait
+            // here can sleep forever. Re-polling finds the memoized value once it is set.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
+            }
+        }
+        ready.store(true, Ordering::SeqCst);
+        tracing::info!("caches synced; ready");
+    });
+}
+
 /// Runs the main job until `shutdown` resolves, then lets in-flight reconciles finish for at
 /// most `settings.shutdown_grace`.
 ///
@@ -245,35 +316,43 @@ pub async fn run(
     }
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = match settings.health_addr {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| RunError::Health { addr, source })?;
-            tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /healthz and /readyz");
-            Some(tokio::spawn(crate::http::serve(
-                listener,
-                ready.clone(),
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let health = serve_health(settings.health_addr, &ready, &shutdown).await?;
 
     let mut ctx = Context::new(
         kube.clone(),
         azure,
         settings.operator_credential.clone(),
         &settings.reporter,
-    );
-    ctx.key_expiry_warning = settings.key_expiry_warning;
+    )
+    .with_monitor(crate::monitor::MonitorSettings {
+        expiry_horizon: settings.key_expiry_warning,
+        budget: settings.probe_budget,
+        concurrency: usize::from(settings.concurrency.max(1)),
+    });
+    ctx.resync_interval = settings.resync_interval;
+    ctx.key_rotation_grace = settings.key_rotation_grace;
     let ctx = Arc::new(ctx);
+    let monitor = tokio::spawn(ctx.keys.clone().run(shutdown.clone()));
     let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
     let mut stores = Vec::new();
     let mut runs = Vec::new();
-    for (scope, api) in apis {
+    for ((scope, api), namespace) in apis.into_iter().zip(
+        settings
+            .namespaces
+            .iter()
+            .map(|n| Some(n.clone()))
+            .chain(std::iter::repeat(None)),
+    ) {
+        // Accounts whose key verdict changed are reconciled at once, not at their next resync.
+        let triggers = ctx.keys.triggers(namespace).map(|(ns, name)| {
+            kube::runtime::reflector::ObjectRef::<DeserializeGuard<MediaServicesAccount>>::new(
+                &name,
+            )
+            .within(&ns)
+        });
         let controller = Controller::new(api, watcher::Config::default())
             .with_config(config.clone())
+            .reconcile_on(triggers)
             .graceful_shutdown_on(shutdown.clone());
         stores.push(controller.store());
         tracing::info!(%scope, "watching MediaServicesAccounts");
@@ -289,25 +368,7 @@ pub async fn run(
                 .boxed(),
         );
     }
-    let ready_flag = ready.clone();
-    tokio::spawn(async move {
-        for store in stores {
-            // NB: the store's readiness is a one-shot channel whose waker is the last poller's;
-            // the controller's own runner polls it too and takes the wake-up, so a lone wait
-            // here can sleep forever. Re-polling finds the memoized value once it is set.
-            loop {
-                match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
-                    .await
-                {
-                    Ok(Ok(())) => break,
-                    Ok(Err(_)) => return,
-                    Err(_) => {}
-                }
-            }
-        }
-        ready_flag.store(true, Ordering::SeqCst);
-        tracing::info!("caches synced; ready");
-    });
+    spawn_readiness(stores, ready.clone());
 
     let controllers = futures::future::join_all(runs);
     let grace = settings.shutdown_grace;
@@ -317,6 +378,7 @@ pub async fn run(
         () = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the shutdown grace period; abandoning them"),
     }
     ready.store(false, Ordering::SeqCst);
+    monitor.abort();
     if let Some(h) = health {
         let _ = h.await;
     }

@@ -562,6 +562,9 @@ pub struct MediaServicesAccountStatus {
     /// (it never waits inside one). Absent when none is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_operation: Option<PendingOperationStatus>,
+    /// The last value of the `ams-security.io/reconcile-at` annotation the operator acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// Since when the operator has been waiting for Azure to propagate a new identity or grant;
     /// after a bounded wait the wait becomes a reason for a person to act.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -643,9 +646,27 @@ pub struct EncryptionStatus {
     /// When the operator last saw the account move to a new key version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotation_time: Option<Time>,
-    /// When the operator last checked that the identity can use the key.
+    /// When a successful check last established the verdict in `CustomerKeyInaccessible`.
+    /// The key is checked on every `keyAccessCheckInterval`, but this is written only when the
+    /// verdict changes or checks start or stop failing, so a healthy key costs no status
+    /// writes; while `keyAccessCheckError` is set it says how old the verdict is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_key_access_check_time: Option<Time>,
+    /// Why the key checks since `lastKeyAccessCheckTime` fail (throttled, refused, unreachable).
+    /// The verdict is then the last one known: a failed check never flips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_access_check_error: Option<String>,
+    /// The interval key checks actually run at, when Azure's read budgets stretched it past
+    /// `spec.keyAccessCheckInterval` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_key_access_check_interval: Option<String>,
+    /// For a spec that tracks the latest version: the latest version the vault reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_key_version: Option<String>,
+    /// Since when the vault has had a newer version than the account uses (absent when the
+    /// account is on the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_pending_since: Option<Time>,
 }
 
 /// A storage grant.

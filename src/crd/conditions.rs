@@ -167,8 +167,13 @@ pub mod reasons {
     /// operator's warning horizon (default 30 days); access still works.
     pub const KEY_EXPIRING_SOON: &str = "KeyExpiringSoon";
 
+    /// `EncryptionReady=True` with a warning: the spec tracks the key's latest version, the vault
+    /// has a newer version than the account uses, and the account has not moved to it within the
+    /// operator's rotation grace (default 24 hours). Access still works; nothing is forced.
+    pub const KEY_ROTATION_PENDING: &str = "KeyRotationPending";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 31] = [
+    pub const ALL: [&str; 32] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -200,6 +205,7 @@ pub mod reasons {
         KEY_ACCESS_MISSING,
         BLOCKED,
         KEY_EXPIRING_SOON,
+        KEY_ROTATION_PENDING,
     ];
 }
 

@@ -57,6 +57,19 @@ pub enum AdminCommand {
         #[serde(default)]
         at: Option<i64>,
     },
+    /// Sets a key version's not-before time (`at`, unix seconds), or clears it (`at` absent).
+    SetKeyNotBefore {
+        /// Vault name.
+        vault: String,
+        /// Key name.
+        key: String,
+        /// Version; latest when absent.
+        #[serde(default)]
+        version: Option<String>,
+        /// Not-before time (unix seconds); absent clears it.
+        #[serde(default)]
+        at: Option<i64>,
+    },
     /// Soft-deletes a key (or removes it when the vault has no soft delete).
     DeleteKey {
         /// Vault name.
@@ -269,6 +282,17 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
             v.exp = Some(at.unwrap_or(now));
             v.updated = now;
             Ok(json!({"version": v.version, "exp": v.exp}))
+        }
+        AdminCommand::SetKeyNotBefore {
+            vault,
+            key,
+            version,
+            at,
+        } => {
+            let v = with_version(w, &vault, &key, version.as_deref())?;
+            v.nbf = at;
+            v.updated = now;
+            Ok(json!({"version": v.version, "nbf": v.nbf}))
         }
         AdminCommand::DeleteKey { vault, key } => {
             let v = w

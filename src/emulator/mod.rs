@@ -354,6 +354,41 @@ impl Emulator {
         .map(drop)
     }
 
+    /// Sets a key version's expiry to `at` (unix seconds; latest version when `version` is
+    /// `None`).
+    pub fn expire_key_at(
+        &self,
+        vault: &str,
+        key: &str,
+        version: Option<&str>,
+        at: i64,
+    ) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::ExpireKey {
+            vault: vault.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+            at: Some(at),
+        })
+        .map(drop)
+    }
+
+    /// Sets (or with `None` clears) a key version's not-before time, in unix seconds.
+    pub fn set_key_not_before(
+        &self,
+        vault: &str,
+        key: &str,
+        version: Option<&str>,
+        at: Option<i64>,
+    ) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::SetKeyNotBefore {
+            vault: vault.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+            at,
+        })
+        .map(drop)
+    }
+
     /// Soft-deletes a key.
     pub fn delete_key(&self, vault: &str, key: &str) -> Result<(), EmulatorError> {
         self.admin(AdminCommand::DeleteKey {

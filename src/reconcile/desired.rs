@@ -152,6 +152,12 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// Whether the account is to be encrypted with a customer-managed key.
+    #[must_use]
+    pub fn uses_customer_key(&self) -> bool {
+        matches!(self.encryption, Some(DesiredEncryption::CustomerKey { .. }))
+    }
+
     /// Validates `spec` and types it.
     ///
     /// # Errors

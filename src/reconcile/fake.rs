@@ -34,6 +34,14 @@ pub struct FakeAzure {
     pub calls: Mutex<Vec<String>>,
     /// Answers of writes, in order; writes past the end succeed.
     pub script: Mutex<VecDeque<Answer>>,
+    /// Vaults `list_vaults` answers.
+    pub vaults: Mutex<Vec<Vault>>,
+    /// Keys `get_key` answers, by lower-cased name.
+    pub keys: Mutex<std::collections::BTreeMap<String, KeyInfo>>,
+    /// When set, reads of vaults and keys fail with this status and code.
+    pub fail_reads: Mutex<Option<(u16, &'static str)>>,
+    /// Reads of vaults and keys, as `operation target`.
+    pub reads: Mutex<Vec<String>>,
 }
 
 fn service_error(status: u16, code: &str) -> AzureError {
@@ -55,8 +63,8 @@ impl FakeAzure {
     /// A fake whose writes answer `script` in order.
     pub fn scripted(script: Vec<Answer>) -> Self {
         Self {
-            calls: Mutex::new(Vec::new()),
             script: Mutex::new(script.into()),
+            ..Self::default()
         }
     }
 
@@ -70,6 +78,24 @@ impl FakeAzure {
             .expect("lock")
             .pop_front()
             .unwrap_or(Answer::Done)
+    }
+
+    fn read(&self, call: String) -> Result<(), AzureError> {
+        self.reads.lock().expect("lock").push(call);
+        match *self.fail_reads.lock().expect("lock") {
+            Some((status, code)) => Err(service_error(status, code)),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads so far whose description starts with `prefix`.
+    pub fn reads_of(&self, prefix: &str) -> usize {
+        self.reads
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .count()
     }
 
     /// The calls so far.
@@ -132,8 +158,9 @@ impl AzureApi for FakeAzure {
     async fn get_vault(&self, _id: &ResourceId) -> Result<Option<Vault>, AzureError> {
         Ok(None)
     }
-    async fn list_vaults(&self, _subscription: &str) -> Result<Vec<Vault>, AzureError> {
-        Ok(Vec::new())
+    async fn list_vaults(&self, subscription: &str) -> Result<Vec<Vault>, AzureError> {
+        self.read(format!("LIST vaults {subscription}"))?;
+        Ok(self.vaults.lock().expect("lock").clone())
     }
     async fn get_deleted_vault(
         &self,
@@ -194,11 +221,17 @@ impl AzureApi for FakeAzure {
     }
     async fn get_key(
         &self,
-        _vault_url: &str,
-        _name: &str,
+        vault_url: &str,
+        name: &str,
         _version: Option<&str>,
     ) -> Result<Option<KeyInfo>, AzureError> {
-        Ok(None)
+        self.read(format!("GET key {vault_url}{name}"))?;
+        Ok(self
+            .keys
+            .lock()
+            .expect("lock")
+            .get(&name.to_ascii_lowercase())
+            .cloned())
     }
     async fn list_key_versions(
         &self,

@@ -279,6 +279,8 @@ impl World {
             principal: principal.map(str::to_owned),
             assignments: Vec::new(),
             operator_refused: None,
+            role_definitions: Vec::new(),
+            probe: super::observe::ProbeInfo::default(),
         });
         self
     }

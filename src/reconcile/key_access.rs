@@ -12,6 +12,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::azure::keys::KeyInfo;
+use crate::azure::models::authorization::RoleDefinition;
 use crate::azure::models::keyvault::{CMK_KEY_PERMISSIONS, Vault};
 use crate::crd::conditions::{key_access, reasons};
 
@@ -63,11 +64,67 @@ pub fn firewall_admits_service(vault: &Vault) -> bool {
     }
 }
 
+/// The Key Vault data actions Media Services performs with the account key.
+pub const CMK_DATA_ACTIONS: [&str; 3] = [
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/wrap/action",
+    "Microsoft.KeyVault/vaults/keys/unwrap/action",
+];
+
+/// Whether an action pattern (`*` matches any run of characters, case-insensitive, as Azure
+/// RBAC matches them) matches `action`.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    let action = action.to_ascii_lowercase();
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = action.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Whether a role's permissions allow every action in `needed`: one of its permission blocks
+/// lists each in `dataActions` and none in `notDataActions`.
+#[must_use]
+pub fn role_covers(role: &RoleDefinition, needed: &[&str]) -> bool {
+    needed.iter().all(|action| {
+        role.properties.permissions.iter().any(|p| {
+            p.data_actions.iter().any(|d| action_matches(d, action))
+                && !p.not_data_actions.iter().any(|d| action_matches(d, action))
+        })
+    })
+}
+
 /// Whether the principal holds get, wrapKey and unwrapKey on the key.
+///
+/// In RBAC vaults an assignment counts when its role's data actions, minus its not-data
+/// actions, cover reading, wrapping and unwrapping keys. A role whose definition was not read
+/// counts only when it is one of the built-in roles known to grant that.
 #[must_use]
 pub fn principal_has_access(k: &ObservedKey, vault: &Vault, principal: &str) -> bool {
     if vault.properties.enable_rbac_authorization == Some(true) {
-        holds_any(&k.assignments, &KEY_WRAP_ROLES).is_some()
+        k.assignments.iter().any(|a| {
+            let guid = a.role_definition_guid();
+            match k.role_definitions.iter().find(|d| {
+                d.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(guid))
+            }) {
+                Some(role) => role_covers(role, &CMK_DATA_ACTIONS),
+                None => holds_any(std::slice::from_ref(a), &KEY_WRAP_ROLES).is_some(),
+            }
+        })
     } else {
         vault.properties.access_policies.iter().any(|p| {
             p.object_id.eq_ignore_ascii_case(principal) && p.grants_keys(CMK_KEY_PERMISSIONS)
@@ -240,6 +297,8 @@ mod tests {
             principal: Some(PRINCIPAL.to_owned()),
             assignments: Vec::new(),
             operator_refused: None,
+            role_definitions: Vec::new(),
+            probe: super::super::observe::ProbeInfo::default(),
         }
     }
 
@@ -492,5 +551,102 @@ mod tests {
             panic!("inaccessible");
         };
         assert!(message.contains("v7"), "{message}");
+    }
+
+    fn role(guid: &str, data: &[&str], not_data: &[&str]) -> RoleDefinition {
+        RoleDefinition {
+            id: None,
+            name: Some(guid.into()),
+            properties: crate::azure::models::authorization::RoleDefinitionProperties {
+                permissions: vec![crate::azure::models::authorization::Permission {
+                    data_actions: data.iter().map(|s| (*s).to_owned()).collect(),
+                    not_data_actions: not_data.iter().map(|s| (*s).to_owned()).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A role counts by its data actions minus its not-data actions, with Azure's `*`
+    /// wildcards and case-insensitively; control-plane actions never count.
+    #[test]
+    fn a_role_covers_the_key_only_by_data_actions_minus_not_data_actions() {
+        let cases: [(&str, &[&str], &[&str], bool); 7] = [
+            ("exact", &CMK_DATA_ACTIONS, &[], true),
+            (
+                "keys wildcard",
+                &["Microsoft.KeyVault/vaults/keys/*"],
+                &[],
+                true,
+            ),
+            (
+                "vault wildcard",
+                &["microsoft.keyvault/VAULTS/*"],
+                &[],
+                true,
+            ),
+            ("everything", &["*"], &[], true),
+            (
+                "unwrap excluded",
+                &["Microsoft.KeyVault/vaults/keys/*"],
+                &["Microsoft.KeyVault/vaults/keys/unwrap/action"],
+                false,
+            ),
+            (
+                "read only",
+                &["Microsoft.KeyVault/vaults/keys/read"],
+                &[],
+                false,
+            ),
+            (
+                "secrets only",
+                &["Microsoft.KeyVault/vaults/secrets/*"],
+                &[],
+                false,
+            ),
+        ];
+        for (name, data, not_data, want) in cases {
+            assert_eq!(
+                role_covers(&role("r", data, not_data), &CMK_DATA_ACTIONS),
+                want,
+                "{name}"
+            );
+        }
+        assert!(action_matches("a/*/c", "a/b/x/c"));
+        assert!(!action_matches("a/*/c", "a/b/x/d"));
+        assert!(!action_matches("a/b", "a/b/c"));
+    }
+
+    /// In an RBAC vault a custom role counts when its definition covers the key; a role whose
+    /// definition was not read counts only when it is a known built-in key-wrapping role.
+    #[test]
+    fn rbac_access_is_judged_by_the_role_definition() {
+        let rbac_vault = vault("media-kv", true);
+        let scope = format!("{}/keys/account-key", vault_id("media-kv"));
+        let custom = "aaaaaaaa-0000-0000-0000-00000000c0de";
+        let mut k = key(
+            VaultLookup::Found(rbac_vault.clone()),
+            Some(rsa_key("account-key", "v1", 2048)),
+        );
+        k.assignments = vec![assignment(&scope, PRINCIPAL, custom)];
+        assert!(
+            !principal_has_access(&k, &rbac_vault, PRINCIPAL),
+            "unknown role, no definition"
+        );
+        k.role_definitions = vec![role(custom, &["Microsoft.KeyVault/vaults/keys/*"], &[])];
+        assert!(principal_has_access(&k, &rbac_vault, PRINCIPAL));
+        k.role_definitions = vec![role(
+            custom,
+            &["Microsoft.KeyVault/vaults/keys/*"],
+            &["Microsoft.KeyVault/vaults/keys/wrap/action"],
+        )];
+        assert!(!principal_has_access(&k, &rbac_vault, PRINCIPAL));
+        k.assignments = vec![assignment(&scope, PRINCIPAL, KEY_WRAP_ROLES[0])];
+        k.role_definitions.clear();
+        assert!(
+            principal_has_access(&k, &rbac_vault, PRINCIPAL),
+            "known built-in"
+        );
     }
 }

@@ -17,9 +17,9 @@ pub mod apply;
 pub mod cleanup;
 pub mod desired;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod key_access;
 pub mod observe;
 pub mod plan;

@@ -9,9 +9,13 @@
 //! not on) are not looked up.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::azure::keys::KeyInfo;
-use crate::azure::models::authorization::RoleAssignment;
+use crate::azure::models::authorization::{RoleAssignment, RoleDefinition};
 use crate::azure::models::keyvault::{DeletedVault, Vault};
 use crate::azure::models::media::MediaAccount;
 use crate::azure::models::msi::UserAssignedIdentity;
@@ -60,6 +64,56 @@ pub struct ObservedKey {
     /// The key read was refused to the operator's own identity (status and code): what the
     /// operator cannot see is not a verdict on the account's access.
     pub operator_refused: Option<String>,
+    /// Definitions of the roles in `assignments` (RBAC vaults), to judge them by their data
+    /// actions.
+    pub role_definitions: Vec<RoleDefinition>,
+    /// When these facts were read, and whether later reads failed.
+    pub probe: ProbeInfo,
+}
+
+/// How fresh an [`ObservedKey`] is (set by the shared key monitor; a direct read leaves it at
+/// its default: read just now).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// When the facts were read (`None`: in this pass).
+    pub checked_at: Option<Timestamp>,
+    /// Why reads after `checked_at` failed (throttled, refused, unreachable): the facts, and so
+    /// the verdict, are the last ones known, not news.
+    pub failing: Option<String>,
+    /// The interval probes of this key actually run at, when read budgets stretched it past the
+    /// interval asked for.
+    pub stretched_to: Option<Duration>,
+}
+
+/// Which key to read, for which principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRequest {
+    /// Subscription of the account (vaults are looked up there).
+    pub subscription: String,
+    /// The account's region (a deleted vault is looked up there).
+    pub location: String,
+    /// The key.
+    pub key_id: KeyId,
+    /// Principal of the encryption identity, when known.
+    pub principal: Option<String>,
+}
+
+/// Where the observe step gets the customer key's facts: read directly, or from the shared
+/// monitor that probes each distinct key once for all its accounts.
+#[async_trait]
+pub trait KeyReader: Send + Sync {
+    /// The facts about the key for `request`.
+    async fn read_key(&self, request: &KeyRequest) -> Result<ObservedKey, AzureError>;
+}
+
+/// Reads the key through `api` on every call.
+pub struct DirectKeys<'a>(pub &'a dyn AzureApi);
+
+#[async_trait]
+impl KeyReader for DirectKeys<'_> {
+    async fn read_key(&self, request: &KeyRequest) -> Result<ObservedKey, AzureError> {
+        probe_key(self.0, request, None, &|_| None).await
+    }
 }
 
 /// The role assignments of one access grant's principal on the account.
@@ -137,7 +191,11 @@ fn principal_of(
 ///
 /// # Errors
 /// The first failed Azure read (throttled, forbidden, unreachable); nothing is retried here.
-pub async fn observe(api: &dyn AzureApi, desired: &Desired) -> Result<Observation, AzureError> {
+pub async fn observe(
+    api: &dyn AzureApi,
+    desired: &Desired,
+    keys: &dyn KeyReader,
+) -> Result<Observation, AzureError> {
     let Some(account) = api.get_media_account(&desired.account).await? else {
         return Ok(Observation::AccountNotFound);
     };
@@ -199,7 +257,17 @@ pub async fn observe(api: &dyn AzureApi, desired: &Desired) -> Result<Observatio
     let key = match &desired.encryption {
         Some(DesiredEncryption::CustomerKey { key, identity, .. }) => {
             let principal = principal_of(&account, &identities, identity);
-            Some(observe_key(api, desired, &account, key, principal).await?)
+            // A deleted vault keeps its region; the key's vault must be in the account's.
+            let location = super::prereqs::normalise_location(
+                account.location.as_deref().unwrap_or(&desired.location),
+            );
+            let request = KeyRequest {
+                subscription: desired.account.subscription().to_owned(),
+                location,
+                key_id: key.clone(),
+                principal,
+            };
+            Some(keys.read_key(&request).await?)
         }
         _ => None,
     };
@@ -266,29 +334,37 @@ async fn observe_grants(
     Ok((grants, account_assignments))
 }
 
-async fn observe_key(
+/// Reads the vault, the key version and the principal's grant on it. `vaults` is the
+/// subscription's vault list when a probe round already read it (shared by every key of the
+/// round); `known_role` answers role definitions read earlier.
+///
+/// # Errors
+/// The first failed read other than the operator's own 403 on the key (which is reported in
+/// [`ObservedKey::operator_refused`]).
+pub async fn probe_key(
     api: &dyn AzureApi,
-    desired: &Desired,
-    account: &MediaAccount,
-    key_id: &KeyId,
-    principal: Option<String>,
+    request: &KeyRequest,
+    vaults: Option<&[Vault]>,
+    known_role: &(dyn Fn(&str) -> Option<RoleDefinition> + Send + Sync),
 ) -> Result<ObservedKey, AzureError> {
-    let subscription = desired.account.subscription();
-    let vaults = api.list_vaults(subscription).await?;
-    let vault = vaults.into_iter().find(|v| {
+    let key_id = &request.key_id;
+    let listed;
+    let vaults = if let Some(v) = vaults {
+        v
+    } else {
+        listed = api.list_vaults(&request.subscription).await?;
+        &listed[..]
+    };
+    let vault = vaults.iter().find(|v| {
         v.name
             .as_deref()
             .is_some_and(|n| n.eq_ignore_ascii_case(&key_id.vault_name))
     });
     let vault = if let Some(v) = vault {
-        VaultLookup::Found(v)
+        VaultLookup::Found(v.clone())
     } else {
-        // A deleted vault keeps its region; the key's vault must be in the account's.
-        let location = super::prereqs::normalise_location(
-            account.location.as_deref().unwrap_or(&desired.location),
-        );
         match api
-            .get_deleted_vault(subscription, &location, &key_id.vault_name)
+            .get_deleted_vault(&request.subscription, &request.location, &key_id.vault_name)
             .await?
         {
             Some(d) => VaultLookup::SoftDeleted(d),
@@ -296,6 +372,7 @@ async fn observe_key(
         }
     };
     let mut operator_refused = None;
+    let mut role_definitions: Vec<RoleDefinition> = Vec::new();
     let (key, assignments) = match &vault {
         VaultLookup::Found(v) => {
             let key = match api
@@ -311,13 +388,33 @@ async fn observe_key(
                 Err(e) => return Err(e),
             };
             let rbac = v.properties.enable_rbac_authorization == Some(true);
-            let assignments = match (&principal, &v.id, rbac) {
+            let assignments = match (&request.principal, &v.id, rbac) {
                 (Some(p), Some(vault_id), true) => {
                     let scope = format!("{vault_id}/keys/{}", key_id.name);
                     api.list_role_assignments(&scope, Some(p)).await?
                 }
                 _ => Vec::new(),
             };
+            for a in &assignments {
+                let guid = a.role_definition_guid().to_ascii_lowercase();
+                if role_definitions.iter().any(|d| {
+                    d.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&guid))
+                }) {
+                    continue;
+                }
+                let definition = if let Some(d) = known_role(&guid) {
+                    Some(d)
+                } else {
+                    let scope = format!("/subscriptions/{}", request.subscription);
+                    api.get_role_definition(&scope, &guid).await?
+                };
+                if let Some(mut d) = definition {
+                    d.name = Some(guid);
+                    role_definitions.push(d);
+                }
+            }
             (key, assignments)
         }
         _ => (None, Vec::new()),
@@ -326,8 +423,10 @@ async fn observe_key(
         key_id: key_id.clone(),
         vault,
         key,
-        principal,
+        principal: request.principal.clone(),
         assignments,
         operator_refused,
+        role_definitions,
+        probe: ProbeInfo::default(),
     })
 }

@@ -21,7 +21,7 @@ use crate::crd::conditions::{reasons, types};
 use super::apply::{Applied, Outcome};
 use super::desired::{Desired, DesiredEncryption};
 use super::key_access::{KeyVerdict, diagnose};
-use super::observe::Observed;
+use super::observe::{Observed, ObservedKey};
 use super::plan::{Plan, identity_type_str};
 use super::prereqs::{Area, BLOB_DATA_ROLES, Problem, holds_any};
 
@@ -64,7 +64,83 @@ pub enum Verdict<'a> {
         failed_operation: Option<(&'a AzureError, Area)>,
         /// How long before a key's expiry `EncryptionReady` warns (`KeyExpiringSoon`).
         expiry_horizon: std::time::Duration,
+        /// How long the account may stay on an older version of a key that tracks the latest
+        /// before `EncryptionReady` warns (`KeyRotationPending`).
+        rotation_grace: std::time::Duration,
     },
+}
+
+/// Default time an account may stay on an older version of a key that tracks the latest.
+pub const DEFAULT_ROTATION_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What the status step derives about the customer key before writing conditions.
+#[derive(Debug, Default)]
+struct KeyFacts {
+    verdict: Option<KeyVerdict>,
+    /// The latest version the vault reports, for a spec that tracks the latest.
+    latest: Option<String>,
+    /// Since when the account has lagged behind `latest`.
+    pending_since: Option<Timestamp>,
+    /// The warning when it has lagged longer than the grace.
+    lagging: Option<String>,
+}
+
+fn key_facts(
+    desired: &Desired,
+    observed: &Observed,
+    previous: Option<&EncryptionStatus>,
+    expiry_horizon: std::time::Duration,
+    rotation_grace: std::time::Duration,
+    now: Timestamp,
+) -> KeyFacts {
+    let Some(k) = observed.key.as_ref() else {
+        return KeyFacts::default();
+    };
+    let verdict = diagnose(k, now, expiry_horizon);
+    let latest = k
+        .key
+        .as_ref()
+        .filter(|_| k.key_id.version.is_none())
+        .map(|key| key.version.clone());
+    let current = observed
+        .account
+        .properties
+        .as_ref()
+        .and_then(|p| p.encryption.as_ref())
+        .and_then(|e| e.key_vault_properties.as_ref())
+        .and_then(|p| p.current_key_identifier.as_deref())
+        .map(last_segment);
+    let behind = matches!(
+        (&latest, current),
+        (Some(l), Some(c)) if !l.eq_ignore_ascii_case(c)
+    ) && matches!(verdict, KeyVerdict::Accessible { .. })
+        && matches!(
+            &desired.encryption,
+            Some(DesiredEncryption::CustomerKey { .. })
+        );
+    let pending_since = behind.then(|| {
+        previous
+            .and_then(|p| p.rotation_pending_since.as_ref())
+            .map_or(now, |t| t.0)
+    });
+    let lagging = pending_since
+        .filter(|since| {
+            now.duration_since(*since).as_secs() >= i64::try_from(rotation_grace.as_secs()).unwrap_or(i64::MAX)
+        })
+        .map(|since| {
+            format!(
+                "vault has version {} of key {} since {since} at the latest, and the account still uses version {}; Media Services moves to a new version by itself, so check the account's key access if this lasts",
+                latest.as_deref().unwrap_or_default(),
+                k.key_id.name,
+                current.unwrap_or_default()
+            )
+        });
+    KeyFacts {
+        verdict: Some(verdict),
+        latest,
+        pending_since,
+        lagging,
+    }
 }
 
 /// Condition reason for a failed Azure call.
@@ -181,11 +257,16 @@ pub fn compute(
             applied,
             failed_operation,
             expiry_horizon,
+            rotation_grace,
         } => {
-            let key_verdict = observed
-                .key
-                .as_ref()
-                .map(|k| diagnose(k, now, *expiry_horizon));
+            let key = key_facts(
+                desired,
+                observed,
+                previous.encryption.as_ref(),
+                *expiry_horizon,
+                *rotation_grace,
+                now,
+            );
             reconciled(
                 &mut status,
                 desired,
@@ -194,7 +275,7 @@ pub fn compute(
                 plan,
                 *applied,
                 *failed_operation,
-                key_verdict.as_ref(),
+                &key,
                 generation,
                 now,
             );
@@ -212,10 +293,11 @@ fn reconciled(
     plan: &Plan,
     applied: Option<&Applied>,
     failed_operation: Option<(&AzureError, Area)>,
-    key_verdict: Option<&KeyVerdict>,
+    key: &KeyFacts,
     generation: Option<i64>,
     now: Timestamp,
 ) {
+    let key_verdict = key.verdict.as_ref();
     let blocked = problems.iter().any(|p| !p.propagating);
     let mut area_states = Vec::new();
     for (area, type_) in AREAS {
@@ -289,6 +371,8 @@ fn reconciled(
         ) = (area, key_verdict)
         {
             ("True", reasons::KEY_EXPIRING_SOON, warning.clone())
+        } else if let (Area::Encryption, Some(lagging)) = (area, &key.lagging) {
+            ("True", reasons::KEY_ROTATION_PENDING, lagging.clone())
         } else {
             ("True", reasons::SUCCEEDED, summary(area, desired, observed))
         };
@@ -340,6 +424,16 @@ fn reconciled(
             "the account uses a customer-managed key that spec.encryption does not name, so the operator does not check it".to_owned(),
         )
     };
+    let failing = observed.key.as_ref().and_then(|k| k.probe.failing.clone());
+    let km = match &failing {
+        Some(f) if uses_customer_key && key_verdict.is_some() => {
+            format!("{km}; this is the last verdict known, as later checks fail: {f}")
+        }
+        _ => km,
+    };
+    let verdict_changed = status
+        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
+        .is_none_or(|c| c.status != ks || c.reason != kr);
     set_condition(
         &mut status.conditions,
         types::CUSTOMER_KEY_INACCESSIBLE,
@@ -398,7 +492,14 @@ fn reconciled(
             })
             .collect(),
     });
-    status.encryption = encryption_status(status.encryption.take(), account_encryption, now);
+    status.encryption = encryption_status(
+        status.encryption.take(),
+        account_encryption,
+        observed.key.as_ref(),
+        key,
+        verdict_changed,
+        now,
+    );
     status.storage = observed
         .storage
         .iter()
@@ -452,6 +553,9 @@ fn reconciled(
 fn encryption_status(
     previous: Option<EncryptionStatus>,
     account: Option<&crate::azure::models::media::AccountEncryption>,
+    key: Option<&ObservedKey>,
+    facts: &KeyFacts,
+    verdict_changed: bool,
     now: Timestamp,
 ) -> Option<EncryptionStatus> {
     let current = account
@@ -465,6 +569,19 @@ fn encryption_status(
         .key_version
         .as_deref()
         .is_some_and(|v| !v.eq_ignore_ascii_case(&version));
+    let error = key.and_then(|k| k.probe.failing.clone());
+    // Written when the verdict changes or checks start or stop failing; a healthy key that is
+    // checked again and again costs no status write.
+    let last_key_access_check_time = match key {
+        Some(k)
+            if verdict_changed
+                || error != previous.key_access_check_error
+                || previous.last_key_access_check_time.is_none() =>
+        {
+            Some(Time(k.probe.checked_at.unwrap_or(now)))
+        }
+        _ => previous.last_key_access_check_time.clone(),
+    };
     Some(EncryptionStatus {
         current_key_identifier: Some(current),
         key_version: Some(version),
@@ -473,7 +590,13 @@ fn encryption_status(
         } else {
             previous.last_rotation_time
         },
-        last_key_access_check_time: previous.last_key_access_check_time,
+        last_key_access_check_time,
+        key_access_check_error: error,
+        effective_key_access_check_interval: key
+            .and_then(|k| k.probe.stretched_to)
+            .map(|d| format!("{}s", d.as_secs())),
+        latest_key_version: facts.latest.clone(),
+        rotation_pending_since: facts.pending_since.map(Time),
     })
 }
 
@@ -569,6 +692,7 @@ mod tests {
                 applied: None,
                 failed_operation: None,
                 expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+                rotation_grace: DEFAULT_ROTATION_GRACE,
             },
             now,
         )
@@ -752,15 +876,162 @@ mod tests {
             }),
             ..Default::default()
         };
-        let first = encryption_status(None, Some(&account("v1")), at(1000)).expect("status");
+        let none = KeyFacts::default();
+        let status = |previous: Option<EncryptionStatus>, current: &str, now: i64| {
+            encryption_status(
+                previous,
+                Some(&account(current)),
+                None,
+                &none,
+                false,
+                at(now),
+            )
+            .expect("status")
+        };
+        let first = status(None, "v1", 1000);
         assert_eq!(first.last_rotation_time, None);
-        let same =
-            encryption_status(Some(first.clone()), Some(&account("v1")), at(2000)).expect("status");
+        let same = status(Some(first.clone()), "v1", 2000);
         assert_eq!(same, first);
-        let rotated =
-            encryption_status(Some(first), Some(&account("v2")), at(3000)).expect("status");
+        let rotated = status(Some(first), "v2", 3000);
         assert_eq!(rotated.key_version.as_deref(), Some("v2"));
         assert_eq!(rotated.last_rotation_time, Some(Time(at(3000))));
+    }
+
+    fn byok() -> (Desired, World) {
+        let d = desired(
+            json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": KEY } }),
+        );
+        let mut v = vault("media-kv", false);
+        v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey", "unwrapKey"])];
+        let w = World::new_account()
+            .with_system_identity()
+            .with_key(
+                KEY,
+                VaultLookup::Found(v),
+                Some(rsa_key("account-key", "v1", 2048)),
+                Some(PRINCIPAL),
+            )
+            .with_encryption(KEY, &format!("{KEY}/v1"));
+        (d, w)
+    }
+
+    /// `lastKeyAccessCheckTime` is written when the verdict is first known and when checks
+    /// start failing, not on every successful check; a failing check keeps the verdict and says
+    /// so in the condition and `keyAccessCheckError`.
+    #[test]
+    fn key_check_time_is_written_on_change_only_and_failing_checks_keep_the_verdict() {
+        let (want, world) = byok();
+        let mut seen = world.0;
+        let first = pass(
+            &MediaServicesAccountStatus::default(),
+            &want,
+            &seen,
+            at(1000),
+        );
+        let check_time = |s: &MediaServicesAccountStatus| {
+            s.encryption
+                .as_ref()
+                .and_then(|e| e.last_key_access_check_time.clone())
+        };
+        assert_eq!(check_time(&first), Some(Time(at(1000))));
+        // Checked again and again, healthy: nothing changes, so nothing is written.
+        let again = pass(&first, &want, &seen, at(2000));
+        assert_eq!(again, first);
+        // Later checks fail: same verdict, marked as the last one known, with its age.
+        let key = seen.key.as_mut().expect("key");
+        key.probe.checked_at = Some(at(1900));
+        key.probe.failing = Some("Throttled: 429".into());
+        let stale = pass(&again, &want, &seen, at(3000));
+        let cki = stale.condition("CustomerKeyInaccessible").expect("cki");
+        assert_eq!(
+            (cki.status.as_str(), cki.reason.as_str()),
+            ("False", "KeyAccessible")
+        );
+        assert!(cki.message.contains("Throttled: 429"), "{}", cki.message);
+        assert_eq!(check_time(&stale), Some(Time(at(1900))));
+        assert_eq!(
+            stale
+                .encryption
+                .as_ref()
+                .and_then(|e| e.key_access_check_error.as_deref()),
+            Some("Throttled: 429")
+        );
+        // Still failing the same way: no further write.
+        assert_eq!(pass(&stale, &want, &seen, at(4000)), stale);
+        // Recovered: the error goes, the check time moves to the successful check.
+        let key = seen.key.as_mut().expect("key");
+        key.probe.checked_at = Some(at(4900));
+        key.probe.failing = None;
+        let fresh = pass(&stale, &want, &seen, at(5000));
+        assert_eq!(check_time(&fresh), Some(Time(at(4900))));
+        assert_eq!(
+            fresh
+                .encryption
+                .as_ref()
+                .and_then(|e| e.key_access_check_error.clone()),
+            None
+        );
+    }
+
+    /// A spec that tracks the latest version: the account behind the vault's latest version is
+    /// recorded at once and becomes a `KeyRotationPending` warning only after the grace; a
+    /// pinned version never is.
+    #[test]
+    fn an_account_lagging_the_latest_version_warns_after_the_grace() {
+        let (want, world) = byok();
+        let mut seen = world.0;
+        seen.key.as_mut().expect("key").key = Some(rsa_key("account-key", "v2", 2048));
+        let first = pass(
+            &MediaServicesAccountStatus::default(),
+            &want,
+            &seen,
+            at(1000),
+        );
+        let enc = first.encryption.clone().expect("encryption");
+        assert_eq!(enc.latest_key_version.as_deref(), Some("v2"));
+        assert_eq!(enc.rotation_pending_since, Some(Time(at(1000))));
+        let reason = |s: &MediaServicesAccountStatus| {
+            s.condition("EncryptionReady")
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        assert_eq!(reason(&first), Some(("True".into(), "Succeeded".into())));
+        let grace = i64::try_from(DEFAULT_ROTATION_GRACE.as_secs()).expect("fits");
+        let late = pass(&first, &want, &seen, at(1000 + grace));
+        assert_eq!(
+            reason(&late),
+            Some(("True".into(), "KeyRotationPending".into()))
+        );
+        assert_eq!(
+            late.condition("Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
+        // The account moves: the lag is gone.
+        let moved = World(seen.clone())
+            .with_encryption(KEY, &format!("{KEY}/v2"))
+            .0;
+        let done = pass(&late, &want, &moved, at(2000 + grace));
+        assert_eq!(reason(&done), Some(("True".into(), "Succeeded".into())));
+        assert_eq!(done.encryption.and_then(|e| e.rotation_pending_since), None);
+        // Pinned to an older version while a newer exists: no lag at all.
+        let v1 = "0123456789abcdef0123456789abcdef";
+        let pinned_key = format!("{KEY}/{v1}");
+        let pinned = desired(
+            json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": pinned_key } }),
+        );
+        let mut pinned_seen = seen.clone();
+        let pinned_key_seen = pinned_seen.key.as_mut().expect("key");
+        pinned_key_seen.key_id = crate::reconcile::desired::KeyId::parse(&pinned_key).expect("id");
+        pinned_key_seen.key = Some(rsa_key("account-key", v1, 2048));
+        let pinned_status = pass(
+            &MediaServicesAccountStatus::default(),
+            &pinned,
+            &pinned_seen,
+            at(1000 + grace),
+        );
+        assert_eq!(
+            pinned_status.encryption.and_then(|e| e.latest_key_version),
+            None
+        );
     }
 
     /// Suspend and invalid specs change only `Ready`, with their reasons.

@@ -140,7 +140,13 @@ async fn delete_removes_the_account_and_retain_touches_nothing() {
         delete(&client, &ns, "gone").await;
         finalize_now(&client, &ns, "gone", &ctx).await;
         let accounts = emu.snapshot()["mediaAccounts"].clone();
-        assert!(accounts.as_array().is_some_and(Vec::is_empty), "the account is still there: {accounts}");
+        let still_there = accounts.as_array().is_some_and(|all| {
+            all.iter()
+                .any(|a| a["id"].as_str().is_some_and(|id| id.ends_with("/mediaservices/mediaacct")))
+        });
+        assert!(!still_there, "the account is still there: {accounts}");
+        // The world's other account is not this resource's and is left alone.
+        assert_eq!(accounts.as_array().map(Vec::len), Some(1), "{accounts}");
         assert!(
             assignments(&emu, &principal).iter().all(|a| a["role_guid"] != SBDC),
             "the grant was not revoked"

@@ -112,6 +112,9 @@ impl Operator {
             reporter: "ams-security-operator".to_owned(),
             key_expiry_warning:
                 ams_security_operator::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+            resync_interval: Duration::from_secs(600),
+            probe_budget: ams_security_operator::monitor::Budget::default(),
+            key_rotation_grace: ams_security_operator::reconcile::status::DEFAULT_ROTATION_GRACE,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -337,6 +340,28 @@ pub async fn wait_for_http(url: &str, status: u16) -> String {
     }
 }
 
+/// Waits (up to 20 s) until the object has an event with `reason`: events are sent after the
+/// status write a watcher sees first. Returns every reason seen; panics without it.
+pub async fn wait_for_event(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reasons = event_reasons(client, namespace, name).await;
+        if reasons.iter().any(|r| r == reason) {
+            return reasons;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: no {reason} event in {reasons:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The reasons of the events recorded for `name` in `namespace`.
 pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
@@ -389,8 +414,25 @@ pub async fn reconcile_now(
     name: &str,
     ctx: &Arc<Context>,
 ) -> MediaServicesAccount {
+    // As `kubectl annotate ... ams-security.io/reconcile-at=...` does: a pass that probes the
+    // key afresh instead of serving the shared monitor's latest facts.
+    static ASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), namespace);
-    let object = api.get(name).await.expect("get");
+    let asked = ASKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let patch = serde_json::json!({ "metadata": { "annotations": {
+        ams_security_operator::controller::account::RECONCILE_AT: format!("pass-{asked}") } } });
+    let object = match api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(o) => o,
+        // The patch can fail only for an object already gone; reconcile what is stored.
+        Err(_) => api.get(name).await.expect("get"),
+    };
     let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
         serde_json::from_value(serde_json::to_value(&object).expect("serializes")).expect("guard");
     ams_security_operator::controller::account::reconcile(Arc::new(guard), ctx.clone())

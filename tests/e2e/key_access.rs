@@ -19,100 +19,103 @@ type Change = Box<dyn Fn(&ams_security_operator::emulator::Emulator)>;
 /// access policy comes back by itself (`grantAccess: true`).
 #[tokio::test]
 async fn each_lost_key_link_raises_its_cause_and_recovery_clears_it() {
-    with_temp_ns("e2e-cki", |client, ns| async move {
-        let emu = emulator().await;
-        let ctx = offline_context(&client, &emu);
-        let spec = json!({
-            "identity": { "type": "SystemAssigned" },
-            "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
-        });
-        create(&client, &ns, &manifest("byok", spec)).await;
-        let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
-        assert_eq!(
-            state(&ready, "CustomerKeyInaccessible"),
-            ("False".into(), "KeyAccessible".into())
-        );
-        let cases: Vec<(&str, Change, Change)> = vec![
-            (
-                "KeyDisabled",
-                Box::new(|e| {
-                    e.disable_key("media-kv", "account-key", None)
-                        .expect("disable");
-                }),
-                Box::new(|e| {
-                    e.enable_key("media-kv", "account-key", None)
-                        .expect("enable");
-                }),
-            ),
-            (
-                "KeyNotFound",
-                Box::new(|e| {
-                    e.delete_key("media-kv", "account-key").expect("delete key");
-                }),
-                Box::new(|e| {
-                    e.recover_key("media-kv", "account-key")
-                        .expect("recover key");
-                }),
-            ),
-            (
-                "VaultSoftDeleted",
-                Box::new(|e| {
-                    e.delete_vault("media-kv").expect("delete vault");
-                }),
-                Box::new(|e| {
-                    e.recover_vault("media-kv").expect("recover vault");
-                }),
-            ),
-            (
-                "VaultFirewallBlocked",
-                Box::new(|e| {
-                    e.close_vault_firewall("media-kv", "None").expect("close");
-                }),
-                Box::new(|e| {
-                    e.open_vault_firewall("media-kv").expect("open");
-                }),
-            ),
-        ];
-        for (cause, break_it, repair) in cases {
-            let writes_before = azure_writes(&emu).len();
-            break_it(&emu);
-            let broken = reconcile_now(&client, &ns, "byok", &ctx).await;
+    // NB: boxed, as the scenario's future is large.
+    with_temp_ns("e2e-cki", |client, ns| {
+        Box::pin(async move {
+            let emu = emulator().await;
+            let ctx = offline_context(&client, &emu);
+            let spec = json!({
+                "identity": { "type": "SystemAssigned" },
+                "encryption": { "type": "CustomerKey", "keyIdentifier": KEY },
+            });
+            create(&client, &ns, &manifest("byok", spec)).await;
+            let ready = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
             assert_eq!(
-                state(&broken, "CustomerKeyInaccessible"),
-                ("True".into(), cause.into()),
-                "{cause}: {:?}",
-                broken.status.as_ref().map(|s| &s.conditions)
+                state(&ready, "CustomerKeyInaccessible"),
+                ("False".into(), "KeyAccessible".into())
             );
-            assert_eq!(state(&broken, "Ready").0, "False", "{cause}");
-            let message = &condition(&broken, "CustomerKeyInaccessible")
-                .expect("condition")
-                .message;
-            assert!(message.contains("media-kv"), "{cause}: {message}");
-            let writes = &azure_writes(&emu)[writes_before..];
-            assert!(
-                writes.is_empty(),
-                "{cause}: wrote while the key was inaccessible: {:#?}",
-                describe(writes)
-            );
-            repair(&emu);
-            let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
-            assert_eq!(
-                state(&restored, "CustomerKeyInaccessible"),
-                ("False".into(), "KeyAccessible".into()),
-                "{cause}"
-            );
-            let reasons = event_reasons(&client, &ns, "byok").await;
-            assert!(
-                reasons.iter().any(|r| r == cause),
-                "{cause}: no Warning event in {reasons:?}"
-            );
-            assert!(
-                reasons.iter().any(|r| r == "CustomerKeyAccessRestored"),
-                "{cause}: {reasons:?}"
-            );
-        }
+            let cases: Vec<(&str, Change, Change)> = vec![
+                (
+                    "KeyDisabled",
+                    Box::new(|e| {
+                        e.disable_key("media-kv", "account-key", None)
+                            .expect("disable");
+                    }),
+                    Box::new(|e| {
+                        e.enable_key("media-kv", "account-key", None)
+                            .expect("enable");
+                    }),
+                ),
+                (
+                    "KeyNotFound",
+                    Box::new(|e| {
+                        e.delete_key("media-kv", "account-key").expect("delete key");
+                    }),
+                    Box::new(|e| {
+                        e.recover_key("media-kv", "account-key")
+                            .expect("recover key");
+                    }),
+                ),
+                (
+                    "VaultSoftDeleted",
+                    Box::new(|e| {
+                        e.delete_vault("media-kv").expect("delete vault");
+                    }),
+                    Box::new(|e| {
+                        e.recover_vault("media-kv").expect("recover vault");
+                    }),
+                ),
+                (
+                    "VaultFirewallBlocked",
+                    Box::new(|e| {
+                        e.close_vault_firewall("media-kv", "None").expect("close");
+                    }),
+                    Box::new(|e| {
+                        e.open_vault_firewall("media-kv").expect("open");
+                    }),
+                ),
+            ];
+            for (cause, break_it, repair) in cases {
+                let writes_before = azure_writes(&emu).len();
+                break_it(&emu);
+                let broken = reconcile_now(&client, &ns, "byok", &ctx).await;
+                assert_eq!(
+                    state(&broken, "CustomerKeyInaccessible"),
+                    ("True".into(), cause.into()),
+                    "{cause}: {:?}",
+                    broken.status.as_ref().map(|s| &s.conditions)
+                );
+                assert_eq!(state(&broken, "Ready").0, "False", "{cause}");
+                let message = &condition(&broken, "CustomerKeyInaccessible")
+                    .expect("condition")
+                    .message;
+                assert!(message.contains("media-kv"), "{cause}: {message}");
+                let writes = &azure_writes(&emu)[writes_before..];
+                assert!(
+                    writes.is_empty(),
+                    "{cause}: wrote while the key was inaccessible: {:#?}",
+                    describe(writes)
+                );
+                repair(&emu);
+                let restored = reconcile_until_ready(&client, &ns, "byok", &ctx).await;
+                assert_eq!(
+                    state(&restored, "CustomerKeyInaccessible"),
+                    ("False".into(), "KeyAccessible".into()),
+                    "{cause}"
+                );
+                let reasons = event_reasons(&client, &ns, "byok").await;
+                assert!(
+                    reasons.iter().any(|r| r == cause),
+                    "{cause}: no Warning event in {reasons:?}"
+                );
+                assert!(
+                    reasons.iter().any(|r| r == "CustomerKeyAccessRestored"),
+                    "{cause}: {reasons:?}"
+                );
+            }
 
-        emu.shutdown().await;
+            emu.shutdown().await;
+        })
     })
     .await;
 }

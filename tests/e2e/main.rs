@@ -9,6 +9,7 @@ mod deletion;
 mod examples;
 mod harness;
 mod key_access;
+mod monitor;
 mod reconcile;
 #[path = "../emulator/spec.rs"]
 mod spec;
