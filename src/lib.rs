@@ -9,6 +9,7 @@
 //! - [`controller`]: the main job (`ams-security-operator run`): the controller, its context,
 //!   requeue policy, events and graceful shutdown; [`http`] serves `/healthz` and `/readyz`.
 //! - [`monitor`]: the shared key-access monitor: one prober per distinct key and principal.
+//! - [`tenancy`]: which namespaces may manage which subscriptions.
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
 //!   specifications, for tests, benchmarks and the "try it without Azure" mode. It imports
@@ -22,3 +23,4 @@ pub mod emulator;
 pub mod http;
 pub mod monitor;
 pub mod reconcile;
+pub mod tenancy;

@@ -110,6 +110,12 @@ struct RunArgs {
     /// being throttled (the effective interval is logged and shown in status).
     #[arg(long, env = "AMS_PROBE_BUDGET_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
     probe_budget_percent: u8,
+    /// A YAML file mapping namespaces to the subscriptions (and resource groups) they may
+    /// manage (see docs/reconciler.md); a resource outside it gets `Ready=False`
+    /// (`TenancyDenied`) and no Azure call. Without it every namespace may manage everything the
+    /// operator's identity can reach.
+    #[arg(long, env = "AMS_TENANCY_FILE")]
+    tenancy_file: Option<PathBuf>,
     /// Log format: `text` or `json`. The filter comes from RUST_LOG (default `info`).
     #[arg(long, env = "AMS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -253,6 +259,17 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
             })?)
         };
+    let tenancy = match &args.tenancy_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("failed to read the tenancy map {}: {e}", path.display()))?;
+            Some(ams_security_operator::tenancy::Tenancy::from_yaml(
+                &text,
+                &path.display().to_string(),
+            )?)
+        }
+    };
     let cloud = AzureCloud::from_name(&args.azure_cloud)?;
     let operator_credential = args
         .azure_credential
@@ -313,6 +330,7 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             share: f64::from(args.probe_budget_percent) / 100.0,
         },
         key_rotation_grace: Duration::from_secs(args.key_rotation_grace_hours.saturating_mul(3600)),
+        tenancy,
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

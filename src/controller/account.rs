@@ -236,6 +236,20 @@ async fn run_pass(
             );
         }
     };
+    // Outside its tenancy map a resource gets no Azure call at all (not even a credential).
+    if let Err(message) = ctx
+        .tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
+        .await
+    {
+        ctx.keys.unregister(&key);
+        return simple(
+            Verdict::Blocked {
+                reason: reasons::TENANCY_DENIED,
+                message,
+            },
+            Action::requeue(requeue::USER_ACTION),
+        );
+    }
     let (credential, api) = match credentials(account, ctx).await {
         Ok(found) => found,
         Err(message) => {

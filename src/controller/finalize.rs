@@ -155,6 +155,9 @@ fn release_without_cleanup(account: &MediaServicesAccount) -> Option<(&'static s
 }
 
 /// Carries out the deletion policy of a deleted object, then releases it.
+// NB: one straight sequence of guards, each with its own release or block; splitting it would
+// scatter the order they must run in.
+#[allow(clippy::too_many_lines)]
 pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
     let key = format!(
         "{}/{}",
@@ -178,6 +181,19 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
         )
         .await;
     };
+    if let Err(note) = ctx
+        .tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
+        .await
+    {
+        // Outside the tenancy map nothing was ever done in Azure, so nothing is undone.
+        return release(
+            ctx,
+            account,
+            "Retained",
+            &format!("{note}; Azure is left as it is"),
+        )
+        .await;
+    }
     let policy = account.spec.deletion_policy;
     let previous = account.status.clone().unwrap_or_default();
     let api = match credentials(account, ctx).await {

@@ -64,6 +64,8 @@ pub struct Settings {
     pub probe_budget: crate::monitor::Budget,
     /// How long an account may lag behind its key's latest version before it warns.
     pub key_rotation_grace: Duration,
+    /// Which namespaces may manage which subscriptions; `None`: every namespace, everything.
+    pub tenancy: Option<crate::tenancy::Tenancy>,
 }
 
 /// What every reconcile shares.
@@ -82,10 +84,43 @@ pub struct Context {
     pub resync_interval: Duration,
     /// How long an account may lag behind its key's latest version before it warns.
     pub key_rotation_grace: Duration,
+    /// Which namespaces may manage which subscriptions; `None`: no restriction.
+    pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
     /// The shared key-access monitor.
     pub keys: Arc<crate::monitor::KeyMonitor>,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
     failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Whether the tenancy map lets `namespace` manage what `desired` names (`Ok` without a
+    /// map). Reads the namespace's labels only when a rule selects by them.
+    ///
+    /// # Errors
+    /// Why not, for the `TenancyDenied` condition (or why the labels could not be read).
+    pub async fn tenancy_allows(
+        &self,
+        namespace: &str,
+        desired: &crate::reconcile::desired::Desired,
+    ) -> Result<(), String> {
+        let Some(t) = &self.tenancy else {
+            return Ok(());
+        };
+        let labels = if t.uses_selectors() {
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+                Api::all(self.kube.clone());
+            namespaces
+                .get_metadata(namespace)
+                .await
+                .map_err(|e| format!("failed to read the labels of namespace {namespace} for the tenancy map: {e}"))?
+                .metadata
+                .labels
+                .unwrap_or_default()
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        t.check(namespace, &labels, desired)
+    }
 }
 
 impl Context {
@@ -105,6 +140,7 @@ impl Context {
             key_expiry_warning: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
             resync_interval: requeue::RESYNC_DEFAULT,
             key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
+            tenancy: None,
             keys: crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default()),
             failures: Mutex::new(HashMap::new()),
         }
@@ -331,6 +367,17 @@ pub async fn run(
     });
     ctx.resync_interval = settings.resync_interval;
     ctx.key_rotation_grace = settings.key_rotation_grace;
+    if let Some(t) = &settings.tenancy {
+        tracing::info!(
+            rules = t.rules.len(),
+            "tenancy map loaded: namespaces manage only the subscriptions it gives them"
+        );
+    } else {
+        tracing::warn!(
+            "no tenancy map (--tenancy-file): every watched namespace may manage every subscription the operator's Azure identity can reach"
+        );
+    }
+    ctx.tenancy = settings.tenancy.clone().map(Arc::new);
     let ctx = Arc::new(ctx);
     let monitor = tokio::spawn(ctx.keys.clone().run(shutdown.clone()));
     let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));

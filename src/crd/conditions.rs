@@ -172,8 +172,12 @@ pub mod reasons {
     /// operator's rotation grace (default 24 hours). Access still works; nothing is forced.
     pub const KEY_ROTATION_PENDING: &str = "KeyRotationPending";
 
+    /// The operator's tenancy map does not let this namespace manage a subscription or resource
+    /// group the spec names; no Azure call is made for the resource.
+    pub const TENANCY_DENIED: &str = "TenancyDenied";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 32] = [
+    pub const ALL: [&str; 33] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -206,6 +210,7 @@ pub mod reasons {
         BLOCKED,
         KEY_EXPIRING_SOON,
         KEY_ROTATION_PENDING,
+        TENANCY_DENIED,
     ];
 }
 

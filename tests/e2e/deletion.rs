@@ -238,3 +238,61 @@ async fn a_grant_dropped_from_the_spec_is_revoked() {
     })
     .await;
 }
+
+/// A namespace outside the tenancy map: `Ready=False` (`TenancyDenied`) naming what is outside,
+/// not one Azure call (not even for a token), and deleting it releases the object without
+/// touching Azure either. The same spec in a namespace the map names converges.
+#[tokio::test]
+async fn a_namespace_outside_the_tenancy_map_makes_no_azure_call() {
+    with_temp_ns("e2e-tenancy", |client, ns| async move {
+        let emu = emulator().await;
+        let map = ams_security_operator::tenancy::Tenancy::from_yaml(
+            &format!(
+                "rules:\n  - namespaces: [someone-else]\n    subscriptions: [\"*\"]\n  - namespaces: [{ns}]\n    subscriptions: [{SUB}]\n    resourceGroups: [other-group]\n"
+            ),
+            "test map",
+        )
+        .expect("map");
+        let ctx = offline_context_with(&client, &emu, |c| c.tenancy = Some(std::sync::Arc::new(map)));
+        let trusted = |policy: &str| json!({
+            "identity": { "type": "SystemAssigned" },
+            "storage": { "authentication": "ManagedIdentity", "accounts": [
+                { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "useSystemAssignedIdentity": true } } ] },
+            "deletionPolicy": policy,
+        });
+        create(&client, &ns, &manifest("outside", trusted("Delete"))).await;
+        // The first pass adds the finalizer, the second judges the spec.
+        reconcile_now(&client, &ns, "outside", &ctx).await;
+        let refused = reconcile_now(&client, &ns, "outside", &ctx).await;
+        assert_eq!(
+            state(&refused, "Ready"),
+            ("False".into(), "TenancyDenied".into())
+        );
+        let message = &condition(&refused, "Ready").expect("ready").message;
+        assert!(message.contains("resource group media"), "{message}");
+        assert!(
+            emu.request_log().is_empty(),
+            "called Azure: {:#?}",
+            describe(&emu.request_log())
+        );
+        delete(&client, &ns, "outside").await;
+        finalize_now(&client, &ns, "outside", &ctx).await;
+        assert!(
+            emu.request_log().is_empty(),
+            "deletion called Azure: {:#?}",
+            describe(&emu.request_log())
+        );
+
+        // Allowed: converges as usual.
+        let map = ams_security_operator::tenancy::Tenancy::from_yaml(
+            &format!("rules:\n  - namespaces: [{ns}]\n    subscriptions: [{SUB}]\n    resourceGroups: [media]\n"),
+            "test map",
+        )
+        .expect("map");
+        let ctx = offline_context_with(&client, &emu, |c| c.tenancy = Some(std::sync::Arc::new(map)));
+        create(&client, &ns, &manifest("inside", trusted("Retain"))).await;
+        reconcile_until_ready(&client, &ns, "inside", &ctx).await;
+        emu.shutdown().await;
+    })
+    .await;
+}

@@ -115,6 +115,7 @@ impl Operator {
             resync_interval: Duration::from_secs(600),
             probe_budget: ams_security_operator::monitor::Budget::default(),
             key_rotation_grace: ams_security_operator::reconcile::status::DEFAULT_ROTATION_GRACE,
+            tenancy: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -398,13 +399,19 @@ pub async fn finish(operator: Operator, emu: Emulator) {
 /// The operator's reconcile function without its controller: the same context `run` builds
 /// (workload identity, the emulator's transport), for tests that decide when a pass happens.
 pub fn offline_context(client: &Client, emu: &Emulator) -> Arc<Context> {
+    offline_context_with(client, emu, |_| {})
+}
+
+/// [`offline_context`] with changed settings.
+pub fn offline_context_with(
+    client: &Client,
+    emu: &Emulator,
+    change: impl FnOnce(&mut Context),
+) -> Arc<Context> {
     let (clients, credential, _) = operator_clients(emu);
-    Arc::new(Context::new(
-        client.clone(),
-        clients,
-        credential,
-        "ams-security-operator",
-    ))
+    let mut ctx = Context::new(client.clone(), clients, credential, "ams-security-operator");
+    change(&mut ctx);
+    Arc::new(ctx)
 }
 
 /// Runs one reconcile of the object as it is stored now; returns the object afterwards.
