@@ -1022,3 +1022,117 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
     })
     .await;
 }
+
+/// `helm install --dry-run=client`'s notes (NOTES.txt) for `values`.
+fn notes(values: &[&str]) -> String {
+    let out = helm(&helm_args(
+        &[
+            "install",
+            "--dry-run=client",
+            RELEASE,
+            CHART,
+            "--namespace",
+            RELEASE_NS,
+        ],
+        values,
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "helm install --dry-run=client failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .split_once("NOTES:\n")
+        .unwrap_or_else(|| panic!("no NOTES in:\n{stdout}"))
+        .1
+        .to_owned()
+}
+
+/// The install notes say how to check a resource, point at the Argo CD health check, and warn
+/// when workload identity has no client id.
+#[test]
+fn the_install_notes_say_how_to_check_and_warn_about_a_missing_client_id() {
+    let defaults = notes(&[]);
+    for needle in [
+        "kubectl wait --for=condition=Ready msa/NAME",
+        "docs/argocd-health.lua",
+        "resource.customizations.health.ams-security.io_MediaServicesAccount",
+        "watching all namespaces",
+        "clientId\nis empty",
+    ] {
+        assert!(
+            defaults.contains(needle),
+            "notes lack {needle:?}:\n{defaults}"
+        );
+    }
+    let configured = notes(&[
+        "serviceAccount.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
+        "operator.namespaces={media-a,media-b}",
+    ]);
+    assert!(
+        configured.contains("watching media-a, media-b"),
+        "{configured}"
+    );
+    assert!(!configured.contains("WARNING"), "{configured}");
+}
+
+/// Uninstalls a Helm release (name, then the kubeconfig and namespace flags) when dropped, also
+/// on failure, since its `ClusterRole` outlives the test namespace.
+struct HelmRelease<'a>(&'a str, &'a [&'a str]);
+
+impl Drop for HelmRelease<'_> {
+    fn drop(&mut self) {
+        let _ = helm(&[&["uninstall", self.0][..], self.1].concat());
+    }
+}
+
+/// Helm itself installs the chart on the real apiserver and uninstalls it again; against a
+/// 1.20 cluster it picks the `PodDisruptionBudget` API that cluster serves.
+#[tokio::test]
+async fn helm_installs_and_uninstalls_the_chart_on_the_real_apiserver() {
+    common::with_temp_ns("chart-helm", |client, ns| async move {
+        let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
+        let base = [
+            "--kubeconfig",
+            kubeconfig.as_str(),
+            "--namespace",
+            ns.as_str(),
+        ];
+        let release = ns.as_str();
+        let out = helm(&[&["install", release, CHART, "--skip-crds"][..], &base].concat());
+        assert!(
+            out.status.success(),
+            "helm install failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let guard = HelmRelease(release, &base);
+        let pdb_api = if common::server_minor(&client).await < 21 {
+            "policy/v1beta1"
+        } else {
+            "policy/v1"
+        };
+        let stored = common::kubectl_ok(&[
+            "get",
+            &format!(
+                "poddisruptionbudgets.{}",
+                pdb_api.split('/').next().unwrap_or_default()
+            ),
+            "-n",
+            release,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        assert_eq!(stored, format!("{release}-ams-security-operator"));
+        let manifest = helm(&[&["get", "manifest", release][..], &base].concat());
+        let docs = parse_documents(&String::from_utf8_lossy(&manifest.stdout));
+        assert_eq!(only(&docs, "PodDisruptionBudget")["apiVersion"], pdb_api);
+        let clusterrole = format!("clusterrole/{release}-ams-security-operator");
+        common::kubectl_ok(&["get", &clusterrole]);
+        drop(guard);
+        let out = common::kubectl(&["get", &clusterrole]);
+        assert!(!out.status.success(), "helm uninstall left {clusterrole}");
+    })
+    .await;
+}
