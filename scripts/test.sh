@@ -26,8 +26,16 @@ ensure_shellcheck() {
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; fi
 }
 
+# tests/chart.rs runs the Argo CD health check in Lua 5.4 and in 5.1 (Argo CD's dialect).
+ensure_lua() {
+  command -v lua5.4 >/dev/null && command -v lua5.1 >/dev/null && return 0
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 lua5.1 >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 lua5.1 >/dev/null; fi
+}
+
 step 600 "toolchain (rust-toolchain.toml)" rustup toolchain install
 ensure_shellcheck
+ensure_lua
 step 120 "shellcheck scripts" shellcheck scripts/*.sh .ci/run
 step 120 "cargo fmt --check" cargo fmt --all -- --check
 step 1800 "cargo clippy -D warnings" cargo clippy --all-targets --all-features --locked -- -D warnings
