@@ -537,18 +537,6 @@ fn probes_service_and_service_monitor_reach_the_operators_listener() {
     }
 }
 
-/// Variables the chart sets before the binary reads them. An older binary ignores an unknown
-/// variable. NB: the five operator settings are in the binary on the main line of development;
-/// drop them from this list once it has landed.
-const SET_AHEAD_OF_THE_BINARY: [&str; 6] = [
-    "AMS_TENANCY_FILE",
-    "AMS_KEY_ROTATION_GRACE_HOURS",
-    "AMS_RESYNC_SECONDS",
-    "AMS_ARM_READS_PER_HOUR",
-    "AMS_VAULT_READS_PER_HOUR",
-    "AMS_PROBE_BUDGET_PERCENT",
-];
-
 /// Variables of the binary the chart deliberately does not set: the pod uses its in-cluster
 /// configuration, and the redirection to the Azure emulator is never for a cluster install.
 const NOT_FOR_A_CLUSTER: [&str; 3] = [
@@ -559,7 +547,7 @@ const NOT_FOR_A_CLUSTER: [&str; 3] = [
 
 /// Every setting of `ams-security-operator run` is a value: each variable the binary declares
 /// (`env = "AMS_..."` in src/main.rs) is set by the chart, unless it has no place in a cluster,
-/// and the chart sets no variable the binary does not know (except those listed as ahead).
+/// and the chart sets no variable the binary does not know.
 #[test]
 fn every_setting_of_the_binary_is_a_chart_value() {
     let main = std::fs::read_to_string(common::project_path("src/main.rs")).expect("src/main.rs");
@@ -589,10 +577,7 @@ fn every_setting_of_the_binary_is_a_chart_value() {
         unset.is_empty(),
         "the binary reads {unset:?}, which no chart value sets"
     );
-    let unknown: Vec<_> = chart
-        .iter()
-        .filter(|v| !declared.contains(*v) && !SET_AHEAD_OF_THE_BINARY.contains(&v.as_str()))
-        .collect();
+    let unknown: Vec<_> = chart.iter().filter(|v| !declared.contains(*v)).collect();
     assert!(
         unknown.is_empty(),
         "the chart sets {unknown:?}, which the binary does not read"
