@@ -279,8 +279,8 @@ fn matrix() -> Vec<(&'static str, Vec<&'static str>, BTreeSet<String>)> {
         (
             "tenancy map",
             vec![
-                "tenancy.mappings[0].namespaces={media-a}",
-                "tenancy.mappings[0].subscriptionId=6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f",
+                "tenancy.rules[0].namespaces={media-a}",
+                "tenancy.rules[0].subscriptions={6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f}",
             ],
             with(
                 &[
@@ -562,8 +562,8 @@ fn every_setting_of_the_binary_is_a_chart_value() {
     );
     let docs = render(&[
         "operator.namespaces={media-a}",
-        "tenancy.mappings[0].namespaces={media-a}",
-        "tenancy.mappings[0].subscriptionId=6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f",
+        "tenancy.rules[0].namespaces={media-a}",
+        "tenancy.rules[0].subscriptions={6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f}",
     ]);
     let chart: BTreeSet<String> = env(&docs)
         .into_keys()
@@ -723,25 +723,25 @@ fn the_network_policy_admits_the_listener_and_reaches_apiserver_azure_and_dns_on
     }
 }
 
-/// The tenancy map renders into a `ConfigMap` holding the values' mappings, mounted read-only
-/// where `AMS_TENANCY_FILE` points.
+/// The tenancy map renders into a `ConfigMap` holding the values' rules, mounted read-only where
+/// `AMS_TENANCY_FILE` points; without rules there is no map, no mount and no variable.
 #[test]
 fn the_tenancy_map_is_rendered_and_mounted_where_the_variable_points() {
     let docs = render(&[
-        "tenancy.mappings[0].namespaces={media-a,media-b}",
-        "tenancy.mappings[0].subscriptionId=6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f",
-        "tenancy.mappings[0].resourceGroups={media-prod}",
-        "tenancy.mappings[1].namespaceSelector.matchLabels.team=media",
-        "tenancy.mappings[1].subscriptionId=0b1d2c3e-4f50-6172-8394-a5b6c7d8e9f0",
+        "tenancy.rules[0].namespaces={media-a,media-b}",
+        "tenancy.rules[0].subscriptions={6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f}",
+        "tenancy.rules[0].resourceGroups={media-prod}",
+        "tenancy.rules[1].namespaceSelector.matchLabels.team=media",
+        "tenancy.rules[1].subscriptions={*}",
     ]);
     let map = only(&docs, "ConfigMap");
     let file = map["data"]["tenancy.yaml"].as_str().expect("tenancy.yaml");
     let parsed: Value = serde_yaml_ng::from_str(file).expect("tenancy.yaml is YAML");
     assert_eq!(
         parsed,
-        json!({"mappings": [
-            {"namespaces": ["media-a", "media-b"], "subscriptionId": "6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f", "resourceGroups": ["media-prod"]},
-            {"namespaceSelector": {"matchLabels": {"team": "media"}}, "subscriptionId": "0b1d2c3e-4f50-6172-8394-a5b6c7d8e9f0"},
+        json!({"rules": [
+            {"namespaces": ["media-a", "media-b"], "subscriptions": ["6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f"], "resourceGroups": ["media-prod"]},
+            {"namespaceSelector": {"matchLabels": {"team": "media"}}, "subscriptions": ["*"]},
         ]})
     );
     let pod = &only(&docs, "Deployment")["spec"]["template"]["spec"];
@@ -757,17 +757,12 @@ fn the_tenancy_map_is_rendered_and_mounted_where_the_variable_points() {
         env(&docs)["AMS_TENANCY_FILE"],
         "/etc/ams-security-operator/tenancy/tenancy.yaml"
     );
-    // A mapping needs namespaces or a selector, and a subscription id that is a UUID.
-    let err =
-        template(&["tenancy.mappings[0].subscriptionId=6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f"])
-            .expect_err("a mapping without namespaces");
-    assert!(err.contains("tenancy"), "{err}");
-    let err = template(&[
-        "tenancy.mappings[0].namespaces={a}",
-        "tenancy.mappings[0].subscriptionId=prod",
-    ])
-    .expect_err("a subscription id that is not a UUID");
-    assert!(err.contains("subscriptionId"), "{err}");
+
+    let without = render(&[]);
+    assert!(find(&without, "ConfigMap").is_empty());
+    assert!(!env(&without).contains_key("AMS_TENANCY_FILE"));
+    let pod = &only(&without, "Deployment")["spec"]["template"]["spec"];
+    assert!(pod["volumes"].is_null() && pod["containers"][0]["volumeMounts"].is_null());
 }
 
 /// The Argo CD health check gives each status for its sample objects (Healthy, Progressing for
@@ -851,8 +846,8 @@ async fn install(client: &kube::Client, namespace: &str, values: &[&str]) -> App
                 "metrics.serviceMonitor.enabled=false",
                 "networkPolicy.enabled=true",
                 "serviceAccount.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
-                "tenancy.mappings[0].namespaces={media-a}",
-                "tenancy.mappings[0].subscriptionId=6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f",
+                "tenancy.rules[0].namespaces={media-a}",
+                "tenancy.rules[0].subscriptions={6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f}",
             ][..],
             values,
         ]
