@@ -1030,7 +1030,7 @@ fn notes(values: &[&str]) -> String {
 }
 
 /// The install notes say how to check a resource, point at the Argo CD health check, and warn
-/// when workload identity has no client id.
+/// when workload identity has no client id or there is no tenancy map.
 #[test]
 fn the_install_notes_say_how_to_check_and_warn_about_a_missing_client_id() {
     let defaults = notes(&[]);
@@ -1040,6 +1040,8 @@ fn the_install_notes_say_how_to_check_and_warn_about_a_missing_client_id() {
         "resource.customizations.health.ams-security.io_MediaServicesAccount",
         "watching all namespaces",
         "clientId\nis empty",
+        "no tenancy map",
+        "every namespace may manage every Azure\nsubscription",
     ] {
         assert!(
             defaults.contains(needle),
@@ -1049,9 +1051,16 @@ fn the_install_notes_say_how_to_check_and_warn_about_a_missing_client_id() {
     let configured = notes(&[
         "serviceAccount.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
         "operator.namespaces={media-a,media-b}",
+        "tenancy.rules[0].namespaces={media-a}",
+        "tenancy.rules[0].subscriptions={*}",
     ]);
     assert!(
         configured.contains("watching media-a, media-b"),
+        "{configured}"
+    );
+    assert!(
+        configured.contains("enforces the tenancy map (1 rule(s))")
+            && configured.contains("reason TenancyDenied"),
         "{configured}"
     );
     assert!(!configured.contains("WARNING"), "{configured}");
