@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use ams_security_operator::tenancy::{Rule, Selector, Tenancy};
 use serde_json::{Value, json};
 
 const CHART: &str = "charts/ams-security-operator";
@@ -763,6 +764,114 @@ fn the_tenancy_map_is_rendered_and_mounted_where_the_variable_points() {
     assert!(!env(&without).contains_key("AMS_TENANCY_FILE"));
     let pod = &only(&without, "Deployment")["spec"]["template"]["spec"];
     assert!(pod["volumes"].is_null() && pod["containers"][0]["volumeMounts"].is_null());
+}
+
+/// `helm template` of the chart with `yaml` as a values file (`-f`), written under the temporary
+/// directory for the call.
+fn template_values_file(name: &str, yaml: &str) -> Result<Vec<Value>, String> {
+    let path = std::env::temp_dir().join(format!("ams-chart-{}-{name}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).expect("failed to write the values file");
+    let result = template(&[&format!("--values={}", path.display())]);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// The binary's tenancy map made of the `tenancy` section of the values `yaml` (whose only key
+/// there is `rules`), as `--tenancy-file` would read it.
+fn values_as_map(yaml: &str) -> Result<Tenancy, String> {
+    let values: Value = serde_yaml_ng::from_str(yaml).expect("values are YAML");
+    let map = serde_yaml_ng::to_string(&values["tenancy"]).expect("YAML");
+    Tenancy::from_yaml(&map, "values").map_err(|e| e.to_string())
+}
+
+/// The map the chart renders is the binary's map: the rendered file parses with the binary's own
+/// parser into exactly the rules the values gave, so chart and binary cannot drift apart. And a
+/// map the binary would refuse is refused by the values schema already, at `helm install`,
+/// naming the field, instead of a pod that stops at start-up.
+#[test]
+fn the_rendered_tenancy_map_is_the_binarys_map_and_a_typo_in_it_is_refused() {
+    const TWO_RULES: &str = r#"
+tenancy:
+  rules:
+    - namespaces: [media-team, media-staging]
+      subscriptions: [6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f]
+      resourceGroups: [media-prod]
+    - namespaceSelector: {matchLabels: {team: video}}
+      subscriptions: ["*"]
+"#;
+    let docs = template_values_file("two-rules", TWO_RULES)
+        .unwrap_or_else(|err| panic!("helm template with two rules failed:\n{err}"));
+    let file = only(&docs, "ConfigMap")["data"]["tenancy.yaml"]
+        .as_str()
+        .expect("tenancy.yaml");
+    let rendered = Tenancy::from_yaml(file, "the rendered ConfigMap")
+        .unwrap_or_else(|err| panic!("the binary refuses the rendered map: {err}\n{file}"));
+    let expected = Tenancy {
+        rules: vec![
+            Rule {
+                namespaces: vec!["media-team".to_owned(), "media-staging".to_owned()],
+                subscriptions: vec!["6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f".to_owned()],
+                resource_groups: vec!["media-prod".to_owned()],
+                ..Rule::default()
+            },
+            Rule {
+                namespace_selector: Some(Selector {
+                    match_labels: BTreeMap::from([("team".to_owned(), "video".to_owned())]),
+                }),
+                subscriptions: vec!["*".to_owned()],
+                ..Rule::default()
+            },
+        ],
+    };
+    assert_eq!(rendered, expected, "rendered:\n{file}");
+    assert_eq!(values_as_map(TWO_RULES).as_ref(), Ok(&expected));
+
+    // Each map the binary refuses, the schema refuses first, naming what is wrong.
+    let refused = [
+        (
+            "subscription-typo",
+            "tenancy:\n  rules:\n    - namespaces: [media-team]\n      subscription: [6f1c3b2a-94d1-4c1e-9a55-0d1b2c3d4e5f]\n",
+            "subscription",
+        ),
+        (
+            "no-subscriptions",
+            "tenancy:\n  rules:\n    - namespaces: [media-team]\n      subscriptions: []\n",
+            "subscriptions",
+        ),
+        (
+            "no-namespaces",
+            "tenancy:\n  rules:\n    - subscriptions: [\"*\"]\n",
+            "namespaces",
+        ),
+        (
+            "selector-expressions",
+            "tenancy:\n  rules:\n    - namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}\n      subscriptions: [\"*\"]\n",
+            "matchExpressions",
+        ),
+        (
+            "resource-group-typo",
+            "tenancy:\n  rules:\n    - namespaces: [media-team]\n      subscriptions: [\"*\"]\n      resourceGroup: [media-prod]\n",
+            "resourceGroup",
+        ),
+    ];
+    for (name, values, named) in refused {
+        assert!(
+            values_as_map(values).is_err(),
+            "{name}: the binary accepts this map, so it is no case of a map the binary refuses"
+        );
+        let err = template_values_file(name, values).expect_err(name);
+        assert!(
+            err.contains("schema") && err.contains("/tenancy/rules/0") && err.contains(named),
+            "{name}: the error does not name {named}:\n{err}"
+        );
+    }
+    // The schema is stricter than the binary in one way: a subscription is an id or "*".
+    let err = template(&[
+        "tenancy.rules[0].namespaces={a}",
+        "tenancy.rules[0].subscriptions={prod}",
+    ])
+    .expect_err("a subscription that is neither an id nor *");
+    assert!(err.contains("subscriptions"), "{err}");
 }
 
 /// The Argo CD health check gives each status for its sample objects (Healthy, Progressing for
