@@ -1,6 +1,6 @@
 //! `/healthz` and `/readyz`: liveness (the process serves) and readiness (every watch has
-//! listed its objects once). Served on a loopback address by default; the chart decides what
-//! to expose. No metrics yet.
+//! listed its objects once); `/metrics`: Prometheus metrics ([`crate::metrics`]). Served on a
+//! loopback address by default; the chart decides what to expose.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +13,26 @@ use axum::routing::get;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ready: Arc<AtomicBool>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move {
+                    (
+                        StatusCode::OK,
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route(
             "/readyz",

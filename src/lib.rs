@@ -9,6 +9,7 @@
 //! - [`controller`]: the main job (`ams-security-operator run`): the controller, its context,
 //!   requeue policy, events and graceful shutdown; [`http`] serves `/healthz` and `/readyz`.
 //! - [`monitor`]: the shared key-access monitor: one prober per distinct key and principal.
+//! - [`metrics`]: Prometheus metrics, served at `/metrics`.
 //! - [`tenancy`]: which namespaces may manage which subscriptions.
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
@@ -21,6 +22,7 @@ pub mod crd;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod http;
+pub mod metrics;
 pub mod monitor;
 pub mod reconcile;
 pub mod tenancy;

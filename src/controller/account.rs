@@ -115,7 +115,35 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
     );
     let previous = account.status.clone().unwrap_or_default();
     let now = Timestamp::now();
+    let started = std::time::Instant::now();
     let mut pass = run_pass(account, ctx, &previous, now).await;
+    let ready_reason = pass
+        .status
+        .condition(types::READY)
+        .map_or("Unknown", |c| c.reason.as_str())
+        .to_owned();
+    let inaccessible = pass
+        .status
+        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
+        .filter(|c| c.status == "True")
+        .and_then(|c| {
+            crate::crd::conditions::key_access::ALL
+                .iter()
+                .copied()
+                .find(|k| *k == c.reason)
+        });
+    let failure = (!pass.success).then(|| {
+        pass.warning
+            .as_ref()
+            .map_or("Unknown", |(reason, _)| reason.as_str())
+    });
+    ctx.metrics.reconciled(
+        &key,
+        &ready_reason,
+        failure,
+        inaccessible,
+        started.elapsed(),
+    );
     if !pass.settled {
         // Something is still moving (a write just made, a grant propagating, a retry): the
         // next pass reads the key's facts afresh instead of the monitor's latest.

@@ -164,8 +164,9 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
         account.namespace().unwrap_or_default(),
         account.name_any()
     );
-    // A resource on its way out no longer needs its key watched.
+    // A resource on its way out no longer needs its key watched, nor counts in metrics.
     ctx.keys.unregister(&key);
+    ctx.metrics.forget(&key);
     if !has_finalizer(account) {
         return Ok(Action::await_change());
     }

@@ -22,7 +22,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
 use crate::crd::MediaServicesAccount;
@@ -31,11 +31,18 @@ use crate::crd::MediaServicesAccount;
 pub trait AzureProvider: Send + Sync {
     /// The client acting as `source`.
     fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
+    /// Counters of the calls made so far, for `/metrics`.
+    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+        None
+    }
 }
 
 impl AzureProvider for AzureClients {
     fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
         AzureClients::api(self, source)
+    }
+    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+        Some(AzureClients::metrics(self))
     }
 }
 
@@ -88,6 +95,8 @@ pub struct Context {
     pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
     /// The shared key-access monitor.
     pub keys: Arc<crate::monitor::KeyMonitor>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -132,6 +141,11 @@ impl Context {
         operator_credential: CredentialSource,
         reporter: &str,
     ) -> Self {
+        let keys = crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default());
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            keys.clone(),
+            metrics_source(&azure),
+        ));
         Self {
             events: events::Events::new(kube.clone(), reporter),
             kube,
@@ -141,7 +155,8 @@ impl Context {
             resync_interval: requeue::RESYNC_DEFAULT,
             key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
-            keys: crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default()),
+            keys,
+            metrics,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -151,6 +166,10 @@ impl Context {
     pub fn with_monitor(mut self, settings: crate::monitor::MonitorSettings) -> Self {
         self.key_expiry_warning = settings.expiry_horizon;
         self.keys = crate::monitor::KeyMonitor::new(settings);
+        self.metrics = Arc::new(crate::metrics::Metrics::new(
+            self.keys.clone(),
+            metrics_source(&self.azure),
+        ));
         self
     }
 
@@ -172,6 +191,12 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
     }
+}
+
+/// The Azure counters `/metrics` reads at scrape time.
+fn metrics_source(azure: &Arc<dyn AzureProvider>) -> crate::metrics::AzureSnapshot {
+    let azure = azure.clone();
+    Arc::new(move || azure.metrics())
 }
 
 /// Why the main job could not run.
@@ -273,6 +298,7 @@ fn error_policy(
 async fn serve_health(
     addr: Option<SocketAddr>,
     ready: &Arc<AtomicBool>,
+    metrics: &Arc<crate::metrics::Metrics>,
     shutdown: &Shared<BoxFuture<'static, ()>>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
     let Some(addr) = addr else {
@@ -281,12 +307,54 @@ async fn serve_health(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Health { addr, source })?;
-    tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /healthz and /readyz");
+    tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz and /metrics");
     Ok(Some(tokio::spawn(crate::http::serve(
         listener,
         ready.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ))))
+}
+
+/// The controller over one watch scope: a slimmed cache, and the key monitor's triggers.
+fn controller_for(
+    api: Api<DeserializeGuard<MediaServicesAccount>>,
+    ctx: &Context,
+    namespace: Option<String>,
+    config: ControllerConfig,
+    shutdown: Shared<BoxFuture<'static, ()>>,
+) -> Controller<DeserializeGuard<MediaServicesAccount>> {
+    // Accounts whose key verdict changed are reconciled at once, not at their next resync.
+    let triggers = ctx.keys.triggers(namespace).map(|(ns, name)| {
+        kube::runtime::reflector::ObjectRef::<DeserializeGuard<MediaServicesAccount>>::new(&name)
+            .within(&ns)
+    });
+    // The cache keeps every object; what the reconcile never reads (managed fields, kubectl's
+    // last-applied copy of the spec) is dropped from it, which is most of an object's size.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let objects = kube::runtime::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim),
+    )
+    .applied_objects();
+    Controller::for_stream(objects, reader)
+        .with_config(config)
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+}
+
+/// Drops from a cached object what no reconcile reads.
+fn slim(guard: &mut DeserializeGuard<MediaServicesAccount>) {
+    let meta = match &mut guard.0 {
+        Ok(o) => &mut o.metadata,
+        Err(invalid) => &mut invalid.metadata,
+    };
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Sets `ready` once every store has synced.
@@ -352,7 +420,6 @@ pub async fn run(
     }
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = serve_health(settings.health_addr, &ready, &shutdown).await?;
 
     let mut ctx = Context::new(
         kube.clone(),
@@ -379,6 +446,7 @@ pub async fn run(
     }
     ctx.tenancy = settings.tenancy.clone().map(Arc::new);
     let ctx = Arc::new(ctx);
+    let health = serve_health(settings.health_addr, &ready, &ctx.metrics, &shutdown).await?;
     let monitor = tokio::spawn(ctx.keys.clone().run(shutdown.clone()));
     let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
     let mut stores = Vec::new();
@@ -390,17 +458,7 @@ pub async fn run(
             .map(|n| Some(n.clone()))
             .chain(std::iter::repeat(None)),
     ) {
-        // Accounts whose key verdict changed are reconciled at once, not at their next resync.
-        let triggers = ctx.keys.triggers(namespace).map(|(ns, name)| {
-            kube::runtime::reflector::ObjectRef::<DeserializeGuard<MediaServicesAccount>>::new(
-                &name,
-            )
-            .within(&ns)
-        });
-        let controller = Controller::new(api, watcher::Config::default())
-            .with_config(config.clone())
-            .reconcile_on(triggers)
-            .graceful_shutdown_on(shutdown.clone());
+        let controller = controller_for(api, &ctx, namespace, config.clone(), shutdown.clone());
         stores.push(controller.store());
         tracing::info!(%scope, "watching MediaServicesAccounts");
         runs.push(

@@ -151,7 +151,7 @@ struct State {
 }
 
 /// Counters of the monitor's work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MonitorStats {
     /// Probers (distinct keys and principals) alive.
     pub probers: usize,
@@ -165,6 +165,8 @@ pub struct MonitorStats {
     pub rounds: u64,
     /// Accounts re-triggered because their key's verdict changed.
     pub triggers: u64,
+    /// The largest factor by which budgets stretched a prober's interval (1: none).
+    pub max_stretch: f64,
 }
 
 /// A request to reconcile `namespace/name` now.
@@ -230,7 +232,13 @@ impl KeyMonitor {
     #[must_use]
     pub fn stats(&self) -> MonitorStats {
         let s = self.state();
+        let max_stretch = s
+            .probers
+            .values()
+            .map(|(p, _)| p.effective.as_secs_f64() / p.asked().as_secs_f64().max(1.0))
+            .fold(1.0, f64::max);
         MonitorStats {
+            max_stretch,
             probers: s.probers.len(),
             users: s.users.len(),
             probes: self.probes.load(Ordering::Relaxed),

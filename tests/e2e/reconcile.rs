@@ -103,6 +103,26 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
         );
         let new_writes = &azure_writes(&emu)[writes_before..];
         assert!(new_writes.is_empty(), "converged reconciles wrote to Azure: {:#?}", describe(new_writes));
+
+        // The metrics endpoint: the expected series, with bounded labels (no object names, ids
+        // or tokens).
+        let metrics = wait_for_http(&format!("http://{health}/metrics"), 200).await;
+        let value = |series: &str| {
+            metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()))
+        };
+        assert!(value(r#"ams_reconciles_total{reason="Succeeded"}"#).is_some_and(|v| v >= 1.0), "{metrics}");
+        assert!(value("ams_reconcile_duration_seconds_count").is_some_and(|v| v >= 1.0), "{metrics}");
+        assert_eq!(value(r#"ams_customer_key_inaccessible_accounts{cause="KeyDisabled"}"#), Some(0.0), "{metrics}");
+        assert!(
+            metrics.lines().any(|l| l.starts_with("ams_azure_requests_total{") && l.contains(r#"outcome="Ok""#)),
+            "{metrics}"
+        );
+        for series in ["ams_key_probers ", "ams_key_probes_total ", "ams_azure_http_attempts_total "] {
+            assert!(metrics.lines().any(|l| l.starts_with(series)), "{series}: {metrics}");
+        }
+        for leak in [ns.as_str(), "trusted", principal.as_str(), "eyJ", "/subscriptions/"] {
+            assert!(!metrics.contains(leak), "metrics carry {leak:?}: {metrics}");
+        }
         finish(operator, emu).await;
         // After shutdown the health endpoint is gone.
         assert!(reqwest::get(format!("http://{health}/healthz")).await.is_err());
