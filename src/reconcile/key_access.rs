@@ -132,9 +132,33 @@ pub fn principal_has_access(k: &ObservedKey, vault: &Vault, principal: &str) -> 
     }
 }
 
-/// Diagnoses access to the key in `k` at `now`, warning when it expires within `horizon`.
+/// Diagnoses access to the key in `k` at `now`, warning when it expires within `horizon`. A
+/// lost access's message ends by naming the vault, key, version and principal concerned.
 #[must_use]
 pub fn diagnose(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdict {
+    match diagnose_links(k, now, horizon) {
+        KeyVerdict::Inaccessible { cause, message } => {
+            let version = k
+                .key
+                .as_ref()
+                .map(|key| key.version.clone())
+                .or_else(|| k.key_id.version.clone())
+                .map_or_else(|| "latest version".to_owned(), |v| format!("version {v}"));
+            KeyVerdict::Inaccessible {
+                cause,
+                message: format!(
+                    "{message} [vault {}, key {}, {version}, identity {}]",
+                    k.key_id.vault_name,
+                    k.key_id.name,
+                    k.principal.as_deref().unwrap_or("not known yet")
+                ),
+            }
+        }
+        other => other,
+    }
+}
+
+fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdict {
     let vault_name = &k.key_id.vault_name;
     let lost = |cause, message: String| KeyVerdict::Inaccessible { cause, message };
     let vault = match &k.vault {
@@ -514,9 +538,20 @@ mod tests {
         ];
         let mut wrong = Vec::new();
         for (name, k, expected) in cases {
-            let got = verdict_name(&diagnose(&k, now(), DEFAULT_EXPIRY_WARNING));
+            let verdict = diagnose(&k, now(), DEFAULT_EXPIRY_WARNING);
+            let got = verdict_name(&verdict);
             if got != expected {
                 wrong.push(format!("{name}: expected {expected}, got {got}"));
+            }
+            // Every lost access names the vault, key and principal concerned.
+            if let KeyVerdict::Inaccessible { message, .. } = &verdict
+                && !(message.contains("media-kv")
+                    && message.contains("account-key")
+                    && message.contains(PRINCIPAL))
+            {
+                wrong.push(format!(
+                    "{name}: the message does not name vault, key and principal: {message}"
+                ));
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
