@@ -81,11 +81,18 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<MediaServicesAccount>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let action = match &guard.0 {
-        Ok(account) => reconcile_account(account, &ctx).await?,
-        Err(invalid) => reconcile_invalid(invalid, &ctx).await?,
-    };
-    Ok(action)
+    use tracing::Instrument;
+    // One span per pass: every log line and Azure call of the pass carries the object.
+    let span = tracing::info_span!("reconcile", object = %object_key(&guard));
+    async {
+        let action = match &guard.0 {
+            Ok(account) => reconcile_account(account, &ctx).await?,
+            Err(invalid) => reconcile_invalid(invalid, &ctx).await?,
+        };
+        Ok(action)
+    }
+    .instrument(span)
+    .await
 }
 
 /// What one pass decided, before it is written.

@@ -404,7 +404,11 @@ impl KeyMonitor {
                 .map(|(d, _)| d.clone())
         };
         let started = Instant::now();
-        let result = probe_key(api, request, vaults, &known_role).await;
+        let span =
+            tracing::debug_span!("probe", key = %request.key_id.raw, principal = %key.principal);
+        let result =
+            tracing::Instrument::instrument(probe_key(api, request, vaults, &known_role), span)
+                .await;
         let now = Timestamp::now();
         let mut s = self.state();
         if let Ok(observed) = &result {
