@@ -332,9 +332,17 @@ impl AzureApi for AzureClient {
             "{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
             scope.trim_end_matches('/')
         );
-        self.arm
+        // NB: ARM answers a missing role definition with 404 RoleDefinitionDoesNotExist, a code
+        // that means "a person must act" when a role assignment names it; on a read it only
+        // means "absent".
+        match self
+            .arm
             .get(OP_GET_ROLE_DEFINITION, &path, API_VERSION_AUTHORIZATION)
             .await
+        {
+            Err(e) if e.status() == Some(404) => Ok(None),
+            other => other,
+        }
     }
 
     async fn list_role_assignments(

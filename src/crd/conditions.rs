@@ -176,8 +176,12 @@ pub mod reasons {
     /// group the spec names; no Azure call is made for the resource.
     pub const TENANCY_DENIED: &str = "TenancyDenied";
 
+    /// An access grant's `roleDefinitionId` names no role definition in the account's
+    /// subscription.
+    pub const ROLE_DEFINITION_NOT_FOUND: &str = "RoleDefinitionNotFound";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 33] = [
+    pub const ALL: [&str; 34] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -211,6 +215,7 @@ pub mod reasons {
         KEY_EXPIRING_SOON,
         KEY_ROTATION_PENDING,
         TENANCY_DENIED,
+        ROLE_DEFINITION_NOT_FOUND,
     ];
 }
 

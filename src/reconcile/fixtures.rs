@@ -299,6 +299,7 @@ impl World {
                 .iter()
                 .map(|r| assignment(&account_id(), principal, r))
                 .collect(),
+            role_exists: true,
         });
         self
     }

@@ -123,6 +123,9 @@ pub struct ObservedGrant {
     pub principal: Option<String>,
     /// Its role assignments at (or above) the account scope.
     pub assignments: Vec<RoleAssignment>,
+    /// Whether the role definition exists (a built-in role always does; a `roleDefinitionId`
+    /// is read).
+    pub role_exists: bool,
 }
 
 /// Everything read in one pass.
@@ -292,6 +295,7 @@ async fn observe_grants(
 ) -> Result<(Vec<ObservedGrant>, Vec<RoleAssignment>), AzureError> {
     let mut grants = Vec::new();
     let mut by_principal: BTreeMap<String, Vec<RoleAssignment>> = BTreeMap::new();
+    let mut roles: BTreeMap<String, bool> = BTreeMap::new();
     for g in &desired.access_grants {
         let principal = match &g.principal {
             PrincipalRef::Id(p) => Some(p.clone()),
@@ -313,9 +317,26 @@ async fn observe_grants(
             }
             None => Vec::new(),
         };
+        let built_in = crate::crd::account::BuiltInRole::ALL
+            .iter()
+            .any(|r| r.definition_guid().eq_ignore_ascii_case(&g.role_guid));
+        let role_exists = if built_in {
+            true
+        } else if let Some(known) = roles.get(&g.role_guid) {
+            *known
+        } else {
+            let scope = format!("/subscriptions/{}", desired.account.subscription());
+            let found = api
+                .get_role_definition(&scope, &g.role_guid)
+                .await?
+                .is_some();
+            roles.insert(g.role_guid.clone(), found);
+            found
+        };
         grants.push(ObservedGrant {
             principal,
             assignments,
+            role_exists,
         });
     }
 

@@ -193,6 +193,25 @@ pub fn check(
             missing_identity(Area::AccessGrants, id);
         }
     }
+    for (i, (g, seen)) in desired
+        .access_grants
+        .iter()
+        .zip(&observed.grants)
+        .enumerate()
+    {
+        if !seen.role_exists {
+            problems.push(Problem {
+                area: Area::AccessGrants,
+                reason: reasons::ROLE_DEFINITION_NOT_FOUND,
+                message: format!(
+                    "spec.accessGrants[{i}].roleDefinitionId {} names no role definition in subscription {}; use an existing role's id",
+                    g.role_guid,
+                    desired.account.subscription()
+                ),
+                propagating: false,
+            });
+        }
+    }
 
     if let Some(storage) = &desired.storage {
         check_storage(desired, storage, observed, identity_changing, &mut problems);
@@ -861,5 +880,28 @@ mod tests {
             m.contains("account-key") && m.contains("v1") && m.contains("enable it"),
             "{m}"
         );
+    }
+
+    /// A `roleDefinitionId` that names no role is its own reason on `AccessGrantsReady`; a
+    /// built-in role is never looked up.
+    #[test]
+    fn a_role_definition_that_does_not_exist_is_refused() {
+        let custom = "0b1d2c3e-4f50-6172-8394-a5b6c7d8e9f0";
+        let d = desired(json!({
+            "accessGrants": [ { "principalId": PRINCIPAL, "roleDefinitionId": custom } ],
+        }));
+        let mut o = World::new_account().with_grant(PRINCIPAL, &[]).0;
+        assert!(check(&d, &o, None, false, now()).is_empty());
+        o.grants[0].role_exists = false;
+        let problems = check(&d, &o, None, false, now());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, reasons::ROLE_DEFINITION_NOT_FOUND);
+        assert_eq!(problems[0].area, Area::AccessGrants);
+        assert!(
+            problems[0].message.contains(custom),
+            "{}",
+            problems[0].message
+        );
+        assert!(!problems[0].propagating);
     }
 }

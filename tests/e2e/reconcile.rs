@@ -400,6 +400,14 @@ async fn each_bad_prerequisite_has_its_own_reason_and_causes_zero_azure_writes()
             "StorageAccessReady",
             "StorageFirewallBlocked",
         ),
+        (
+            "no-such-role",
+            json!({ "identity": system, "accessGrants": [
+                { "principalId": "0a1b2c3d-0000-4000-8000-00000000beef", "roleDefinitionId": "0b1d2c3e-4f50-6172-8394-a5b6c7d8e9f0" } ] }),
+            None,
+            "AccessGrantsReady",
+            "RoleDefinitionNotFound",
+        ),
     ];
     for (name, spec, mutation, condition_type, reason) in cases {
         with_temp_ns("e2e-bad", |client, ns| async move {
