@@ -9,6 +9,7 @@ mod deletion;
 mod examples;
 mod harness;
 mod key_access;
+mod leader;
 mod monitor;
 mod reconcile;
 #[path = "../emulator/spec.rs"]
