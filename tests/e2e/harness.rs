@@ -508,6 +508,18 @@ pub struct OperatorProcess {
 impl OperatorProcess {
     /// Starts the binary.
     pub fn spawn(emu: &Emulator, namespace: &str, extra: &[&str]) -> Self {
+        let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
+        Self::spawn_with_kubeconfig(emu, namespace, std::path::Path::new(&kubeconfig), extra)
+    }
+
+    /// [`Self::spawn`], talking to the apiserver with `kubeconfig` instead of
+    /// `AMS_TEST_KUBECONFIG` (e.g. as a `ServiceAccount` with only the chart's permissions).
+    pub fn spawn_with_kubeconfig(
+        emu: &Emulator,
+        namespace: &str,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ams-e2e-proc-{}-{}",
@@ -526,10 +538,11 @@ impl OperatorProcess {
         .expect("write token");
         let port = emu.addr().port();
         let health = free_addr();
-        let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ams-security-operator"))
             .arg("run")
-            .args(["--kubeconfig", &kubeconfig, "--namespace", namespace])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", namespace])
             .args(["--azure-credential", "workload-identity"])
             .arg("--azure-extra-ca")
             .arg(&ca)
