@@ -116,6 +116,27 @@ struct RunArgs {
     /// operator's identity can reach.
     #[arg(long, env = "AMS_TENANCY_FILE")]
     tenancy_file: Option<PathBuf>,
+    /// Elect a leader over a Lease so that several replicas can run and exactly one
+    /// reconciles; the others stand by and take over when it stops.
+    #[arg(long, env = "AMS_LEADER_ELECTION", default_value_t = false)]
+    leader_election: bool,
+    /// Namespace of the Lease (the operator's own; default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "AMS_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "AMS_LEADER_ELECTION_LEASE",
+        default_value = "ams-security-operator"
+    )]
+    leader_election_lease: String,
+    /// This instance's identity in the Lease (default: the host name and a random suffix).
+    #[arg(long, env = "AMS_LEADER_ELECTION_IDENTITY")]
+    leader_election_identity: Option<String>,
+    /// Seconds a lease is valid after its last renewal: the longest a successor waits when a
+    /// leader dies without releasing it. The leader renews a third of it before expiry.
+    #[arg(long, env = "AMS_LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    leader_election_lease_seconds: u64,
     /// Log format: `text` or `json`. The filter comes from RUST_LOG (default `info`).
     #[arg(long, env = "AMS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -250,16 +271,39 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let health_addr: Option<SocketAddr> =
-        if args.health_addr.eq_ignore_ascii_case("off") {
-            None
-        } else {
-            Some(args.health_addr.parse().map_err(|e| {
-                format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
-            })?)
+/// Leader election as the flags ask for it.
+fn leader_election(
+    args: &RunArgs,
+) -> Result<Option<controller::leader::LeaderElection>, Box<dyn std::error::Error>> {
+    Ok(if args.leader_election {
+        let election = controller::leader::LeaderElection {
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
+            lease_name: args.leader_election_lease.clone(),
+            identity: args
+                .leader_election_identity
+                .clone()
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(controller::leader::default_identity),
+            lease_duration: Duration::from_secs(args.leader_election_lease_seconds),
+            renew_before: Duration::from_secs((args.leader_election_lease_seconds / 3).max(1)),
         };
-    let tenancy = match &args.tenancy_file {
+        election.validate()?;
+        Some(election)
+    } else {
+        None
+    })
+}
+
+/// The tenancy map named by `--tenancy-file`.
+fn tenancy(
+    args: &RunArgs,
+) -> Result<Option<ams_security_operator::tenancy::Tenancy>, Box<dyn std::error::Error>> {
+    Ok(match &args.tenancy_file {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -269,7 +313,20 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 &path.display().to_string(),
             )?)
         }
-    };
+    })
+}
+
+async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let health_addr: Option<SocketAddr> =
+        if args.health_addr.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(args.health_addr.parse().map_err(|e| {
+                format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
+            })?)
+        };
+    let tenancy = tenancy(&args)?;
+    let leader_election = leader_election(&args)?;
     let cloud = AzureCloud::from_name(&args.azure_cloud)?;
     let operator_credential = args
         .azure_credential
@@ -331,6 +388,7 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         key_rotation_grace: Duration::from_secs(args.key_rotation_grace_hours.saturating_mul(3600)),
         tenancy,
+        leader_election,
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

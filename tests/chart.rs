@@ -130,20 +130,23 @@ fn container(docs: &[Value]) -> &Value {
     &only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
 }
 
-/// The Deployment's environment as a map (plain `value`s only; the chart sets no others).
+/// The Deployment's environment as a map: a plain `value` as it is, a downward API field as
+/// `fieldRef:<fieldPath>` (the chart sets no other kind).
 fn env(docs: &[Value]) -> BTreeMap<String, String> {
     container(docs)["env"]
         .as_array()
         .expect("env list")
         .iter()
         .map(|e| {
-            (
-                e["name"].as_str().expect("env name").to_owned(),
-                e["value"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("env {e} has no string value"))
-                    .to_owned(),
-            )
+            let value = match (
+                e["value"].as_str(),
+                e["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+            ) {
+                (Some(value), None) => value.to_owned(),
+                (None, Some(path)) => format!("fieldRef:{path}"),
+                _ => panic!("env {e} is neither a string value nor a field reference"),
+            };
+            (e["name"].as_str().expect("env name").to_owned(), value)
         })
         .collect()
 }
@@ -192,10 +195,12 @@ const WATCH_GRANTS: [&str; 11] = [
     " secrets get",
 ];
 
+/// What kube-lease-manager sends: it reads the Lease, creates it when missing, and acquires,
+/// renews and releases it with patches (strategic merge and server-side apply), never an update.
 const LEADER_ELECTION_GRANTS: [&str; 3] = [
     "coordination.k8s.io leases get",
     "coordination.k8s.io leases create",
-    "coordination.k8s.io leases update",
+    "coordination.k8s.io leases patch",
 ];
 
 /// The objects every default install has besides its RBAC.
@@ -290,6 +295,20 @@ fn matrix() -> Vec<(&'static str, Vec<&'static str>, BTreeSet<String>)> {
                 ]
                 .concat(),
             ),
+        ),
+        (
+            "two replicas with leader election",
+            vec!["replicaCount=2"],
+            with(&cluster_rbac()),
+        ),
+        (
+            "leader election off",
+            vec!["leaderElection.enabled=false"],
+            base_objects()
+                .into_iter()
+                .filter(|o| !o.contains("-leader-election"))
+                .chain(cluster_rbac())
+                .collect(),
         ),
         (
             "everything optional off",
@@ -441,7 +460,11 @@ fn the_values_schema_refuses_a_misspelt_value_and_names_it() {
             "operator.logFormat=json",
             "logFormat",
         ),
-        ("replicaCount=2", "replicaCount=1", "replicaCount"),
+        (
+            "leaderElection.leaseSecond=30",
+            "leaderElection.leaseSeconds=30",
+            "leaseSecond",
+        ),
     ];
     for (wrong, right, named) in cases {
         let err = template(&[wrong]).expect_err(wrong);
@@ -482,13 +505,121 @@ fn the_deployment_runs_with_the_restricted_security_context() {
     assert_eq!(container(&docs)["args"], json!(["run"]));
     assert_eq!(container(&docs)["image"], "ams-security-operator:0.1.0");
     assert_eq!(
-        only(&docs, "Deployment")["spec"]["strategy"],
-        json!({"type": "Recreate"})
-    );
-    assert_eq!(
         container(&docs)["resources"],
         json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})
     );
+}
+
+/// The leader-election variables of `env`.
+fn leader_env(docs: &[Value]) -> BTreeMap<String, String> {
+    env(docs)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("AMS_LEADER_ELECTION"))
+        .collect()
+}
+
+/// Leader election is on by default: each pod contends for the Lease in its own namespace (the
+/// downward API's `metadata.namespace`, where the Role is) under its own pod name, and the
+/// Deployment rolls, the new pod standing by until the old one lets go. Off, the binary is told
+/// so, no Lease Role is made, and the Deployment goes back to Recreate.
+#[test]
+fn leader_election_is_on_by_default_and_off_goes_back_to_one_recreated_pod() {
+    let docs = render(&[]);
+    let expected: BTreeMap<String, String> = [
+        ("AMS_LEADER_ELECTION", "true"),
+        ("AMS_LEADER_ELECTION_LEASE", "ams-security-operator"),
+        ("AMS_LEADER_ELECTION_LEASE_SECONDS", "15"),
+        (
+            "AMS_LEADER_ELECTION_NAMESPACE",
+            "fieldRef:metadata.namespace",
+        ),
+        ("AMS_LEADER_ELECTION_IDENTITY", "fieldRef:metadata.name"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(leader_env(&docs), expected);
+    let deployment = only(&docs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["replicas"], 1,
+        "one replica unless asked"
+    );
+    assert_eq!(
+        deployment["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    );
+    let lease_role = find(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == format!("{FULLNAME}-leader-election"))
+        .expect("the leader-election Role");
+    assert_eq!(lease_role["metadata"]["namespace"], RELEASE_NS);
+    assert_eq!(grants(lease_role), set(&LEADER_ELECTION_GRANTS));
+
+    let off = render(&["leaderElection.enabled=false"]);
+    assert_eq!(
+        leader_env(&off),
+        BTreeMap::from([("AMS_LEADER_ELECTION".to_owned(), "false".to_owned())])
+    );
+    assert_eq!(
+        only(&off, "Deployment")["spec"]["strategy"],
+        json!({"type": "Recreate"})
+    );
+    assert!(find(&off, "Role").is_empty() && find(&off, "RoleBinding").is_empty());
+}
+
+/// More than one replica only with leader election: two render (the documented HA setting), with
+/// a `PodDisruptionBudget` that lets one pod go at a time; without leader election the schema
+/// refuses them, naming `replicaCount`, and so does the template when the schema is skipped. A
+/// lease duration the binary refuses (3..=300 s) is refused at install.
+#[test]
+fn replicas_above_one_need_leader_election_and_the_lease_duration_is_bounded() {
+    let two = render(&["replicaCount=2"]);
+    assert_eq!(only(&two, "Deployment")["spec"]["replicas"], 2);
+    let pdb = only(&two, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(pdb["spec"].get("minAvailable").is_none());
+    let pod_labels = &only(&two, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in pdb["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(&pod_labels[key], value, "PDB selector {key}");
+    }
+
+    let err = template(&["replicaCount=2", "leaderElection.enabled=false"])
+        .expect_err("two replicas without leader election");
+    assert!(
+        err.contains("schema") && err.contains("replicaCount"),
+        "the error does not name replicaCount:\n{err}"
+    );
+    let err = template(&[
+        "replicaCount=2",
+        "leaderElection.enabled=false",
+        "--skip-schema-validation",
+    ])
+    .expect_err("the template refuses as well");
+    assert!(err.contains("leaderElection.enabled"), "{err}");
+    for ok in [
+        &["replicaCount=1", "leaderElection.enabled=false"][..],
+        &["replicaCount=0", "leaderElection.enabled=false"][..],
+        &["replicaCount=3"][..],
+    ] {
+        if let Err(err) = template(ok) {
+            panic!("{ok:?} must render:\n{err}");
+        }
+    }
+    for seconds in ["2", "301"] {
+        let value = format!("leaderElection.leaseSeconds={seconds}");
+        let err = template(&[&value]).expect_err(&value);
+        assert!(
+            err.contains("schema") && err.contains("leaseSeconds"),
+            "{value}: {err}"
+        );
+    }
+    for seconds in ["3", "300"] {
+        let docs = render(&[&format!("leaderElection.leaseSeconds={seconds}")]);
+        assert_eq!(env(&docs)["AMS_LEADER_ELECTION_LEASE_SECONDS"], seconds);
+    }
 }
 
 /// In the pod the health listener binds all interfaces (the binary's default is loopback,
@@ -604,6 +735,8 @@ fn each_operator_value_reaches_its_environment_variable() {
         "operator.shutdownGraceSeconds=40",
         "operator.credential.mode=managed-identity",
         "operator.credential.managedIdentityClientId=11111111-2222-3333-4444-555555555555",
+        "leaderElection.leaseName=media-operator",
+        "leaderElection.leaseSeconds=30",
     ]);
     let expected: BTreeMap<String, String> = [
         ("AMS_HEALTH_ADDR", "0.0.0.0:8080"),
@@ -623,6 +756,14 @@ fn each_operator_value_reaches_its_environment_variable() {
         ("AMS_VAULT_READS_PER_HOUR", "2000000"),
         ("AMS_PROBE_BUDGET_PERCENT", "25"),
         ("AMS_SHUTDOWN_GRACE_SECONDS", "40"),
+        ("AMS_LEADER_ELECTION", "true"),
+        ("AMS_LEADER_ELECTION_LEASE", "media-operator"),
+        ("AMS_LEADER_ELECTION_LEASE_SECONDS", "30"),
+        (
+            "AMS_LEADER_ELECTION_NAMESPACE",
+            "fieldRef:metadata.namespace",
+        ),
+        ("AMS_LEADER_ELECTION_IDENTITY", "fieldRef:metadata.name"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -1017,8 +1158,9 @@ const MSA: &str = "mediaservicesaccounts.ams-security.io";
 
 /// The chart, cluster-wide, applies to the real apiserver, and its `ServiceAccount` may do what
 /// the operator does in any namespace (watch, patch status and finalizers, write events, read a
-/// credentials Secret by name, hold its Lease) and nothing it must not (write a spec with
-/// update, create or delete resources, list Secrets, delete anything).
+/// credentials Secret by name, read, create and patch its Lease) and nothing it must not (write a
+/// spec with update, create or delete resources, list Secrets, update or delete the Lease or
+/// touch one elsewhere, delete anything).
 #[tokio::test]
 async fn cluster_wide_chart_installs_and_its_service_account_may_do_only_what_the_operator_needs() {
     common::with_temp_ns("chart", |client, ns| async move {
@@ -1039,7 +1181,7 @@ async fn cluster_wide_chart_installs_and_its_service_account_may_do_only_what_th
                 &["get", "secrets", "-n", "default"],
                 &["get", "leases.coordination.k8s.io", "-n", n],
                 &["create", "leases.coordination.k8s.io", "-n", n],
-                &["update", "leases.coordination.k8s.io", "-n", n],
+                &["patch", "leases.coordination.k8s.io", "-n", n],
             ],
             &[
                 &["update", MSA, "-n", "default"],
@@ -1051,8 +1193,11 @@ async fn cluster_wide_chart_installs_and_its_service_account_may_do_only_what_th
                 &["update", "secrets", "-n", n],
                 &["delete", "secrets", "-n", n],
                 &["delete", "events", "-n", n],
+                &["update", "leases.coordination.k8s.io", "-n", n],
                 &["delete", "leases.coordination.k8s.io", "-n", n],
+                &["list", "leases.coordination.k8s.io", "-n", n],
                 &["create", "leases.coordination.k8s.io", "-n", "default"],
+                &["patch", "leases.coordination.k8s.io", "-n", "default"],
                 &["delete", "pods", "-n", n],
                 &["delete", "namespaces"],
                 &["get", "configmaps", "-n", n],
@@ -1087,7 +1232,9 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
                     vec!["get", "secrets", "-n", target],
                 ]);
             }
-            allowed.push(vec!["create", "leases.coordination.k8s.io", "-n", n]);
+            for verb in ["get", "create", "patch"] {
+                allowed.push(vec![verb, "leases.coordination.k8s.io", "-n", n]);
+            }
             let allowed: Vec<&[&str]> = allowed.iter().map(Vec::as_slice).collect();
             assert_may(
                 n,
@@ -1103,6 +1250,7 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
                     &["list", "secrets", "-n", w],
                     &["delete", MSA, "-n", w],
                     &["create", "leases.coordination.k8s.io", "-n", w],
+                    &["update", "leases.coordination.k8s.io", "-n", n],
                     &["*", "*", "-n", w],
                 ],
             );

@@ -8,13 +8,14 @@
 pub mod account;
 pub mod events;
 pub mod finalize;
+pub mod leader;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -53,6 +54,8 @@ pub struct Settings {
     pub namespaces: Vec<String>,
     /// Reconciles running at once (at least 1).
     pub concurrency: u16,
+    /// Leader election; `None`: this instance always reconciles (one replica).
+    pub leader_election: Option<leader::LeaderElection>,
     /// Where to serve `/healthz` and `/readyz`; `None` serves nothing.
     pub health_addr: Option<SocketAddr>,
     /// How long in-flight reconciles may finish after a shutdown signal before they are
@@ -216,6 +219,14 @@ pub enum RunError {
         #[source]
         source: kube::Error,
     },
+    /// Leader election could not start (the Lease was refused).
+    #[error("failed to contend for the leader lease: {0}")]
+    Lease(String),
+    /// This instance held the lease and lost it; it stopped reconciling.
+    #[error(
+        "lost the leader lease; stopped reconciling so that two instances never reconcile at once"
+    )]
+    LeadershipLost,
     /// The health endpoint could not bind.
     #[error("failed to serve health endpoints on {addr}")]
     Health {
@@ -314,6 +325,81 @@ async fn serve_health(
         metrics.clone(),
         shutdown.clone(),
     ))))
+}
+
+/// The context of the main job, from its settings.
+fn context_for(kube: Client, azure: Arc<dyn AzureProvider>, settings: &Settings) -> Arc<Context> {
+    let mut ctx = Context::new(
+        kube,
+        azure,
+        settings.operator_credential.clone(),
+        &settings.reporter,
+    )
+    .with_monitor(crate::monitor::MonitorSettings {
+        expiry_horizon: settings.key_expiry_warning,
+        budget: settings.probe_budget,
+        concurrency: usize::from(settings.concurrency.max(1)),
+    });
+    ctx.resync_interval = settings.resync_interval;
+    ctx.key_rotation_grace = settings.key_rotation_grace;
+    if let Some(t) = &settings.tenancy {
+        tracing::info!(
+            rules = t.rules.len(),
+            "tenancy map loaded: namespaces manage only the subscriptions it gives them"
+        );
+    } else {
+        tracing::warn!(
+            "no tenancy map (--tenancy-file): every watched namespace may manage every subscription the operator's Azure identity can reach"
+        );
+    }
+    ctx.tenancy = settings.tenancy.clone().map(Arc::new);
+    Arc::new(ctx)
+}
+
+/// Runs the controllers and the key monitor until `stop`, then lets in-flight reconciles finish
+/// for at most the shutdown grace.
+async fn lead(
+    ctx: &Arc<Context>,
+    apis: Vec<(String, Api<DeserializeGuard<MediaServicesAccount>>)>,
+    settings: &Settings,
+    ready: &Arc<AtomicBool>,
+    stop: Shared<BoxFuture<'static, ()>>,
+) {
+    let monitor = tokio::spawn(ctx.keys.clone().run(stop.clone()));
+    let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for ((scope, api), namespace) in apis.into_iter().zip(
+        settings
+            .namespaces
+            .iter()
+            .map(|n| Some(n.clone()))
+            .chain(std::iter::repeat(None)),
+    ) {
+        let controller = controller_for(api, ctx, namespace, config.clone(), stop.clone());
+        stores.push(controller.store());
+        tracing::info!(%scope, "watching MediaServicesAccounts");
+        runs.push(
+            controller
+                .run(account::reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    match result {
+                        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                        Err(e) => tracing::warn!(error = %e, "controller event"),
+                    }
+                })
+                .boxed(),
+        );
+    }
+    spawn_readiness(stores, ready.clone());
+    let controllers = futures::future::join_all(runs);
+    let grace = settings.shutdown_grace;
+    let deadline = stop.clone().then(move |()| tokio::time::sleep(grace));
+    tokio::select! {
+        _ = controllers => tracing::info!("controllers stopped"),
+        () = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the shutdown grace period; abandoning them"),
+    }
+    monitor.abort();
 }
 
 /// The controller over one watch scope: a slimmed cache, and the key monitor's triggers.
@@ -421,69 +507,57 @@ pub async fn run(
 
     let ready = Arc::new(AtomicBool::new(false));
 
-    let mut ctx = Context::new(
-        kube.clone(),
-        azure,
-        settings.operator_credential.clone(),
-        &settings.reporter,
-    )
-    .with_monitor(crate::monitor::MonitorSettings {
-        expiry_horizon: settings.key_expiry_warning,
-        budget: settings.probe_budget,
-        concurrency: usize::from(settings.concurrency.max(1)),
-    });
-    ctx.resync_interval = settings.resync_interval;
-    ctx.key_rotation_grace = settings.key_rotation_grace;
-    if let Some(t) = &settings.tenancy {
-        tracing::info!(
-            rules = t.rules.len(),
-            "tenancy map loaded: namespaces manage only the subscriptions it gives them"
-        );
-    } else {
-        tracing::warn!(
-            "no tenancy map (--tenancy-file): every watched namespace may manage every subscription the operator's Azure identity can reach"
-        );
-    }
-    ctx.tenancy = settings.tenancy.clone().map(Arc::new);
-    let ctx = Arc::new(ctx);
+    let ctx = context_for(kube.clone(), azure, &settings);
     let health = serve_health(settings.health_addr, &ready, &ctx.metrics, &shutdown).await?;
-    let monitor = tokio::spawn(ctx.keys.clone().run(shutdown.clone()));
-    let config = ControllerConfig::default().concurrency(settings.concurrency.max(1));
-    let mut stores = Vec::new();
-    let mut runs = Vec::new();
-    for ((scope, api), namespace) in apis.into_iter().zip(
-        settings
-            .namespaces
-            .iter()
-            .map(|n| Some(n.clone()))
-            .chain(std::iter::repeat(None)),
-    ) {
-        let controller = controller_for(api, &ctx, namespace, config.clone(), shutdown.clone());
-        stores.push(controller.store());
-        tracing::info!(%scope, "watching MediaServicesAccounts");
-        runs.push(
-            controller
-                .run(account::reconcile, error_policy, ctx.clone())
-                .for_each(|result| async move {
-                    match result {
-                        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                        Err(e) => tracing::warn!(error = %e, "controller event"),
-                    }
-                })
-                .boxed(),
-        );
-    }
-    spawn_readiness(stores, ready.clone());
 
-    let controllers = futures::future::join_all(runs);
-    let grace = settings.shutdown_grace;
-    let deadline = shutdown.clone().then(move |()| tokio::time::sleep(grace));
-    tokio::select! {
-        _ = controllers => tracing::info!("controllers stopped"),
-        () = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the shutdown grace period; abandoning them"),
-    }
+    // With leader election, stand by (ready, serving metrics) until this instance holds the
+    // lease; the controllers then stop on shutdown or when the lease is lost.
+    let mut lease = None;
+    let stop = match &settings.leader_election {
+        None => shutdown.clone(),
+        Some(election) => {
+            let mut held = leader::Lease::contend(kube.clone(), election)
+                .await
+                .map_err(|e| RunError::Lease(e.to_string()))?;
+            ready.store(true, Ordering::SeqCst);
+            tracing::info!(identity = %election.identity, lease = %election.lease_name, namespace = %election.namespace, "standing by for the lease");
+            let waited = Instant::now();
+            tokio::select! {
+                () = held.acquired() => {}
+                () = shutdown.clone() => {
+                    held.release(settings.shutdown_grace).await;
+                    ready.store(false, Ordering::SeqCst);
+                    if let Some(h) = health {
+                        let _ = h.await;
+                    }
+                    return Ok(());
+                }
+            }
+            tracing::info!(identity = %election.identity, waited = ?waited.elapsed(), "holding the lease: reconciling");
+            let lost = leader::Lease::lost(held.is_leader.clone());
+            lease = Some(held);
+            let shutdown = shutdown.clone();
+            async move {
+                futures::future::select(shutdown, lost.boxed()).await;
+            }
+            .boxed()
+            .shared()
+        }
+    };
+    lead(&ctx, apis, &settings, &ready, stop).await;
     ready.store(false, Ordering::SeqCst);
-    monitor.abort();
+    let lost = lease
+        .as_ref()
+        .is_some_and(|l| !*l.is_leader.borrow() && shutdown.peek().is_none());
+    if let Some(l) = lease {
+        l.release(settings.shutdown_grace).await;
+    }
+    if lost {
+        tracing::error!(
+            "lost the lease: stopped reconciling; exiting so that this instance stands by again"
+        );
+        return Err(RunError::LeadershipLost);
+    }
     if let Some(h) = health {
         let _ = h.await;
     }

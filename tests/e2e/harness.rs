@@ -116,6 +116,7 @@ impl Operator {
             probe_budget: ams_security_operator::monitor::Budget::default(),
             key_rotation_grace: ams_security_operator::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
+            leader_election: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -491,4 +492,100 @@ pub async fn finalize_now(client: &Client, namespace: &str, name: &str, ctx: &Ar
         "{name} is still there after 5 passes: {}",
         serde_json::to_string_pretty(&left.and_then(|o| o.status)).unwrap_or_default()
     );
+}
+
+/// The operator's real binary (`ams-security-operator run`) as a child process against this
+/// namespace and the emulator, with workload identity, `/metrics` on `health`, and `extra`
+/// arguments; killed when dropped.
+pub struct OperatorProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// Its health and metrics address.
+    pub health: std::net::SocketAddr,
+    dir: PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts the binary.
+    pub fn spawn(emu: &Emulator, namespace: &str, extra: &[&str]) -> Self {
+        let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
+        Self::spawn_with_kubeconfig(emu, namespace, std::path::Path::new(&kubeconfig), extra)
+    }
+
+    /// [`Self::spawn`], talking to the apiserver with `kubeconfig` instead of
+    /// `AMS_TEST_KUBECONFIG` (e.g. as a `ServiceAccount` with only the chart's permissions).
+    pub fn spawn_with_kubeconfig(
+        emu: &Emulator,
+        namespace: &str,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ams-e2e-proc-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, emu.ca_pem()).expect("write CA");
+        let token = dir.join("token");
+        std::fs::write(
+            &token,
+            emu.mint_service_account_token(OPERATOR_SUBJECT)
+                .expect("mint token"),
+        )
+        .expect("write token");
+        let port = emu.addr().port();
+        let health = free_addr();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ams-security-operator"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", namespace])
+            .args(["--azure-credential", "workload-identity"])
+            .arg("--azure-extra-ca")
+            .arg(&ca)
+            .args([
+                "--azure-host-override",
+                &format!("login.microsoftonline.com=127.0.0.1:{port}"),
+                "--azure-host-override",
+                &format!("management.azure.com=127.0.0.1:{port}"),
+                "--azure-host-override",
+                &format!("*.vault.azure.net=127.0.0.1:{port}"),
+            ])
+            .args(["--health-addr", &health.to_string()])
+            .args(extra)
+            .env("AZURE_TENANT_ID", emu.tenant_id())
+            .env(
+                "AZURE_CLIENT_ID",
+                emu.service_principal("operator")
+                    .expect("operator principal")
+                    .client_id,
+            )
+            .env("AZURE_FEDERATED_TOKEN_FILE", &token)
+            .env("RUST_LOG", "warn,ams_security_operator::controller=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator binary");
+        Self { child, health, dir }
+    }
+
+    /// Passes counted in its `ams_reconciles_total`.
+    pub async fn reconciles(&self) -> f64 {
+        let metrics = wait_for_http(&format!("http://{}/metrics", self.health), 200).await;
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("ams_reconciles_total{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -3,12 +3,14 @@
 //! `tests/common`), the Azure emulator, and the operator's main job running in-process. One
 //! test binary, so the crate is linked once for all of them.
 
+mod chart_rbac;
 #[path = "../common/mod.rs"]
 mod common;
 mod deletion;
 mod examples;
 mod harness;
 mod key_access;
+mod leader;
 mod monitor;
 mod reconcile;
 #[path = "../emulator/spec.rs"]
