@@ -101,7 +101,7 @@ struct RunArgs {
     #[arg(long, env = "AMS_RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=86_400))]
     resync_seconds: u64,
     /// ARM reads per hour the operator's principal may make in one subscription (ARM's limit).
-    #[arg(long, env = "AMS_ARM_READS_PER_HOUR", default_value_t = 90_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "AMS_ARM_READS_PER_HOUR", default_value_t = 36_000, value_parser = clap::value_parser!(u32).range(1..))]
     arm_reads_per_hour: u32,
     /// Key Vault reads per hour per vault (Key Vault's limit).
     #[arg(long, env = "AMS_VAULT_READS_PER_HOUR", default_value_t = 1_440_000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -52,7 +52,7 @@ impl Default for ClientSettings {
             transport: None,
             budget: RetryBudget::default(),
             call_timeout: Duration::from_secs(15),
-            rate_limit_max_wait: Duration::from_secs(1),
+            rate_limit_max_wait: Duration::from_secs(10),
             limiter: Arc::default(),
             metrics: Arc::default(),
         }
@@ -840,7 +840,7 @@ mod tests {
         let limiter = Arc::new(RateLimiter::new(crate::azure::ratelimit::RateLimitConfig {
             read: crate::azure::ratelimit::BucketConfig {
                 capacity: 2.0,
-                refill_per_second: 0.1,
+                refill_per_second: 0.01,
             },
             ..Default::default()
         }));

@@ -456,7 +456,8 @@ pub struct AzureConfig {
     pub budget: RetryBudget,
     /// Whole-call timeout (default 15 s).
     pub call_timeout: Option<Duration>,
-    /// Longest wait for a client-side rate-limit token (default 1 s).
+    /// Longest wait for a client-side rate-limit token (default 10 s: a reconcile waits its turn
+    /// rather than failing after part of its reads and starting over).
     pub rate_limit_max_wait: Option<Duration>,
     /// Per-subscription rate limit.
     pub rate_limit: RateLimitConfig,

@@ -21,11 +21,11 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// ARM's regional token bucket refills 25 reads a second per principal and subscription;
-    /// Key Vault allows 4,000 key reads per 10 seconds per vault. Probes take half.
+    /// The client's own ARM read bucket refills 10 reads a second per subscription (40 % of
+    /// ARM's 25); Key Vault allows 4,000 key reads per 10 seconds per vault. Probes take half.
     fn default() -> Self {
         Self {
-            arm_reads_per_hour: 25.0 * 3600.0,
+            arm_reads_per_hour: 10.0 * 3600.0,
             vault_reads_per_hour: 400.0 * 3600.0,
             share: 0.5,
         }

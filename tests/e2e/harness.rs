@@ -520,6 +520,34 @@ impl OperatorProcess {
         kubeconfig: &std::path::Path,
         extra: &[&str],
     ) -> Self {
+        Self::start(emu, namespace, kubeconfig, extra, false)
+    }
+
+    /// [`Self::spawn`] logging everything (`RUST_LOG=debug`, JSON) to a file [`Self::log`]
+    /// reads.
+    pub fn spawn_logged(emu: &Emulator, namespace: &str, extra: &[&str]) -> Self {
+        let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
+        Self::start(
+            emu,
+            namespace,
+            std::path::Path::new(&kubeconfig),
+            extra,
+            true,
+        )
+    }
+
+    /// What a [`Self::spawn_logged`] process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+    }
+
+    fn start(
+        emu: &Emulator,
+        namespace: &str,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+        logged: bool,
+    ) -> Self {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ams-e2e-proc-{}-{}",
@@ -564,8 +592,26 @@ impl OperatorProcess {
                     .client_id,
             )
             .env("AZURE_FEDERATED_TOKEN_FILE", &token)
-            .env("RUST_LOG", "warn,ams_security_operator::controller=info")
-            .stdout(std::process::Stdio::null())
+            .env(
+                "RUST_LOG",
+                if logged {
+                    "debug"
+                } else {
+                    "warn,ams_security_operator::controller=info"
+                },
+            )
+            .args(if logged {
+                &["--log-format", "json"][..]
+            } else {
+                &[][..]
+            })
+            .stdout(if logged {
+                std::process::Stdio::from(
+                    std::fs::File::create(dir.join("operator.log")).expect("log file"),
+                )
+            } else {
+                std::process::Stdio::null()
+            })
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
             .spawn()

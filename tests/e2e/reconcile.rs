@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ams_security_operator::crd::MediaServicesAccount;
 use ams_security_operator::emulator::{Fault, FaultRule};
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
 
 use super::common::with_temp_ns;
 use super::harness::*;
@@ -601,6 +601,72 @@ async fn suspended_missing_and_invalid_resources_are_reported_and_never_block_ot
             describe(&azure_writes(&emu))
         );
         finish(operator, emu).await;
+    })
+    .await;
+}
+
+/// A full customer-key scenario with the real binary logging everything (debug, JSON), with a
+/// client secret from a Secret: the log has a span per reconcile naming the object, and never a
+/// token, the secret, or key material.
+#[tokio::test]
+async fn the_logs_of_a_full_scenario_carry_spans_and_no_secret() {
+    with_temp_ns("e2e-logs", |client, ns| {
+        Box::pin(async move {
+            use k8s_openapi::api::core::v1::Secret;
+            let emu = emulator().await;
+            let operator_sp = emu.service_principal("operator").expect("operator");
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+            secrets
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({
+                        "metadata": { "name": "azure-creds" },
+                        "stringData": {
+                            "tenantId": emu.tenant_id(),
+                            "clientId": operator_sp.client_id,
+                            "clientSecret": "operator-secret",
+                        },
+                    }))
+                    .expect("secret"),
+                )
+                .await
+                .expect("create secret");
+            let operator = OperatorProcess::spawn_logged(&emu, &ns, &[]);
+            let spec = json!({
+                "identity": { "type": "SystemAssigned" },
+                "encryption": { "type": "CustomerKey", "keyIdentifier": "https://media-kv.vault.azure.net/keys/account-key" },
+                "credentialsSecretRef": { "name": "azure-creds" },
+                "keyAccessCheckInterval": "10s",
+            });
+            create(&client, &ns, &manifest("logged", spec)).await;
+            wait_ready(&client, &ns, "logged").await;
+            emu.disable_key("media-kv", "account-key", None).expect("disable");
+            wait_for_condition(&client, &ns, "logged", "CustomerKeyInaccessible", "True", "KeyDisabled").await;
+            let log = operator.log();
+            drop(operator);
+            assert!(log.lines().count() > 20, "too little logged:\n{log}");
+            for line in log.lines() {
+                assert!(
+                    serde_json::from_str::<Value>(line).is_ok(),
+                    "not a JSON log line: {line}"
+                );
+            }
+            assert!(
+                log.lines().any(|l| l.contains(r#""name":"reconcile""#) && l.contains(&format!("{ns}/logged"))),
+                "no reconcile span naming the object"
+            );
+            for (what, needle) in [
+                ("the client secret", "operator-secret"),
+                ("a JWT", "eyJ"),
+                ("PEM material", "-----BEGIN"),
+                // (a `www-authenticate: Bearer authorization=...` challenge is no secret)
+                ("an authorization header", "authorization: Bearer"),
+            ] {
+                let hit = log.lines().find(|l| l.contains(needle));
+                assert!(hit.is_none(), "the log carries {what}: {}", hit.unwrap_or_default());
+            }
+            emu.shutdown().await;
+        })
     })
     .await;
 }
