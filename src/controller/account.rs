@@ -208,6 +208,37 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
     Ok(pass.action)
 }
 
+/// Whether a key-only update can stand in for a full pass: the last full pass saw this
+/// generation and finished (nothing parked), and the new verdict asks for no write (a revoked
+/// grant the operator restores needs the full pass).
+fn key_update_applies(
+    previous: &MediaServicesAccountStatus,
+    generation: Option<i64>,
+    desired: &Desired,
+    latest: &crate::reconcile::observe::ObservedKey,
+    now: Timestamp,
+    ctx: &Context,
+) -> bool {
+    let restores = matches!(
+        &desired.encryption,
+        Some(crate::reconcile::desired::DesiredEncryption::CustomerKey {
+            grant_access: true,
+            ..
+        })
+    ) && matches!(
+        crate::reconcile::key_access::diagnose(latest, now, ctx.key_expiry_warning),
+        crate::reconcile::key_access::KeyVerdict::Inaccessible {
+            cause: crate::crd::conditions::key_access::ACCESS_REVOKED,
+            ..
+        }
+    );
+    previous.observed_generation == generation
+        && previous.pending_operation.is_none()
+        && previous.condition(types::READY).is_some()
+        && previous.propagating_since.is_none()
+        && !restores
+}
+
 /// The annotation that asks for a reconcile (and a fresh key probe) now; its value is any text
 /// that differs from the last one handled (`kubectl annotate msa NAME
 /// ams-security.io/reconcile-at="$(date +%s)" --overwrite`).
@@ -284,6 +315,28 @@ async fn run_pass(
             },
             Action::requeue(requeue::USER_ACTION),
         );
+    }
+    // Re-triggered by the key monitor: only the key changed since the last full pass, so its
+    // verdict is written without reading Azure again (the next resync confirms the rest).
+    if ctx.keys.take_trigger(&key)
+        && let Some(latest) = ctx.keys.latest(&key)
+        && key_update_applies(previous, generation, &desired, &latest, now, ctx)
+    {
+        return Pass {
+            status: status::key_update(
+                previous,
+                generation,
+                &desired,
+                &latest,
+                ctx.key_expiry_warning,
+                now,
+            ),
+            writes: Vec::new(),
+            warning: None,
+            action: Action::requeue(requeue::jittered(ctx.resync_interval, &key)),
+            success: true,
+            settled: true,
+        };
     }
     let (credential, api) = match credentials(account, ctx).await {
         Ok(found) => found,
@@ -671,6 +724,21 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
                 "status": "False",
                 "reason": reasons::INVALID_SPEC,
                 "message": message,
+                "lastTransitionTime": since,
+                "observedGeneration": invalid.metadata.generation,
+            }, {
+                // kstatus: a person must act.
+                "type": types::STALLED,
+                "status": "True",
+                "reason": reasons::INVALID_SPEC,
+                "message": message,
+                "lastTransitionTime": since,
+                "observedGeneration": invalid.metadata.generation,
+            }, {
+                "type": types::RECONCILING,
+                "status": "False",
+                "reason": reasons::INVALID_SPEC,
+                "message": "not reconciling; Ready is InvalidSpec",
                 "lastTransitionTime": since,
                 "observedGeneration": invalid.metadata.generation,
             }],

@@ -37,15 +37,27 @@ pub mod types {
     /// [`super::reasons::SYSTEM_KEY`] when the account does not use a customer key.
     pub const CUSTOMER_KEY_INACCESSIBLE: &str = "CustomerKeyInaccessible";
 
+    /// **Abnormal-true**, kstatus's standard condition: `True` while the operator is still
+    /// working towards the spec (a write made, Azure propagating, a retry after throttling or a
+    /// transient failure). Flux and other kstatus readers then report the object in progress.
+    pub const RECONCILING: &str = "Reconciling";
+    /// **Abnormal-true**, kstatus's standard condition: `True` when the operator cannot make
+    /// progress until a person acts (a failed prerequisite, an invalid spec, an inaccessible
+    /// key, a refused request). kstatus readers then report the object as failed. The reason
+    /// and message are `Ready`'s.
+    pub const STALLED: &str = "Stalled";
+
     /// Every condition type this operator owns. Conditions of other types on the same object
     /// belong to someone else and are left as they are.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 8] = [
         READY,
         IDENTITY_READY,
         STORAGE_ACCESS_READY,
         ENCRYPTION_READY,
         ACCESS_GRANTS_READY,
         CUSTOMER_KEY_INACCESSIBLE,
+        RECONCILING,
+        STALLED,
     ];
 }
 

@@ -194,6 +194,8 @@ pub struct KeyMonitor {
     rounds: AtomicU64,
     triggers: AtomicU64,
     seed: std::collections::hash_map::RandomState,
+    /// Accounts re-triggered because their key's verdict changed, not yet reconciled.
+    pending: Mutex<std::collections::HashSet<String>>,
 }
 
 impl KeyMonitor {
@@ -210,6 +212,7 @@ impl KeyMonitor {
             rounds: AtomicU64::new(0),
             triggers: AtomicU64::new(0),
             seed: std::collections::hash_map::RandomState::new(),
+            pending: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -246,6 +249,32 @@ impl KeyMonitor {
             rounds: self.rounds.load(Ordering::Relaxed),
             triggers: self.triggers.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether `user` is being reconciled because its key's verdict changed (and forgets it):
+    /// then only the key's part of its status needs updating.
+    pub fn take_trigger(&self, user: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user)
+    }
+
+    /// The latest facts of `user`'s key, however old (with their freshness).
+    #[must_use]
+    pub fn latest(&self, user: &str) -> Option<ObservedKey> {
+        let s = self.state();
+        let key = s.users.get(user)?;
+        let (p, _) = s.probers.get(key)?;
+        let last = p.last.as_ref()?;
+        let mut observed = last.observed.clone();
+        observed.probe.checked_at = Some(last.checked_at);
+        observed.probe.failing = p
+            .failing
+            .as_ref()
+            .map(|(since, why)| format!("{why} (failing since {since})"));
+        observed.probe.stretched_to = (p.effective > p.asked()).then_some(p.effective);
+        Some(observed)
     }
 
     /// The account no longer uses a customer key (or is gone): it leaves its prober, and a
@@ -514,7 +543,9 @@ impl KeyMonitor {
 
     fn trigger(&self, users: impl IntoIterator<Item = String>) {
         let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for user in users {
+            pending.insert(user.clone());
             let Some((ns, name)) = user.split_once('/') else {
                 continue;
             };

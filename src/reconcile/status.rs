@@ -70,6 +70,204 @@ pub enum Verdict<'a> {
     },
 }
 
+/// `CustomerKeyInaccessible` for an account that does (or does not) use a customer key, from
+/// the key's verdict.
+fn key_condition(
+    desired: &Desired,
+    uses_customer_key: bool,
+    key_verdict: Option<&KeyVerdict>,
+) -> (&'static str, &'static str, String) {
+    if !uses_customer_key {
+        (
+            "False",
+            reasons::SYSTEM_KEY,
+            "the account uses a Microsoft-managed key".to_owned(),
+        )
+    } else if let (Some(DesiredEncryption::CustomerKey { key, .. }), Some(verdict)) =
+        (&desired.encryption, key_verdict)
+    {
+        match verdict {
+            KeyVerdict::Inaccessible { cause, message } => ("True", *cause, message.clone()),
+            KeyVerdict::Unknown { reason, message } => ("Unknown", *reason, message.clone()),
+            KeyVerdict::Accessible { .. } => (
+                "False",
+                reasons::KEY_ACCESSIBLE,
+                format!(
+                    "the account's identity can use key {} in vault {}",
+                    key.name, key.vault_name
+                ),
+            ),
+        }
+    } else {
+        (
+            "Unknown",
+            reasons::NOT_MANAGED,
+            "the account uses a customer-managed key that spec.encryption does not name, so the operator does not check it".to_owned(),
+        )
+    }
+}
+
+/// The status after the shared key monitor reported a new verdict for the account's key, with
+/// no Azure read: `CustomerKeyInaccessible` and `EncryptionReady` follow the verdict, `Ready`
+/// is recomputed from the conditions, and everything else is as the last full pass left it
+/// (the next resync confirms it). This is what lets one changed key reach a thousand accounts
+/// in seconds instead of a thousand full passes through the ARM read budget.
+#[must_use]
+pub fn key_update(
+    previous: &MediaServicesAccountStatus,
+    generation: Option<i64>,
+    desired: &Desired,
+    key: &ObservedKey,
+    expiry_horizon: std::time::Duration,
+    now: Timestamp,
+) -> MediaServicesAccountStatus {
+    let mut status = previous.clone();
+    let verdict = diagnose(key, now, expiry_horizon);
+    let uses_customer_key = previous
+        .encryption
+        .as_ref()
+        .is_some_and(|e| e.current_key_identifier.is_some());
+    let (ks, kr, km) = key_condition(desired, uses_customer_key, Some(&verdict));
+    let km = match &key.probe.failing {
+        Some(f) if uses_customer_key => {
+            format!("{km}; this is the last verdict known, as later checks fail: {f}")
+        }
+        _ => km,
+    };
+    let verdict_changed = status
+        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
+        .is_none_or(|c| c.status != ks || c.reason != kr);
+    set_condition(
+        &mut status.conditions,
+        types::CUSTOMER_KEY_INACCESSIBLE,
+        ks,
+        kr,
+        km.clone(),
+        generation,
+        now,
+    );
+    // EncryptionReady follows a key-access verdict; any other reason it has stays.
+    let key_reasons = |r: &str| {
+        crate::crd::conditions::key_access::ALL.contains(&r)
+            || r == reasons::KEY_ACCESS_MISSING
+            || r == reasons::KEY_EXPIRING_SOON
+            || r == reasons::SUCCEEDED
+    };
+    let encryption = status.condition(types::ENCRYPTION_READY).cloned();
+    if let Some(e) = encryption.filter(|e| key_reasons(&e.reason)) {
+        let (es, er, em) = match &verdict {
+            KeyVerdict::Inaccessible { cause, message } => ("False", *cause, message.clone()),
+            KeyVerdict::Accessible {
+                expiring: Some(warning),
+            } => ("True", reasons::KEY_EXPIRING_SOON, warning.clone()),
+            KeyVerdict::Accessible { expiring: None } if e.reason != reasons::SUCCEEDED => (
+                "True",
+                reasons::SUCCEEDED,
+                format!("the identity can use customer key {}", key.key_id.raw),
+            ),
+            _ => (e.status.as_str(), "", e.message.clone()),
+        };
+        if !er.is_empty() {
+            set_condition(
+                &mut status.conditions,
+                types::ENCRYPTION_READY,
+                es,
+                er,
+                em,
+                generation,
+                now,
+            );
+        }
+    }
+    let first_failure = AREAS.iter().find_map(|(_, t)| {
+        status
+            .condition(t)
+            .filter(|c| c.status != "True")
+            .map(|c| (*t, c.reason.clone(), c.message.clone()))
+    });
+    let (rs, rr, rm) = match first_failure {
+        Some((t, reason, message)) => ("False", reason, format!("{t}: {message}")),
+        None if ks == "True" => (
+            "False",
+            kr.to_owned(),
+            format!("{}: {km}", types::CUSTOMER_KEY_INACCESSIBLE),
+        ),
+        None => (
+            "True",
+            reasons::SUCCEEDED.to_owned(),
+            "the account's security state matches the spec".to_owned(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        types::READY,
+        rs,
+        &rr,
+        rm,
+        generation,
+        now,
+    );
+    if let Some(e) = status.encryption.as_mut() {
+        if verdict_changed
+            || key.probe.failing != e.key_access_check_error
+            || e.last_key_access_check_time.is_none()
+        {
+            e.last_key_access_check_time = Some(Time(key.probe.checked_at.unwrap_or(now)));
+        }
+        e.key_access_check_error.clone_from(&key.probe.failing);
+        e.effective_key_access_check_interval =
+            key.probe.stretched_to.map(|d| format!("{}s", d.as_secs()));
+    }
+    status.observed_generation = generation;
+    kstatus_conditions(&mut status, generation, now);
+    status
+}
+
+/// `Reconciling` and `Stalled`, kstatus's standard abnormal-true conditions, derived from
+/// `Ready`: GitOps tools that read kstatus (Flux) tell "in progress" from "failed" by them.
+fn kstatus_conditions(
+    status: &mut MediaServicesAccountStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let Some(ready) = status.condition(types::READY).cloned() else {
+        return;
+    };
+    let working = matches!(
+        ready.reason.as_str(),
+        reasons::IN_PROGRESS | reasons::PROPAGATING | reasons::THROTTLED | reasons::TRANSIENT_ERROR
+    );
+    let (reconciling, stalled) = if ready.status == "True" || ready.reason == reasons::SUSPENDED {
+        (false, false)
+    } else {
+        (working, !working)
+    };
+    let said = |on: bool, what: &str| {
+        if on {
+            ("True", ready.reason.clone(), ready.message.clone())
+        } else if ready.status == "True" {
+            (
+                "False",
+                reasons::SUCCEEDED.to_owned(),
+                format!("not {what}: Ready"),
+            )
+        } else {
+            (
+                "False",
+                ready.reason.clone(),
+                format!("not {what}; Ready is {}", ready.reason),
+            )
+        }
+    };
+    for (type_, on, what) in [
+        (types::RECONCILING, reconciling, "reconciling"),
+        (types::STALLED, stalled, "stalled"),
+    ] {
+        let (s, r, m) = said(on, what);
+        set_condition(&mut status.conditions, type_, s, &r, m, generation, now);
+    }
+}
+
 /// Default time an account may stay on an older version of a key that tracks the latest.
 pub const DEFAULT_ROTATION_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -281,6 +479,7 @@ pub fn compute(
             );
         }
     }
+    kstatus_conditions(&mut status, generation, now);
     status
 }
 
@@ -396,34 +595,7 @@ fn reconciled(
         .and_then(|p| p.encryption.as_ref());
     let uses_customer_key =
         account_encryption.is_some_and(|e| e.key_type.eq_ignore_ascii_case("CustomerKey"));
-    let (ks, kr, km): (&str, &str, String) = if !uses_customer_key {
-        (
-            "False",
-            reasons::SYSTEM_KEY,
-            "the account uses a Microsoft-managed key".to_owned(),
-        )
-    } else if let (Some(DesiredEncryption::CustomerKey { key, .. }), Some(verdict)) =
-        (&desired.encryption, key_verdict)
-    {
-        match verdict {
-            KeyVerdict::Inaccessible { cause, message } => ("True", *cause, message.clone()),
-            KeyVerdict::Unknown { reason, message } => ("Unknown", *reason, message.clone()),
-            KeyVerdict::Accessible { .. } => (
-                "False",
-                reasons::KEY_ACCESSIBLE,
-                format!(
-                    "the account's identity can use key {} in vault {}",
-                    key.name, key.vault_name
-                ),
-            ),
-        }
-    } else {
-        (
-            "Unknown",
-            reasons::NOT_MANAGED,
-            "the account uses a customer-managed key that spec.encryption does not name, so the operator does not check it".to_owned(),
-        )
-    };
+    let (ks, kr, km) = key_condition(desired, uses_customer_key, key_verdict);
     let failing = observed.key.as_ref().and_then(|k| k.probe.failing.clone());
     let km = match &failing {
         Some(f) if uses_customer_key && key_verdict.is_some() => {
@@ -725,6 +897,8 @@ mod tests {
             ("AccessGrantsReady", "True", "NotManaged"),
             ("CustomerKeyInaccessible", "False", "SystemKey"),
             ("Ready", "True", "Succeeded"),
+            ("Reconciling", "False", "Succeeded"),
+            ("Stalled", "False", "Succeeded"),
         ];
         assert_eq!(
             states(&first),
@@ -1034,7 +1208,157 @@ mod tests {
         );
     }
 
-    /// Suspend and invalid specs change only `Ready`, with their reasons.
+    /// A key-only update (the monitor saw the key change) follows the verdict on
+    /// `CustomerKeyInaccessible`, `EncryptionReady` and `Ready` without an Azure read, and gives
+    /// the same conditions back when the key recovers; another area's failure keeps `Ready`.
+    #[test]
+    fn a_key_only_update_follows_the_verdict_and_recovers() {
+        let (want, world) = byok();
+        let converged = pass(
+            &MediaServicesAccountStatus::default(),
+            &want,
+            &world.0,
+            at(1000),
+        );
+        assert_eq!(
+            converged.condition("Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
+        let mut lost_key = world.0.key.clone().expect("key");
+        lost_key.key.as_mut().expect("version").enabled = false;
+        let lost = key_update(
+            &converged,
+            Some(1),
+            &want,
+            &lost_key,
+            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            at(2000),
+        );
+        let get = |s: &MediaServicesAccountStatus, t: &str| {
+            s.condition(t).map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        assert_eq!(
+            get(&lost, "CustomerKeyInaccessible"),
+            Some(("True".into(), "KeyDisabled".into()))
+        );
+        assert_eq!(
+            get(&lost, "EncryptionReady"),
+            Some(("False".into(), "KeyDisabled".into()))
+        );
+        assert_eq!(
+            get(&lost, "Ready"),
+            Some(("False".into(), "KeyDisabled".into()))
+        );
+        assert_eq!(
+            get(&lost, "Stalled"),
+            Some(("True".into(), "KeyDisabled".into()))
+        );
+        let back = key_update(
+            &lost,
+            Some(1),
+            &want,
+            &world.0.key.clone().expect("key"),
+            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            at(3000),
+        );
+        for t in [
+            "CustomerKeyInaccessible",
+            "Ready",
+            "Stalled",
+            "Reconciling",
+            "IdentityReady",
+        ] {
+            assert_eq!(get(&back, t), get(&converged, t), "{t}");
+        }
+        assert_eq!(
+            get(&back, "EncryptionReady").map(|(s, _)| s),
+            Some("True".into())
+        );
+        // Another area failing keeps Ready on it.
+        let mut other = converged.clone();
+        set_condition(
+            &mut other.conditions,
+            "StorageAccessReady",
+            "False",
+            "StorageAccessMissing",
+            "m".into(),
+            Some(1),
+            at(1500),
+        );
+        let both = key_update(
+            &other,
+            Some(1),
+            &want,
+            &lost_key,
+            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            at(2000),
+        );
+        assert_eq!(
+            get(&both, "Ready"),
+            Some(("False".into(), "StorageAccessMissing".into()))
+        );
+        assert_eq!(
+            get(&both, "CustomerKeyInaccessible"),
+            Some(("True".into(), "KeyDisabled".into()))
+        );
+    }
+
+    const DEFAULT_EXPIRY_WARNING_FOR_TESTS: std::time::Duration =
+        crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING;
+
+    /// kstatus readers tell in-progress from failed: `Reconciling` while the operator works
+    /// (a write, propagation, throttling, a transient failure), `Stalled` when a person must act,
+    /// neither when ready or suspended.
+    #[test]
+    fn reconciling_and_stalled_follow_ready_as_kstatus_reads_them() {
+        let cases = [
+            (reasons::IN_PROGRESS, "True", "False"),
+            (reasons::PROPAGATING, "True", "False"),
+            (reasons::THROTTLED, "True", "False"),
+            (reasons::TRANSIENT_ERROR, "True", "False"),
+            ("KeyDisabled", "False", "True"),
+            (reasons::INVALID_SPEC, "False", "True"),
+            (reasons::TENANCY_DENIED, "False", "True"),
+            (reasons::ACCOUNT_NOT_FOUND, "False", "True"),
+        ];
+        for (reason, reconciling, stalled) in cases {
+            let s = compute(
+                &MediaServicesAccountStatus::default(),
+                Some(1),
+                &Verdict::Blocked {
+                    reason,
+                    message: "why".into(),
+                },
+                at(1),
+            );
+            let get = |t: &str| s.condition(t).map(|c| c.status.as_str());
+            assert_eq!(get("Reconciling"), Some(reconciling), "{reason}");
+            assert_eq!(get("Stalled"), Some(stalled), "{reason}");
+            let stalled_c = s.condition("Stalled").expect("stalled");
+            if stalled == "True" {
+                assert_eq!(
+                    (stalled_c.reason.as_str(), stalled_c.message.as_str()),
+                    (reason, "why")
+                );
+            }
+        }
+        let suspended = compute(
+            &MediaServicesAccountStatus::default(),
+            Some(1),
+            &Verdict::Suspended,
+            at(1),
+        );
+        for t in ["Reconciling", "Stalled"] {
+            assert_eq!(
+                suspended.condition(t).map(|c| c.status.as_str()),
+                Some("False"),
+                "{t}"
+            );
+        }
+    }
+
+    /// Suspend and invalid specs change only `Ready` (and the kstatus pair derived from it),
+    /// with their reasons.
     #[test]
     fn suspend_and_invalid_spec_set_ready_with_their_reasons() {
         let s = compute(
@@ -1045,7 +1369,11 @@ mod tests {
         );
         assert_eq!(
             states(&s),
-            [("Ready".into(), "False".into(), "Suspended".into())]
+            [
+                ("Ready".into(), "False".into(), "Suspended".into()),
+                ("Reconciling".into(), "False".into(), "Suspended".into()),
+                ("Stalled".into(), "False".into(), "Suspended".into()),
+            ]
         );
         assert_eq!(s.observed_generation, Some(3));
         let s = compute(
