@@ -23,7 +23,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, utils::PredicateConfig, watcher};
 
 use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
 use crate::crd::MediaServicesAccount;
@@ -424,7 +424,18 @@ fn controller_for(
             .default_backoff()
             .modify(slim),
     )
-    .applied_objects();
+    .applied_objects()
+    // A status write comes back through the watch; reconciling it again would be a full pass
+    // (Azure reads) that found nothing new. Only what a person or tool changes starts a pass:
+    // the spec (generation; deletion bumps it too), annotations (reconcile-at, release),
+    // finalizers, labels. Requeues and the key monitor's triggers come in separately.
+    .predicate_filter(
+        predicates::generation
+            .combine(predicates::annotations)
+            .combine(predicates::finalizers)
+            .combine(predicates::labels),
+        PredicateConfig::default(),
+    );
     Controller::for_stream(objects, reader)
         .with_config(config)
         .reconcile_on(triggers)
