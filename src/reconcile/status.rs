@@ -107,6 +107,67 @@ fn key_condition(
     }
 }
 
+/// Writes `CustomerKeyInaccessible` (its message marked as the last verdict known while checks
+/// fail); returns the message and whether the verdict (status or reason) changed.
+fn set_key_condition(
+    status: &mut MediaServicesAccountStatus,
+    (ks, kr, km): (&str, &str, String),
+    failing: Option<&str>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (String, bool) {
+    let km = match failing {
+        Some(f) => format!("{km}; this is the last verdict known, as later checks fail: {f}"),
+        None => km,
+    };
+    let verdict_changed = status
+        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
+        .is_none_or(|c| c.status != ks || c.reason != kr);
+    set_condition(
+        &mut status.conditions,
+        types::CUSTOMER_KEY_INACCESSIBLE,
+        ks,
+        kr,
+        km.clone(),
+        generation,
+        now,
+    );
+    (km, verdict_changed)
+}
+
+/// Writes `Ready`: the first area condition that is not good (type, reason, message), else the
+/// lost key, else success.
+fn set_ready(
+    status: &mut MediaServicesAccountStatus,
+    first_failure: Option<(&str, String, String)>,
+    (ks, kr, km): (&str, &str, &str),
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (rs, rr, rm) = match first_failure {
+        Some((t, reason, message)) => ("False", reason, format!("{t}: {message}")),
+        None if ks == "True" => (
+            "False",
+            kr.to_owned(),
+            format!("{}: {km}", types::CUSTOMER_KEY_INACCESSIBLE),
+        ),
+        None => (
+            "True",
+            reasons::SUCCEEDED.to_owned(),
+            "the account's security state matches the spec".to_owned(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        types::READY,
+        rs,
+        &rr,
+        rm,
+        generation,
+        now,
+    );
+}
+
 /// The status after the shared key monitor reported a new verdict for the account's key, with
 /// no Azure read: `CustomerKeyInaccessible` and `EncryptionReady` follow the verdict, `Ready`
 /// is recomputed from the conditions, and everything else is as the last full pass left it
@@ -128,24 +189,9 @@ pub fn key_update(
         .as_ref()
         .is_some_and(|e| e.current_key_identifier.is_some());
     let (ks, kr, km) = key_condition(desired, uses_customer_key, Some(&verdict));
-    let km = match &key.probe.failing {
-        Some(f) if uses_customer_key => {
-            format!("{km}; this is the last verdict known, as later checks fail: {f}")
-        }
-        _ => km,
-    };
-    let verdict_changed = status
-        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
-        .is_none_or(|c| c.status != ks || c.reason != kr);
-    set_condition(
-        &mut status.conditions,
-        types::CUSTOMER_KEY_INACCESSIBLE,
-        ks,
-        kr,
-        km.clone(),
-        generation,
-        now,
-    );
+    let failing = key.probe.failing.as_deref().filter(|_| uses_customer_key);
+    let (km, verdict_changed) =
+        set_key_condition(&mut status, (ks, kr, km), failing, generation, now);
     // EncryptionReady follows a key-access verdict; any other reason it has stays.
     let key_reasons = |r: &str| {
         crate::crd::conditions::key_access::ALL.contains(&r)
@@ -185,28 +231,7 @@ pub fn key_update(
             .filter(|c| c.status != "True")
             .map(|c| (*t, c.reason.clone(), c.message.clone()))
     });
-    let (rs, rr, rm) = match first_failure {
-        Some((t, reason, message)) => ("False", reason, format!("{t}: {message}")),
-        None if ks == "True" => (
-            "False",
-            kr.to_owned(),
-            format!("{}: {km}", types::CUSTOMER_KEY_INACCESSIBLE),
-        ),
-        None => (
-            "True",
-            reasons::SUCCEEDED.to_owned(),
-            "the account's security state matches the spec".to_owned(),
-        ),
-    };
-    set_condition(
-        &mut status.conditions,
-        types::READY,
-        rs,
-        &rr,
-        rm,
-        generation,
-        now,
-    );
+    set_ready(&mut status, first_failure, (ks, kr, &km), generation, now);
     if let Some(e) = status.encryption.as_mut() {
         if verdict_changed
             || key.probe.failing != e.key_access_check_error
@@ -596,25 +621,12 @@ fn reconciled(
     let uses_customer_key =
         account_encryption.is_some_and(|e| e.key_type.eq_ignore_ascii_case("CustomerKey"));
     let (ks, kr, km) = key_condition(desired, uses_customer_key, key_verdict);
-    let failing = observed.key.as_ref().and_then(|k| k.probe.failing.clone());
-    let km = match &failing {
-        Some(f) if uses_customer_key && key_verdict.is_some() => {
-            format!("{km}; this is the last verdict known, as later checks fail: {f}")
-        }
-        _ => km,
-    };
-    let verdict_changed = status
-        .condition(types::CUSTOMER_KEY_INACCESSIBLE)
-        .is_none_or(|c| c.status != ks || c.reason != kr);
-    set_condition(
-        &mut status.conditions,
-        types::CUSTOMER_KEY_INACCESSIBLE,
-        ks,
-        kr,
-        km.clone(),
-        generation,
-        now,
-    );
+    let failing = observed
+        .key
+        .as_ref()
+        .and_then(|k| k.probe.failing.as_deref())
+        .filter(|_| uses_customer_key && key_verdict.is_some());
+    let (km, verdict_changed) = set_key_condition(status, (ks, kr, km), failing, generation, now);
 
     let first_failure = problems
         .iter()
@@ -625,27 +637,10 @@ fn reconciled(
                 .find(|(t, ..)| *t == p.area.condition_type())
         })
         .or_else(|| area_states.iter().find(|(_, ok, _, _)| !ok));
-    let (rs, rr, rm) = match first_failure {
-        Some((type_, _, reason, message)) => {
-            ("False", reason.clone(), format!("{type_}: {message}"))
-        }
-        None if ks == "True" => (
-            "False",
-            kr.to_owned(),
-            format!("{}: {km}", types::CUSTOMER_KEY_INACCESSIBLE),
-        ),
-        None => (
-            "True",
-            reasons::SUCCEEDED.to_owned(),
-            "the account's security state matches the spec".to_owned(),
-        ),
-    };
-    set_condition(
-        &mut status.conditions,
-        types::READY,
-        rs,
-        &rr,
-        rm,
+    set_ready(
+        status,
+        first_failure.map(|(t, _, reason, message)| (*t, reason.clone(), message.clone())),
+        (ks, kr, &km),
         generation,
         now,
     );
