@@ -116,6 +116,13 @@ struct RunArgs {
     /// operator's identity can reach.
     #[arg(long, env = "AMS_TENANCY_FILE")]
     tenancy_file: Option<PathBuf>,
+    /// This cluster's identity, part of the names of the role assignments the operator makes
+    /// (with each object's namespace, name and uid), so that clusters sharing a subscription
+    /// never derive the same name. Any stable string; e.g. the uid of the `kube-system`
+    /// namespace. Changing it later makes the operator treat its earlier assignments as made
+    /// by someone else (kept, never revoked).
+    #[arg(long, env = "AMS_CLUSTER_ID", default_value = "")]
+    cluster_id: String,
     /// Elect a leader over a Lease so that several replicas can run and exactly one
     /// reconciles; the others stand by and take over when it stops.
     #[arg(long, env = "AMS_LEADER_ELECTION", default_value_t = false)]
@@ -389,6 +396,7 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         key_rotation_grace: Duration::from_secs(args.key_rotation_grace_hours.saturating_mul(3600)),
         tenancy,
         leader_election,
+        cluster_id: args.cluster_id.clone(),
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

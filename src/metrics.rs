@@ -37,6 +37,12 @@ struct Reason {
     reason: String,
 }
 
+/// An `area` label: a condition type of an area the operator writes (four values).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Area {
+    area: String,
+}
+
 /// A `cause` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cause {
@@ -59,6 +65,7 @@ pub struct Metrics {
     reconciles: Family<Reason, Counter>,
     failures: Family<Reason, Counter>,
     duration: Histogram,
+    drift: Family<Area, Counter>,
     /// The inaccessible-key cause per account (`namespace/name`), for the gauge.
     inaccessible: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -252,6 +259,12 @@ impl Metrics {
             "Duration of reconcile passes",
             duration.clone(),
         );
+        let drift = Family::<Area, Counter>::default();
+        registry.register(
+            "ams_drift_corrections",
+            "Changes made in Azure outside the operator that it corrected, by the condition of the area",
+            drift.clone(),
+        );
         let inaccessible = Arc::new(Mutex::new(HashMap::new()));
         registry.register_collector(Box::new(Inaccessible(inaccessible.clone())));
         registry.register_collector(Box::new(MonitorCollector(monitor)));
@@ -261,8 +274,18 @@ impl Metrics {
             reconciles,
             failures,
             duration,
+            drift,
             inaccessible,
         }
+    }
+
+    /// Counts a drift corrected in the area whose condition is `area`.
+    pub fn drift_corrected(&self, area: &str) {
+        self.drift
+            .get_or_create(&Area {
+                area: area.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a pass of `object` that ended with `ready_reason` after `took`; `failure` is

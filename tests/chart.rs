@@ -737,6 +737,7 @@ fn each_operator_value_reaches_its_environment_variable() {
         "operator.credential.managedIdentityClientId=11111111-2222-3333-4444-555555555555",
         "leaderElection.leaseName=media-operator",
         "leaderElection.leaseSeconds=30",
+        "operator.clusterId=west-1",
     ]);
     let expected: BTreeMap<String, String> = [
         ("AMS_HEALTH_ADDR", "0.0.0.0:8080"),
@@ -752,6 +753,7 @@ fn each_operator_value_reaches_its_environment_variable() {
         ("AMS_KEY_EXPIRY_WARNING_DAYS", "14"),
         ("AMS_KEY_ROTATION_GRACE_HOURS", "6"),
         ("AMS_RESYNC_SECONDS", "120"),
+        ("AMS_CLUSTER_ID", "west-1"),
         ("AMS_ARM_READS_PER_HOUR", "12000"),
         ("AMS_VAULT_READS_PER_HOUR", "2000000"),
         ("AMS_PROBE_BUDGET_PERCENT", "25"),

@@ -171,22 +171,15 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
                 source,
             })?;
     }
-    for w in &pass.writes {
-        ctx.events
-            .publish(
-                &reference,
-                EventType::Normal,
-                w.reason,
-                "WriteAzure",
-                &w.message,
-            )
-            .await;
-    }
-    if let Some((reason, note)) = &pass.warning {
-        ctx.events
-            .publish(&reference, EventType::Warning, reason, "CallAzure", note)
-            .await;
-    }
+    write_events(
+        ctx,
+        &reference,
+        &key,
+        &previous,
+        account.metadata.generation,
+        &pass,
+    )
+    .await;
     let version =
         |s: &MediaServicesAccountStatus| s.encryption.as_ref().and_then(|e| e.key_version.clone());
     if let (Some(before), Some(after)) = (version(&previous), version(&pass.status))
@@ -206,6 +199,49 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
         .transitions(&reference, &previous.conditions, &pass.status.conditions)
         .await;
     Ok(pass.action)
+}
+
+/// The events of a pass's Azure writes, its drift corrections (with the metric) and its
+/// warning.
+async fn write_events(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    key: &str,
+    previous: &MediaServicesAccountStatus,
+    generation: Option<i64>,
+    pass: &Pass,
+) {
+    for w in &pass.writes {
+        ctx.events
+            .publish(
+                reference,
+                EventType::Normal,
+                w.reason,
+                "WriteAzure",
+                &w.message,
+            )
+            .await;
+    }
+    for c in crate::reconcile::drift::corrections(previous, generation, &pass.writes) {
+        ctx.metrics.drift_corrected(c.area.condition_type());
+        tracing::warn!(object = %key, area = c.area.condition_type(), "{}", c.message);
+        ctx.events
+            .publish(
+                reference,
+                EventType::Warning,
+                "DriftCorrected",
+                // The recorder folds events of one reason and action into a series that keeps
+                // the first note, so each area gets its own action.
+                &format!("Correct{}", c.area.condition_type()),
+                &c.message,
+            )
+            .await;
+    }
+    if let Some((reason, note)) = &pass.warning {
+        ctx.events
+            .publish(reference, EventType::Warning, reason, "CallAzure", note)
+            .await;
+    }
 }
 
 /// Whether a key-only update can stand in for a full pass: the last full pass saw this
@@ -472,8 +508,8 @@ async fn run_pass(
         identity_changing,
         now,
     );
-    let owner = account.uid().unwrap_or_else(|| key.clone());
-    let the_plan = plan::plan(&desired, &observed, &owner);
+    let owner = ctx.owner(account);
+    let the_plan = plan::plan(&desired, &observed, &base, &owner);
     let applied: Option<Applied> =
         if problems.is_empty() && failed_operation.is_none() && !the_plan.steps.is_empty() {
             Some(apply::apply(api.as_ref(), &desired.account, &the_plan).await)
@@ -488,6 +524,7 @@ async fn run_pass(
             observed: &observed,
             problems: &problems,
             plan: &the_plan,
+            owner: &owner,
             applied: applied.as_ref(),
             failed_operation: failed_operation.as_ref().map(|(e, a)| (e, *a)),
             expiry_horizon: ctx.key_expiry_warning,

@@ -230,7 +230,7 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
                 .await;
             }
         };
-    let owner = account.uid().unwrap_or_else(|| key.clone());
+    let owner = ctx.owner(account);
     let plan = cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner);
     let reference = kube::Resource::object_ref(account, &());
     let (done, outcome) = cleanup::run(api.as_ref(), &desired.account, &plan).await;

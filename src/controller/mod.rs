@@ -76,6 +76,9 @@ pub struct Settings {
     pub key_rotation_grace: Duration,
     /// Which namespaces may manage which subscriptions; `None`: every namespace, everything.
     pub tenancy: Option<crate::tenancy::Tenancy>,
+    /// This cluster's identity in the names of the role assignments the operator makes
+    /// (`--cluster-id`; may be empty).
+    pub cluster_id: String,
 }
 
 /// What every reconcile shares.
@@ -96,6 +99,8 @@ pub struct Context {
     pub key_rotation_grace: Duration,
     /// Which namespaces may manage which subscriptions; `None`: no restriction.
     pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
+    /// This cluster's identity in role-assignment names.
+    pub cluster_id: String,
     /// The shared key-access monitor.
     pub keys: Arc<crate::monitor::KeyMonitor>,
     /// Prometheus metrics.
@@ -158,6 +163,7 @@ impl Context {
             resync_interval: requeue::RESYNC_DEFAULT,
             key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
+            cluster_id: String::new(),
             keys,
             metrics,
             failures: Mutex::new(HashMap::new()),
@@ -174,6 +180,18 @@ impl Context {
             metrics_source(&self.azure),
         ));
         self
+    }
+
+    /// Who owns the role assignments made for `account`, as it goes into their names.
+    #[must_use]
+    pub fn owner(&self, account: &crate::crd::MediaServicesAccount) -> String {
+        use kube::ResourceExt;
+        crate::reconcile::plan::owner_identity(
+            &self.cluster_id,
+            &account.namespace().unwrap_or_default(),
+            &account.name_any(),
+            &account.uid().unwrap_or_default(),
+        )
     }
 
     /// Records a failure of `key`; returns how many in a row.
@@ -353,6 +371,7 @@ fn context_for(kube: Client, azure: Arc<dyn AzureProvider>, settings: &Settings)
         );
     }
     ctx.tenancy = settings.tenancy.clone().map(Arc::new);
+    ctx.cluster_id.clone_from(&settings.cluster_id);
     Arc::new(ctx)
 }
 

@@ -675,9 +675,17 @@ pub struct EncryptionStatus {
 pub struct StorageStatus {
     /// ARM id of the storage account.
     pub id: String,
-    /// ARM id of the Storage Blob Data Contributor role assignment.
+    /// ARM id of the role assignment that gives the identity blob data access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_assignment_id: Option<String>,
+    /// The principal that reaches the storage account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// Whether the operator made that assignment (it carries the name the operator derives for
+    /// this object). An equivalent assignment someone else made is adopted for checking only:
+    /// never revoked, not even by `RevokeGrants`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_by_operator: bool,
 }
 
 /// An access grant as made in Azure.
@@ -691,6 +699,10 @@ pub struct AccessGrantStatus {
     /// ARM id of the role assignment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_assignment_id: Option<String>,
+    /// Whether the operator made that assignment; an equivalent one someone else made is
+    /// adopted for checking only and never revoked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_by_operator: bool,
 }
 
 impl MediaServicesAccountStatus {

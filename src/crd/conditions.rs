@@ -192,8 +192,14 @@ pub mod reasons {
     /// subscription.
     pub const ROLE_DEFINITION_NOT_FOUND: &str = "RoleDefinitionNotFound";
 
+    /// The role-assignment name the operator derives for a grant is taken, at that scope, by an
+    /// assignment for another principal or role that the operator did not make (Azure:
+    /// `RoleAssignmentUpdateNotPermitted`). The operator never changes or removes it; a person
+    /// must.
+    pub const ROLE_ASSIGNMENT_NAME_CONFLICT: &str = "RoleAssignmentNameConflict";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 34] = [
+    pub const ALL: [&str; 35] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -228,6 +234,7 @@ pub mod reasons {
         KEY_ROTATION_PENDING,
         TENANCY_DENIED,
         ROLE_DEFINITION_NOT_FOUND,
+        ROLE_ASSIGNMENT_NAME_CONFLICT,
     ];
 }
 

@@ -25,6 +25,11 @@ pub struct Write {
     /// An access-policy entry this write added (vault id, object id, tenant id), which the
     /// operator then owns.
     pub access_policy: Option<(String, String, String)>,
+    /// The role assignment this write revoked (full id).
+    pub revoked: Option<String>,
+    /// Every condition's area it served: an account update may serve storage and encryption
+    /// at once (`area` is the first).
+    pub areas: Vec<Area>,
 }
 
 /// How the pass ended.
@@ -71,7 +76,8 @@ pub async fn apply(api: &dyn AzureApi, account: &ResourceId, plan: &Plan) -> App
         let area = step.area();
         let result = run(api, account, step).await;
         match result {
-            Ok((write, pending)) => {
+            Ok((mut write, pending)) => {
+                write.areas = step.areas();
                 writes.push(write);
                 if let Some(operation) = pending {
                     return Applied {
@@ -128,6 +134,8 @@ async fn run(
                         identity.identity_type
                     ),
                     access_policy: None,
+                    revoked: None,
+                    areas: Vec::new(),
                 },
                 pending(started),
             ))
@@ -170,6 +178,8 @@ async fn run(
                     reason,
                     message,
                     access_policy: None,
+                    revoked: None,
+                    areas: Vec::new(),
                 },
                 None,
             ))
@@ -190,20 +200,33 @@ async fn run(
                         "added an access policy with get, wrapKey and unwrapKey for principal {principal} to {vault}"
                     ),
                     access_policy: Some((vault.to_string(), principal.clone(), tenant_id.clone())),
+                    revoked: None,
+                    areas: Vec::new(),
                 },
                 None,
             ))
         }
-        Step::RevokeAccessGrant(id) => {
+        Step::Revoke(area, id) => {
             api.delete_role_assignment(id).await?;
+            let (reason, what) = if *area == Area::Storage {
+                (
+                    "StorageAccessRevoked",
+                    "blob access the operator granted that the spec no longer asks for (the storage account left the spec, or another identity reaches it now)",
+                )
+            } else {
+                (
+                    "AccessGrantRevoked",
+                    "an access grant the spec no longer lists",
+                )
+            };
             Ok((
                 Write {
-                    area,
-                    reason: "AccessGrantRevoked",
-                    message: format!(
-                        "removed role assignment {id}, which the spec no longer lists"
-                    ),
+                    area: *area,
+                    reason,
+                    message: format!("removed role assignment {id}: {what}"),
                     access_policy: None,
+                    revoked: Some(id.clone()),
+                    areas: Vec::new(),
                 },
                 None,
             ))
@@ -235,6 +258,8 @@ async fn run(
                     reason: "AccountUpdated",
                     message: format!("set {} of {account}", parts.join(" and ")),
                     access_policy: None,
+                    revoked: None,
+                    areas: Vec::new(),
                 },
                 pending(started),
             ))
@@ -252,6 +277,7 @@ fn pending<T>(started: Started<T>) -> Option<PendingOperation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::account::MediaServicesAccountStatus;
     use crate::reconcile::fake::{Answer, FakeAzure};
     use crate::reconcile::fixtures::*;
     use crate::reconcile::plan::plan;
@@ -268,6 +294,7 @@ mod tests {
                 .with_system_identity()
                 .with_storage("mediaprimary", Some(PRINCIPAL), &[], None)
                 .0,
+            &MediaServicesAccountStatus::default(),
             "uid",
         )
     }
@@ -356,6 +383,7 @@ mod tests {
             &World::new_account()
                 .with_storage("mediaprimary", None, &[], None)
                 .0,
+            &MediaServicesAccountStatus::default(),
             "uid",
         );
         let fake = FakeAzure::default();

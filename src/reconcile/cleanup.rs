@@ -13,7 +13,7 @@ use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
 
 use super::desired::{Desired, DesiredEncryption};
 use super::observe::{Observed, VaultLookup};
-use super::plan::assignment_name;
+use super::plan::is_ours;
 
 /// What to remove.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,16 +46,10 @@ pub fn cleanup_plan(
         |scope: &ResourceId,
          assignments: &[crate::azure::models::authorization::RoleAssignment]| {
             for a in assignments {
-                let (Some(id), Some(name)) = (&a.id, &a.name) else {
+                let Some(id) = &a.id else {
                     continue;
                 };
-                let expected = assignment_name(
-                    scope,
-                    &a.properties.principal_id,
-                    a.role_definition_guid(),
-                    owner,
-                );
-                if name.eq_ignore_ascii_case(&expected)
+                if is_ours(a, scope, owner)
                     && !plan
                         .role_assignments
                         .iter()
@@ -77,6 +71,18 @@ pub fn cleanup_plan(
     }
     for g in &observed.grants {
         ours(&desired.account, &g.assignments);
+    }
+    // Grants on storage the spec dropped whose revocation has not happened yet: status is the
+    // only record of them (plan checked the name when it kept them).
+    for s in status.storage.iter().filter(|s| s.created_by_operator) {
+        if let Some(id) = &s.role_assignment_id
+            && !plan
+                .role_assignments
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(id))
+        {
+            plan.role_assignments.push(id.clone());
+        }
     }
     for p in &status.created_access_policies {
         if let Ok(vault) = ResourceId::parse(&p.vault_id) {
@@ -168,6 +174,7 @@ mod tests {
     use crate::azure::models::authorization::STORAGE_BLOB_DATA_CONTRIBUTOR;
     use crate::crd::account::CreatedAccessPolicy;
     use crate::reconcile::fixtures::*;
+    use crate::reconcile::plan::assignment_name;
 
     /// Only assignments whose name the operator derives for this object are removed: one made
     /// by someone else for the same principal and role, or by another object, stays.

@@ -6,7 +6,8 @@
 //!    whether the account's identity can still use its customer key, and the first broken link;
 //! 4. [`plan`] (pure): the ordered writes that make Azure match;
 //! 5. [`apply`] (I/O): the writes, never waiting on Azure;
-//! 6. [`status`] (pure): the resource's status from all of the above.
+//! 6. [`status`] (pure): the resource's status from all of the above; [`drift`] (pure): which
+//!    writes corrected a change made outside the operator.
 //!
 //! When the resource is deleted, [`cleanup`] carries out its `deletionPolicy` instead.
 //!
@@ -16,6 +17,7 @@
 pub mod apply;
 pub mod cleanup;
 pub mod desired;
+pub mod drift;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]

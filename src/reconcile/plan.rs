@@ -18,14 +18,14 @@ use crate::azure::ResourceId;
 use crate::azure::models::ResourceIdentityBlock;
 use crate::azure::models::UserAssignedIdentityRef;
 use crate::azure::models::authorization::{
-    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, STORAGE_BLOB_DATA_CONTRIBUTOR,
+    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, RoleAssignment, STORAGE_BLOB_DATA_CONTRIBUTOR,
 };
 use crate::azure::models::media::{
     AccountEncryption, KeyVaultProperties, MediaAccountProperties, MediaStorageAccount,
     ResourceIdentity,
 };
 use crate::azure::resource_id::ids_equal;
-use crate::crd::account::IdentityType;
+use crate::crd::account::{IdentityType, MediaServicesAccountStatus};
 
 use super::desired::{Desired, DesiredEncryption, DesiredStorage, IdentityRef};
 use super::observe::{Observed, VaultLookup};
@@ -62,9 +62,9 @@ pub enum Step {
     },
     /// PATCH the account's storage and/or encryption settings.
     UpdateAccount(MediaAccountProperties),
-    /// Delete a role assignment the operator made on the account for a grant the spec no
-    /// longer lists (full id).
-    RevokeAccessGrant(String),
+    /// Delete a role assignment the operator made for a grant the spec no longer lists: an
+    /// access grant on the account, or a storage account's blob access (full id).
+    Revoke(Area, String),
 }
 
 impl Step {
@@ -73,10 +73,32 @@ impl Step {
     pub fn area(&self) -> Area {
         match self {
             Step::UpdateIdentity(_) => Area::Identity,
-            Step::Grant(area, _) => *area,
+            Step::Grant(area, _) | Step::Revoke(area, _) => *area,
             Step::UpdateAccount(p) if p.storage_accounts.is_some() => Area::Storage,
             Step::GrantKeyAccessPolicy { .. } | Step::UpdateAccount(_) => Area::Encryption,
-            Step::RevokeAccessGrant(_) => Area::AccessGrants,
+        }
+    }
+}
+
+impl Step {
+    /// Every area this write serves: an account update may serve storage and encryption.
+    #[must_use]
+    pub fn areas(&self) -> Vec<Area> {
+        match self {
+            Step::UpdateAccount(p) => {
+                let mut areas = Vec::new();
+                if p.storage_accounts.is_some() {
+                    areas.push(Area::Storage);
+                }
+                if p.encryption.is_some() {
+                    areas.push(Area::Encryption);
+                }
+                if areas.is_empty() {
+                    areas.push(self.area());
+                }
+                areas
+            }
+            other => vec![other.area()],
         }
     }
 }
@@ -160,8 +182,60 @@ pub fn identity_update(desired: &Desired, observed: &Observed) -> Option<Resourc
     })
 }
 
-/// A role-assignment name (GUID) derived from what it grants and who owns it, so the same grant
-/// always has the same name.
+/// Who owns the role assignments made for one Kubernetes object, as it goes into their names:
+/// the cluster (`--cluster-id`, may be empty), the object's namespace and name, and its uid. The
+/// uid alone is unique; the rest keeps names apart even when objects are restored into another
+/// cluster or namespace with their uid kept, and makes a name readable back to its object.
+#[must_use]
+pub fn owner_identity(cluster_id: &str, namespace: &str, name: &str, uid: &str) -> String {
+    format!("{cluster_id}/{namespace}/{name}/{uid}")
+}
+
+/// The assignment in `assignments` that holds one of `roles` for `principal` at `scope`,
+/// preferring the operator's own (by its derived name); `ours` says which it is.
+#[must_use]
+pub fn holding<'a>(
+    assignments: &'a [RoleAssignment],
+    scope: &ResourceId,
+    principal: &str,
+    roles: &[&str],
+    owner: &str,
+) -> Option<(&'a RoleAssignment, bool)> {
+    let candidates = assignments.iter().filter(|a| {
+        a.properties.principal_id.eq_ignore_ascii_case(principal)
+            && roles
+                .iter()
+                .any(|r| a.role_definition_guid().eq_ignore_ascii_case(r))
+    });
+    let mut first = None;
+    for a in candidates {
+        if is_ours(a, scope, owner) {
+            return Some((a, true));
+        }
+        first = first.or(Some(a));
+    }
+    first.map(|a| (a, false))
+}
+
+/// Whether `assignment` carries the name the operator derives for it and `owner`.
+#[must_use]
+pub fn is_ours(assignment: &RoleAssignment, scope: &ResourceId, owner: &str) -> bool {
+    let name = assignment
+        .name
+        .as_deref()
+        .or_else(|| assignment.id.as_deref().and_then(|i| i.rsplit('/').next()))
+        .unwrap_or_default();
+    name.eq_ignore_ascii_case(&assignment_name(
+        scope,
+        &assignment.properties.principal_id,
+        assignment.role_definition_guid(),
+        owner,
+    ))
+}
+
+/// A role-assignment name (GUID) derived from what it grants and who owns it
+/// ([`owner_identity`]), so the same grant always has the same name and a pass repeated after a
+/// crash re-sends it instead of making a second assignment.
 #[must_use]
 pub fn assignment_name(
     scope: &ResourceId,
@@ -178,13 +252,19 @@ pub fn assignment_name(
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, input.as_bytes()).to_string()
 }
 
-/// The plan. `owner` identifies the Kubernetes object (its uid) for assignment names.
+/// The plan. `owner` identifies the Kubernetes object ([`owner_identity`]) for assignment
+/// names; `previous` is its status, which remembers grants on storage the spec dropped.
 ///
 /// Callers run [`super::prereqs::check`] first and apply nothing when it finds a problem.
 // NB: the plan reads top to bottom in the order Azure needs; splitting it would hide that.
 #[allow(clippy::too_many_lines)]
 #[must_use]
-pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
+pub fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    previous: &MediaServicesAccountStatus,
+    owner: &str,
+) -> Plan {
     if let Some(identity) = identity_update(desired, observed) {
         return Plan {
             steps: vec![Step::UpdateIdentity(identity)],
@@ -263,31 +343,7 @@ pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
         }
     }
 
-    // Grants the operator made on the account (the name says so) that the spec dropped.
-    for a in &observed.account_assignments {
-        let (Some(id), Some(name)) = (&a.id, &a.name) else {
-            continue;
-        };
-        let principal = &a.properties.principal_id;
-        let role = a.role_definition_guid();
-        let ours =
-            name.eq_ignore_ascii_case(&assignment_name(&desired.account, principal, role, owner));
-        let wanted = desired
-            .access_grants
-            .iter()
-            .zip(&observed.grants)
-            .any(|(want, seen)| {
-                want.role_guid.eq_ignore_ascii_case(role)
-                    && seen
-                        .principal
-                        .as_deref()
-                        .is_some_and(|p| p.eq_ignore_ascii_case(principal))
-            });
-        if ours && !wanted {
-            steps.push(Step::RevokeAccessGrant(id.clone()));
-        }
-    }
-
+    steps.extend(dropped_access_grants(desired, observed, owner));
     let mut properties = MediaAccountProperties::default();
     let current = observed.account.properties.clone().unwrap_or_default();
     if let Some(storage) = &desired.storage
@@ -311,10 +367,97 @@ pub fn plan(desired: &Desired, observed: &Observed, owner: &str) -> Plan {
     if properties != MediaAccountProperties::default() {
         steps.push(Step::UpdateAccount(properties));
     }
+    // Last: the account must stop using a storage account before its access goes, and `apply`
+    // stops at a parked account update, so these wait for it.
+    steps.extend(dropped_storage_grants(desired, observed, previous, owner));
     Plan {
         steps,
         deferred: false,
     }
+}
+
+/// Revocations of the operator's own role assignments on the account (the name says so) for
+/// access grants the spec no longer lists.
+fn dropped_access_grants(desired: &Desired, observed: &Observed, owner: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for a in &observed.account_assignments {
+        let Some(id) = &a.id else {
+            continue;
+        };
+        let principal = &a.properties.principal_id;
+        let role = a.role_definition_guid();
+        let wanted = desired
+            .access_grants
+            .iter()
+            .zip(&observed.grants)
+            .any(|(want, seen)| {
+                want.role_guid.eq_ignore_ascii_case(role)
+                    && seen
+                        .principal
+                        .as_deref()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(principal))
+            });
+        if !wanted && is_ours(a, &desired.account, owner) {
+            steps.push(Step::Revoke(Area::AccessGrants, id.clone()));
+        }
+    }
+    steps
+}
+
+/// Revocations of the blob access the operator granted on storage accounts the spec's managed
+/// storage list no longer names, or granted to a principal that no longer reaches them (the
+/// spec moved the storage account to another identity). Status remembers those grants (the
+/// storage account is not read once it leaves the spec) until the revocation succeeds; one the
+/// operator did not make (its name is not the derived one) is never revoked. Storage that is no
+/// longer managed at all (`storage` removed, or `grantAccess: false`) keeps its grants: the
+/// account may still use it.
+fn dropped_storage_grants(
+    desired: &Desired,
+    observed: &Observed,
+    previous: &MediaServicesAccountStatus,
+    owner: &str,
+) -> Vec<Step> {
+    let Some(storage) = desired
+        .storage
+        .as_ref()
+        .filter(|s| s.managed_identity && s.grant_access)
+    else {
+        return Vec::new();
+    };
+    previous
+        .storage
+        .iter()
+        .filter(|s| s.created_by_operator)
+        .filter(|s| {
+            let listed = storage
+                .accounts
+                .iter()
+                .any(|a| ids_equal(&a.id.to_string(), &s.id));
+            // Only a principal actually observed to differ counts: one not known yet (an
+            // identity still turning on) is no reason to take access away.
+            let moved = observed.storage.iter().any(|o| {
+                ids_equal(&o.id.to_string(), &s.id)
+                    && o.principal
+                        .as_deref()
+                        .zip(s.principal_id.as_deref())
+                        .is_some_and(|(now, then)| !now.eq_ignore_ascii_case(then))
+            });
+            !listed || moved
+        })
+        .filter_map(|s| {
+            let id = s.role_assignment_id.as_deref()?;
+            let scope = ResourceId::parse(&s.id).ok()?;
+            let principal = s.principal_id.as_deref()?;
+            let name = id.rsplit('/').next().unwrap_or_default();
+            name.eq_ignore_ascii_case(&assignment_name(
+                &scope,
+                principal,
+                STORAGE_BLOB_DATA_CONTRIBUTOR,
+                owner,
+            ))
+            .then(|| Step::Revoke(Area::Storage, id.to_owned()))
+        })
+        .collect()
 }
 
 fn resource_identity(identity: Option<&IdentityRef>) -> Option<ResourceIdentity> {
@@ -424,6 +567,7 @@ fn encryption_matches(want: &DesiredEncryption, have: Option<&AccountEncryption>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::account::StorageStatus;
     use crate::reconcile::fixtures::*;
     use crate::reconcile::observe::VaultLookup;
     use serde_json::json;
@@ -438,7 +582,7 @@ mod tests {
                 Step::UpdateIdentity(i) => format!("UpdateIdentity({})", i.identity_type),
                 Step::Grant(area, g) => format!("Grant({area:?}, {})", g.role_guid),
                 Step::GrantKeyAccessPolicy { .. } => "GrantKeyAccessPolicy".to_owned(),
-                Step::RevokeAccessGrant(_) => "RevokeAccessGrant".to_owned(),
+                Step::Revoke(area, _) => format!("Revoke({area:?})"),
                 Step::UpdateAccount(p) => format!(
                     "UpdateAccount(storage={}, encryption={})",
                     p.storage_accounts.is_some(),
@@ -669,7 +813,7 @@ mod tests {
                     w.0.account_assignments = vec![dropped, foreign, kept];
                     w.0
                 },
-                vec!["RevokeAccessGrant"],
+                vec!["Revoke(AccessGrants)"],
             ),
             (
                 "access grant held: nothing",
@@ -687,7 +831,12 @@ mod tests {
         ];
         let mut wrong = Vec::new();
         for (name, desired, observed, expected) in cases {
-            let got = kinds(&plan(&desired, &observed, "uid-1"));
+            let got = kinds(&plan(
+                &desired,
+                &observed,
+                &MediaServicesAccountStatus::default(),
+                "uid-1",
+            ));
             if got != expected {
                 wrong.push(format!(
                     "{name}:\n  expected {expected:?}\n  got      {got:?}"
@@ -705,6 +854,7 @@ mod tests {
             &World::new_account()
                 .with_storage("mediaprimary", None, &[], None)
                 .0,
+            &MediaServicesAccountStatus::default(),
             "uid-1",
         );
         assert!(p.deferred);
@@ -732,6 +882,163 @@ mod tests {
             assert_ne!(&a, v);
         }
         assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a} is not a GUID");
+    }
+
+    /// The owner string carries cluster, namespace, name and uid, so names differ across
+    /// clusters and across objects even with the same uid, and stay the same across restarts.
+    #[test]
+    fn owner_identity_keeps_clusters_and_objects_apart() {
+        let scope = ResourceId::parse(&storage_id("mediaprimary")).expect("id");
+        let name = |o: &str| assignment_name(&scope, PRINCIPAL, SBDC, o);
+        let base = owner_identity("cluster-a", "media", "contoso", "uid-1");
+        assert_eq!(
+            name(&base),
+            name(&owner_identity("cluster-a", "media", "contoso", "uid-1"))
+        );
+        for other in [
+            owner_identity("cluster-b", "media", "contoso", "uid-1"),
+            owner_identity("cluster-a", "media2", "contoso", "uid-1"),
+            owner_identity("cluster-a", "media", "fabrikam", "uid-1"),
+            owner_identity("cluster-a", "media", "contoso", "uid-2"),
+        ] {
+            assert_ne!(name(&base), name(&other), "{other}");
+        }
+    }
+
+    fn storage_entry(name: &str, principal: &str, assignment: &str, ours: bool) -> StorageStatus {
+        StorageStatus {
+            id: storage_id(name),
+            role_assignment_id: Some(format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/{assignment}",
+                storage_id(name)
+            )),
+            principal_id: Some(principal.to_owned()),
+            created_by_operator: ours,
+        }
+    }
+
+    fn derived(storage: &str, principal: &str) -> String {
+        let scope = ResourceId::parse(&storage_id(storage)).expect("id");
+        assignment_name(&scope, principal, SBDC, "owner")
+    }
+
+    /// Blob access the operator granted on a storage account the spec dropped is revoked after
+    /// the account update that lets go of it, by the id status remembered; one it granted to
+    /// a principal that no longer reaches the storage account is revoked too. Adopted grants,
+    /// entries whose name is not the derived one, and storage that is no longer managed for
+    /// grants (`grantAccess: false`) keep their access.
+    #[test]
+    fn storage_grants_the_spec_dropped_are_revoked_after_the_account_lets_go() {
+        let previous = MediaServicesAccountStatus {
+            storage: vec![
+                storage_entry("mediaprimary", PRINCIPAL, "fixture", false),
+                storage_entry(
+                    "mediaarchive",
+                    PRINCIPAL,
+                    &derived("mediaarchive", PRINCIPAL),
+                    true,
+                ),
+                storage_entry(
+                    "mediaold",
+                    PRINCIPAL,
+                    "0f0f0f0f-0000-4000-8000-000000000001",
+                    true,
+                ),
+                storage_entry(
+                    "mediaforeign",
+                    PRINCIPAL,
+                    &derived("mediaforeign", PRINCIPAL),
+                    false,
+                ),
+            ],
+            ..MediaServicesAccountStatus::default()
+        };
+        let mut world = World::converged_trusted_storage();
+        // Azure still lists the archive account on the Media Services account.
+        if let Some(list) = world
+            .0
+            .account
+            .properties
+            .as_mut()
+            .and_then(|p| p.storage_accounts.as_mut())
+        {
+            list.push(MediaStorageAccount {
+                id: Some(storage_id("mediaarchive")),
+                account_type: "Secondary".to_owned(),
+                identity: None,
+                status: None,
+            });
+        }
+        let d = desired(trusted_storage_spec());
+        let p = plan(&d, &world.0, &previous, "owner");
+        assert_eq!(
+            kinds(&p),
+            [
+                "UpdateAccount(storage=true, encryption=false)",
+                "Revoke(Storage)"
+            ]
+        );
+        assert_eq!(
+            p.steps.last(),
+            Some(&Step::Revoke(
+                Area::Storage,
+                previous.storage[1].role_assignment_id.clone().expect("id")
+            ))
+        );
+
+        // The account already let go: the revocation alone.
+        let converged = World::converged_trusted_storage();
+        assert_eq!(
+            kinds(&plan(&d, &converged.0, &previous, "owner")),
+            ["Revoke(Storage)"]
+        );
+        // Not granting any more: nothing is taken away.
+        let checked = desired(checked_storage_spec());
+        assert!(
+            plan(&checked, &converged.0, &previous, "owner")
+                .steps
+                .is_empty()
+        );
+
+        // The storage account is now reached by another principal: the old grant goes.
+        let moved = MediaServicesAccountStatus {
+            storage: vec![storage_entry(
+                "mediaprimary",
+                UAI_PRINCIPAL,
+                &derived("mediaprimary", UAI_PRINCIPAL),
+                true,
+            )],
+            ..MediaServicesAccountStatus::default()
+        };
+        assert_eq!(
+            kinds(&plan(&d, &converged.0, &moved, "owner")),
+            ["Revoke(Storage)"]
+        );
+        // A principal not observed yet is no reason to revoke.
+        let mut unknown = World::converged_trusted_storage();
+        unknown.0.storage[0].principal = None;
+        assert!(
+            !kinds(&plan(&d, &unknown.0, &moved, "owner"))
+                .iter()
+                .any(|k| k.starts_with("Revoke"))
+        );
+    }
+
+    /// The operator's own assignment is preferred when several hold the same access, and an
+    /// equivalent one made by someone else is adopted as not ours.
+    #[test]
+    fn holding_prefers_the_operators_own_assignment() {
+        let scope = ResourceId::parse(&storage_id("mediaprimary")).expect("id");
+        let foreign = assignment(&storage_id("mediaprimary"), PRINCIPAL, SBDC);
+        let mut ours = assignment(&storage_id("mediaprimary"), PRINCIPAL, SBDC);
+        ours.name = Some(assignment_name(&scope, PRINCIPAL, SBDC, "owner"));
+        let both = [foreign.clone(), ours.clone()];
+        let (held, mine) = holding(&both, &scope, PRINCIPAL, &[SBDC], "owner").expect("held");
+        assert!(mine && held.name == ours.name);
+        let only_foreign = [foreign];
+        let (_, mine) = holding(&only_foreign, &scope, PRINCIPAL, &[SBDC], "owner").expect("held");
+        assert!(!mine);
+        assert!(holding(&only_foreign, &scope, UAI_PRINCIPAL, &[SBDC], "owner").is_none());
     }
 
     /// The identity block uses Azure's spelling and lists exactly the spec's identities.

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::azure::models::authorization::last_segment;
+use crate::azure::resource_id::ids_equal;
 use crate::azure::{AzureError, ErrorClass};
 use crate::crd::account::{
     AccessGrantStatus, EncryptionStatus, IdentityStatus, MediaServicesAccountStatus, StorageStatus,
@@ -22,8 +23,8 @@ use super::apply::{Applied, Outcome};
 use super::desired::{Desired, DesiredEncryption};
 use super::key_access::{KeyVerdict, diagnose};
 use super::observe::{Observed, ObservedKey};
-use super::plan::{Plan, identity_type_str};
-use super::prereqs::{Area, BLOB_DATA_ROLES, Problem, holds_any};
+use super::plan::{Plan, holding, identity_type_str};
+use super::prereqs::{Area, BLOB_DATA_ROLES, Problem};
 
 /// Longest condition message kept; Azure messages can be long.
 const MAX_MESSAGE: usize = 1024;
@@ -58,6 +59,8 @@ pub enum Verdict<'a> {
         problems: &'a [Problem],
         /// The plan.
         plan: &'a Plan,
+        /// Who owns the operator's role assignments ([`super::plan::owner_identity`]).
+        owner: &'a str,
         /// What applying it did (`None` when it was held back by a problem).
         applied: Option<&'a Applied>,
         /// A parked operation that just failed: its error and the area it served.
@@ -372,6 +375,9 @@ pub fn error_reason(error: &AzureError) -> &'static str {
     if matches!(error, AzureError::OperationFailed { .. }) {
         return reasons::OPERATION_FAILED;
     }
+    if error.code() == Some(NAME_TAKEN) {
+        return reasons::ROLE_ASSIGNMENT_NAME_CONFLICT;
+    }
     match error.class() {
         ErrorClass::Throttled => reasons::THROTTLED,
         ErrorClass::Propagating => reasons::PROPAGATING,
@@ -381,6 +387,20 @@ pub fn error_reason(error: &AzureError) -> &'static str {
         }
         ErrorClass::UserActionRequired | ErrorClass::NotFound => reasons::USER_ACTION_REQUIRED,
     }
+}
+
+/// ARM's code for a role-assignment PUT whose name exists with another principal, role or
+/// scope.
+const NAME_TAKEN: &str = "RoleAssignmentUpdateNotPermitted";
+
+/// A failed write's condition message: Azure's own, explained where it is cryptic.
+fn error_message(error: &AzureError) -> String {
+    if error.code() == Some(NAME_TAKEN) {
+        return format!(
+            "the role-assignment name the operator derives for this grant is already used by an assignment for another principal, role or scope, which the operator did not make and will not change; remove that assignment (or move the object, which changes the name) and the grant is made on the next pass: {error}"
+        );
+    }
+    error.to_string()
 }
 
 fn truncate(mut message: String) -> String {
@@ -477,6 +497,7 @@ pub fn compute(
             observed,
             problems,
             plan,
+            owner,
             applied,
             failed_operation,
             expiry_horizon,
@@ -495,7 +516,7 @@ pub fn compute(
                 desired,
                 observed,
                 problems,
-                plan,
+                (plan, owner),
                 *applied,
                 *failed_operation,
                 &key,
@@ -514,7 +535,7 @@ fn reconciled(
     desired: &Desired,
     observed: &Observed,
     problems: &[Problem],
-    plan: &Plan,
+    (plan, owner): (&Plan, &str),
     applied: Option<&Applied>,
     failed_operation: Option<(&AzureError, Area)>,
     key: &KeyFacts,
@@ -535,7 +556,7 @@ fn reconciled(
                     || plan
                         .steps
                         .iter()
-                        .any(|s| matches!(s, super::plan::Step::RevokeAccessGrant(_)))
+                        .any(|s| matches!(s, super::plan::Step::Revoke(Area::AccessGrants, _)))
             }
         };
         let outcome = applied.map(|a| &a.outcome);
@@ -553,7 +574,7 @@ fn reconciled(
         ) = outcome
             && *a == area
         {
-            ("False", error_reason(error), error.to_string())
+            ("False", error_reason(error), error_message(error))
         } else if !managed {
             (
                 "True",
@@ -667,26 +688,85 @@ fn reconciled(
         verdict_changed,
         now,
     );
-    status.storage = observed
+    grant_status(status, desired, observed, applied, owner);
+    let waiting = problems.iter().any(|p| p.propagating)
+        || applied.is_some_and(|a| matches!(a.outcome, Outcome::Propagating { .. }));
+    status.propagating_since = if waiting {
+        status.propagating_since.take().or(Some(Time(now)))
+    } else {
+        None
+    };
+}
+
+/// `status.storage`, `status.accessGrants` and `status.createdAccessPolicies` after a pass:
+/// each grant with the assignment that holds it, preferring the operator's own, and whether the
+/// operator made it. A storage grant the operator made on a storage account the spec dropped
+/// stays listed until its revocation succeeds, since it is read from nowhere else.
+fn grant_status(
+    status: &mut MediaServicesAccountStatus,
+    desired: &Desired,
+    observed: &Observed,
+    applied: Option<&Applied>,
+    owner: &str,
+) {
+    let revoked = |id: &str| {
+        applied.is_some_and(|a| {
+            a.writes
+                .iter()
+                .any(|w| w.revoked.as_deref().is_some_and(|r| ids_equal(r, id)))
+        })
+    };
+    let mut storage: Vec<StorageStatus> = observed
         .storage
         .iter()
         .filter(|s| s.resource.is_some())
-        .map(|s| StorageStatus {
-            id: s.id.to_string(),
-            role_assignment_id: holds_any(&s.assignments, &BLOB_DATA_ROLES)
-                .filter(|i| !i.is_empty()),
+        .map(|s| {
+            let held = s
+                .principal
+                .as_deref()
+                .and_then(|p| holding(&s.assignments, &s.id, p, &BLOB_DATA_ROLES, owner));
+            StorageStatus {
+                id: s.id.to_string(),
+                role_assignment_id: held.and_then(|(a, _)| a.id.clone()),
+                principal_id: s.principal.clone(),
+                created_by_operator: held.is_some_and(|(_, ours)| ours),
+            }
         })
         .collect();
+    for old in status.storage.drain(..) {
+        let pending = old.created_by_operator
+            && old
+                .role_assignment_id
+                .as_deref()
+                .is_some_and(|id| !revoked(id))
+            && !storage.iter().any(|s| {
+                ids_equal(&s.id, &old.id)
+                    && s.principal_id.as_deref().map(str::to_ascii_lowercase)
+                        == old.principal_id.as_deref().map(str::to_ascii_lowercase)
+            });
+        if pending {
+            storage.push(old);
+        }
+    }
+    status.storage = storage;
     status.access_grants = desired
         .access_grants
         .iter()
         .zip(&observed.grants)
         .filter_map(|(want, seen)| {
+            let principal = seen.principal.clone()?;
+            let held = holding(
+                &seen.assignments,
+                &desired.account,
+                &principal,
+                &[want.role_guid.as_str()],
+                owner,
+            );
             Some(AccessGrantStatus {
-                principal_id: seen.principal.clone()?,
+                principal_id: principal,
                 role_definition_id: want.role_guid.clone(),
-                role_assignment_id: holds_any(&seen.assignments, &[want.role_guid.as_str()])
-                    .filter(|i| !i.is_empty()),
+                role_assignment_id: held.and_then(|(a, _)| a.id.clone()),
+                created_by_operator: held.is_some_and(|(_, ours)| ours),
             })
         })
         .collect();
@@ -708,13 +788,6 @@ fn reconciled(
                 });
         }
     }
-    let waiting = problems.iter().any(|p| p.propagating)
-        || applied.is_some_and(|a| matches!(a.outcome, Outcome::Propagating { .. }));
-    status.propagating_since = if waiting {
-        status.propagating_since.take().or(Some(Time(now)))
-    } else {
-        None
-    };
 }
 
 fn encryption_status(
@@ -847,7 +920,7 @@ mod tests {
         now: Timestamp,
     ) -> MediaServicesAccountStatus {
         let problems = check(desired, observed, None, false, now);
-        let plan = plan(desired, observed, "uid");
+        let plan = plan(desired, observed, previous, "uid");
         compute(
             previous,
             Some(1),
@@ -856,6 +929,7 @@ mod tests {
                 observed,
                 problems: &problems,
                 plan: &plan,
+                owner: "uid",
                 applied: None,
                 failed_operation: None,
                 expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
@@ -877,6 +951,92 @@ mod tests {
             desired(trusted_storage_spec()),
             World::converged_trusted_storage().0,
         )
+    }
+
+    /// A storage grant the operator made on a storage account the spec dropped stays in status
+    /// (the only record of it) until a pass revokes it; a grant held by someone else's
+    /// assignment is listed as not the operator's.
+    #[test]
+    fn a_dropped_storage_grant_stays_in_status_until_revoked() {
+        let (d, o) = converged();
+        let archive = StorageStatus {
+            id: storage_id("mediaarchive"),
+            role_assignment_id: Some(format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/x",
+                storage_id("mediaarchive")
+            )),
+            principal_id: Some(PRINCIPAL.to_owned()),
+            created_by_operator: true,
+        };
+        let previous = MediaServicesAccountStatus {
+            storage: vec![archive.clone()],
+            ..MediaServicesAccountStatus::default()
+        };
+        let kept = pass(&previous, &d, &o, at(1000));
+        assert_eq!(kept.storage.len(), 2, "{:?}", kept.storage);
+        assert!(
+            !kept.storage[0].created_by_operator,
+            "the fixture's assignment is foreign"
+        );
+        assert_eq!(kept.storage[1], archive);
+
+        let problems = check(&d, &o, None, false, at(1001));
+        let plan = plan(&d, &o, &previous, "uid");
+        let applied = Applied {
+            writes: vec![super::super::apply::Write {
+                area: Area::Storage,
+                reason: "StorageAccessRevoked",
+                message: String::new(),
+                access_policy: None,
+                revoked: archive.role_assignment_id.clone(),
+                areas: vec![Area::Storage],
+            }],
+            outcome: Outcome::Done,
+        };
+        let revoked = compute(
+            &kept,
+            Some(1),
+            &Verdict::Reconciled {
+                desired: &d,
+                observed: &o,
+                problems: &problems,
+                plan: &plan,
+                owner: "uid",
+                applied: Some(&applied),
+                failed_operation: None,
+                expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+                rotation_grace: DEFAULT_ROTATION_GRACE,
+            },
+            at(1001),
+        );
+        assert_eq!(revoked.storage.len(), 1);
+        assert!(ids_equal(
+            &revoked.storage[0].id,
+            &storage_id("mediaprimary")
+        ));
+    }
+
+    /// ARM's cryptic answer to a taken role-assignment name becomes its own reason and a
+    /// message that says what to do.
+    #[test]
+    fn a_taken_assignment_name_is_its_own_reason() {
+        let e = AzureError::Service {
+            operation: "create role assignment",
+            resource: "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/n".into(),
+            status: 400,
+            code: NAME_TAKEN.into(),
+            message:
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."
+                    .into(),
+            retry_after: None,
+            source: Box::new(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                "scripted",
+            )),
+        };
+        assert_eq!(error_reason(&e), reasons::ROLE_ASSIGNMENT_NAME_CONFLICT);
+        assert!(error_message(&e).contains("already used by an assignment"));
+        assert!(error_message(&e).contains("roleAssignments/n"));
     }
 
     /// A converged account: every condition good, and a second pass gives the identical status,

@@ -44,27 +44,16 @@ async fn revoke_grants_removes_exactly_what_the_operator_made() {
         let ctx = offline_context(&client, &emu);
         let (principal, _) = emu.user_assigned_identity(&identity_id()).expect("identity");
         // Someone else already granted the identity blob access on the archive account.
-        let token = emu.token_for("operator", "https://management.azure.com").expect("token");
         let foreign = format!(
             "{}/providers/Microsoft.Authorization/roleAssignments/0f0f0f0f-0000-4000-8000-000000000001",
             storage_id("mediaarchive")
         );
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).expect("CA"))
-            .resolve("management.azure.com", emu.addr())
-            .build()
-            .expect("client");
-        let made = http
-            .put(format!("https://management.azure.com:{}{foreign}?api-version=2022-04-01", emu.addr().port()))
-            .bearer_auth(token)
-            .json(&json!({ "properties": {
+        let (made, _) = arm_as(&emu, "operator", reqwest::Method::PUT, &format!("{foreign}?api-version=2022-04-01"),
+            Some(json!({ "properties": {
                 "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{SBDC}"),
                 "principalId": principal,
-                "principalType": "ServicePrincipal" } }))
-            .send()
-            .await
-            .expect("foreign grant");
-        assert!(made.status().is_success(), "{}", made.status());
+                "principalType": "ServicePrincipal" } }))).await;
+        assert!((200..300).contains(&made), "{made}");
 
         let uai = json!({ "userAssignedIdentity": identity_id() });
         let spec = json!({
@@ -79,6 +68,10 @@ async fn revoke_grants_removes_exactly_what_the_operator_made() {
         create(&client, &ns, &manifest("revoke", spec)).await;
         let ready = reconcile_until_ready(&client, &ns, "revoke", &ctx).await;
         assert!(ready.metadata.finalizers.iter().flatten().any(|f| f == "ams-security.io/cleanup"));
+        // Status says which grant is whose: the archive's is adopted, the primary's is ours.
+        let storage = &ready.status.as_ref().expect("status").storage;
+        let ours = |name: &str| storage.iter().find(|s| s.id.eq_ignore_ascii_case(&storage_id(name))).map(|s| s.created_by_operator);
+        assert_eq!((ours("mediaprimary"), ours("mediaarchive")), (Some(true), Some(false)), "{storage:#?}");
         let made_by_operator = |a: &Value| a["description"] == "Managed by ams-security-operator";
         let before = assignments(&emu, &principal);
         assert_eq!(

@@ -117,6 +117,7 @@ impl Operator {
             key_rotation_grace: ams_security_operator::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
             leader_election: None,
+            cluster_id: "e2e".to_owned(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -376,6 +377,60 @@ pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<
         .filter(|e| e.involved_object.name.as_deref() == Some(name))
         .filter_map(|e| e.reason)
         .collect()
+}
+
+/// The notes of the events recorded for `name` with `reason`.
+pub async fn event_notes(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.message)
+        .collect()
+}
+
+/// Sends one ARM request to the emulator as `principal` would (a change made outside the
+/// operator); returns the status and the body.
+pub async fn arm_as(
+    emu: &Emulator,
+    principal: &str,
+    method: reqwest::Method,
+    path_and_query: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = emu
+        .token_for(principal, "https://management.azure.com")
+        .expect("token");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).expect("CA"))
+        .resolve("management.azure.com", emu.addr())
+        .build()
+        .expect("client");
+    let mut request = http
+        .request(
+            method,
+            format!(
+                "https://management.azure.com:{}{path_and_query}",
+                emu.addr().port()
+            ),
+        )
+        .bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.expect("ARM request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Ends a scenario: stops the operator, then holds every request it sent to the REST specs'

@@ -8,6 +8,7 @@ mod chart_rbac;
 mod common;
 mod deletion;
 mod examples;
+mod grants;
 mod harness;
 mod key_access;
 mod leader;
