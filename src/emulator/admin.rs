@@ -163,6 +163,11 @@ pub enum AdminCommand {
         /// Seconds.
         seconds: u64,
     },
+    /// Leaves role assignments younger than this out of list answers (0 turns it off).
+    SetRoleAssignmentListLag {
+        /// Seconds.
+        seconds: u64,
+    },
     /// Sets how many status polls a Media Services operation stays `InProgress`.
     SetLroPolls {
         /// Polls.
@@ -462,6 +467,10 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
         }
         AdminCommand::SetPropagationDelay { seconds } => {
             w.knobs.propagation_delay = Duration::from_secs(seconds);
+            Ok(json!({}))
+        }
+        AdminCommand::SetRoleAssignmentListLag { seconds } => {
+            w.knobs.role_assignment_list_lag = Duration::from_secs(seconds);
             Ok(json!({}))
         }
         AdminCommand::SetLroPolls { polls } => {

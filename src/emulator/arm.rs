@@ -620,9 +620,13 @@ fn route_authorization(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, A
             )?;
             let (at_scope, principal) =
                 role_assignment_filter(ctx.req.query("$filter").unwrap_or_default())?;
+            let lag = chrono::Duration::from_std(w.knobs.role_assignment_list_lag)
+                .unwrap_or_else(|_| chrono::Duration::zero());
+            let listed_before = w.now() - lag;
             let items: Vec<Value> = w
                 .role_assignments
                 .values()
+                .filter(|ra| ra.created_on <= listed_before)
                 .filter(|ra| {
                     let above = scope_covers(&ra.scope, &scope);
                     let below = scope_covers(&scope, &ra.scope);

@@ -55,6 +55,13 @@ pub enum Fault {
         /// Delay in milliseconds.
         millis: u64,
     },
+    /// The request takes effect at once (it is handled, the world changes and the request is
+    /// logged), then its answer is held this many milliseconds before it is sent: the window
+    /// in which a client can die after Azure committed its write, never learning that it did.
+    SlowAfterCommit {
+        /// How long the answer is held, in milliseconds.
+        millis: u64,
+    },
 }
 
 /// ARM token-bucket sizes (per subscription, principal and operation kind).
@@ -176,6 +183,9 @@ pub struct Knobs {
     pub buckets: BTreeMap<(String, String, ArmKind), Bucket>,
     /// Role-assignment propagation delay for new principals (when `principalType` is absent).
     pub propagation_delay: Duration,
+    /// Role assignments younger than this (emulator clock) are left out of list answers, as
+    /// ARM's cached reads can trail a write; a GET by name and a PUT see them at once.
+    pub role_assignment_list_lag: Duration,
     /// How many polls of a Media Services operation report `InProgress` before `Succeeded`.
     pub lro_polls: u32,
     /// Whether the request log keeps JSON response bodies (for conformance checks of traffic).

@@ -543,6 +543,12 @@ impl Emulator {
         self.shared.world().knobs.propagation_delay = delay;
     }
 
+    /// Leaves role assignments younger than `lag` (emulator clock) out of list answers, as
+    /// ARM's cached reads can trail a write; `Duration::ZERO` turns it off.
+    pub fn set_role_assignment_list_lag(&self, lag: Duration) {
+        self.shared.world().knobs.role_assignment_list_lag = lag;
+    }
+
     /// Sets how many polls a Media Services operation stays `InProgress`.
     pub fn set_lro_polls(&self, polls: u32) {
         self.shared.world().knobs.lro_polls = polls;

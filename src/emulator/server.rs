@@ -439,9 +439,14 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
     }
+    let mut hold = None;
     let mut resp = match fault {
         Some(Fault::Slow { millis }) => {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            dispatch(&shared, &kind, &op, &req)
+        }
+        Some(Fault::SlowAfterCommit { millis }) => {
+            hold = Some(std::time::Duration::from_millis(millis));
             dispatch(&shared, &kind, &op, &req)
         }
         Some(fault) => fault_response(&fault, &kind, &req),
@@ -451,6 +456,25 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
     if matches!(kind, HostKind::Arm) {
         set_header(&mut resp, "x-ms-correlation-request-id", &request_id);
     }
+    let resp = log_request(&shared, &kind, op, &req, request_id, resp).await;
+    // Held after the log entry is written: a client that dies in the window leaves the
+    // request in the log (once), as the service would have recorded it.
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    resp
+}
+
+/// Records a handled request in the log and the counters; returns the response (rebuilt when
+/// its body is kept).
+async fn log_request(
+    shared: &Shared,
+    kind: &HostKind,
+    op: String,
+    req: &Req,
+    request_id: String,
+    mut resp: Response<Body>,
+) -> Response<Body> {
     let caller = resp.extensions().get::<Caller>().map(|c| c.oid.clone());
     let record = !op.starts_with("Admin_") && shared.world().knobs.record_bodies;
     let mut response_body = None;
@@ -463,7 +487,7 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         resp = Response::from_parts(parts, Body::from(bytes));
     }
     let request_body = if record {
-        recorded_request_body(&kind, &req.body)
+        recorded_request_body(kind, &req.body)
     } else {
         None
     };
@@ -477,7 +501,7 @@ pub async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Body>) -
         seq,
         operation: op.clone(),
         method: req.method.to_string(),
-        host,
+        host: req.host.clone(),
         uri: req.uri.clone(),
         status: resp.status().as_u16(),
         caller,
@@ -568,7 +592,7 @@ fn fault_response(fault: &Fault, kind: &HostKind, req: &Req) -> Response<Body> {
             ApiError::new(status, code.as_str(), message.as_str()).into_response()
         }
         // A slow response is served by the caller; a reset drops the connection.
-        Fault::ConnectionReset | Fault::Slow { .. } => {
+        Fault::ConnectionReset | Fault::Slow { .. } | Fault::SlowAfterCommit { .. } => {
             let mut r = empty_response(StatusCode::INTERNAL_SERVER_ERROR);
             r.extensions_mut().insert(ResetConnection);
             r
@@ -684,4 +708,180 @@ pub fn authenticate(
         appid: claims.appid,
         tid: claims.tid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+
+    use super::*;
+    use crate::emulator::{Emulator, EmulatorConfig, FaultRule, Seed};
+
+    const STORE: &str = "/subscriptions/0000a001-0000-0000-0000-000000000001/resourceGroups/media-rg/providers/Microsoft.Storage/storageAccounts/amsstore";
+    const IDENTITY: &str = "/subscriptions/0000a001-0000-0000-0000-000000000001/resourceGroups/media-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ams-id";
+    // Reader: the seed already gives the identity Storage Blob Data Contributor here.
+    const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    const NAME: &str = "5c3b2a10-0000-4000-8000-00000000c0de";
+
+    async fn emulator() -> Emulator {
+        let seed = Seed::from_yaml(include_str!("../../tests/emulator/world.yaml")).expect("seed");
+        Emulator::start(EmulatorConfig {
+            key_check_interval: None,
+            ..EmulatorConfig::with_seed(seed)
+        })
+        .await
+        .expect("emulator starts")
+    }
+
+    /// An ARM request as the operator's transport sends it, straight into the pipeline.
+    fn arm_request(
+        emu: &Emulator,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Request<Body> {
+        let token = emu
+            .token_for("operator", "https://management.azure.com")
+            .expect("token");
+        Request::builder()
+            .method(method)
+            .uri(format!("{path}?api-version=2022-04-01"))
+            .header(HOST, "management.azure.com")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request")
+    }
+
+    fn create_assignment(emu: &Emulator) -> Request<Body> {
+        let (principal, _) = emu.user_assigned_identity(IDENTITY).expect("identity");
+        let body = json!({ "properties": {
+            "roleDefinitionId": format!("/subscriptions/0000a001-0000-0000-0000-000000000001/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+            "principalId": principal,
+            "principalType": "ServicePrincipal",
+        } });
+        arm_request(
+            emu,
+            Method::PUT,
+            &format!("{STORE}/providers/Microsoft.Authorization/roleAssignments/{NAME}"),
+            Some(&body),
+        )
+    }
+
+    fn held(emu: &Emulator) -> bool {
+        emu.shared
+            .world()
+            .role_assignments
+            .values()
+            .any(|ra| ra.name == NAME)
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+
+    /// The window a crash test needs: Azure has committed the write (and logged the request,
+    /// once) while the client still waits for the answer, which then arrives unchanged.
+    #[tokio::test]
+    async fn slow_after_commit_changes_the_world_before_the_answer_is_sent() {
+        let emu = emulator().await;
+        let hold = Duration::from_millis(1500);
+        emu.inject_fault(FaultRule {
+            operation: "RoleAssignments_Create".into(),
+            fault: Fault::SlowAfterCommit {
+                millis: u64::try_from(hold.as_millis()).expect("fits"),
+            },
+            times: Some(1),
+        });
+        let started = Instant::now();
+        let answer = tokio::spawn(handle(emu.shared.clone(), peer(), create_assignment(&emu)));
+        while !held(&emu) {
+            assert!(
+                started.elapsed() < hold / 2,
+                "the assignment was not made within {:?}",
+                hold / 2
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !answer.is_finished(),
+            "the answer was sent after {:?}, before the hold ended",
+            started.elapsed()
+        );
+        let creates = |emu: &Emulator| {
+            emu.request_log()
+                .into_iter()
+                .filter(|r| r.operation == "RoleAssignments_Create")
+                .map(|r| r.status)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(creates(&emu), [201], "logged once, as made, while held");
+
+        let resp = answer.await.expect("the handler does not panic");
+        assert!(
+            started.elapsed() >= hold,
+            "answered after {:?}, before the {hold:?} hold",
+            started.elapsed()
+        );
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(creates(&emu), [201], "still logged once");
+        // The rule was for one request: the identical re-PUT is answered at once, with 200.
+        let again = handle(emu.shared.clone(), peer(), create_assignment(&emu)).await;
+        assert_eq!(again.status(), StatusCode::OK);
+        emu.shutdown().await;
+    }
+
+    /// With a list lag, a new assignment is left out of lists until it is old enough, while a
+    /// GET by name finds it at once.
+    #[tokio::test]
+    async fn a_list_lag_hides_new_assignments_from_lists_only() {
+        let emu = emulator().await;
+        emu.set_role_assignment_list_lag(Duration::from_secs(60));
+        let made = handle(emu.shared.clone(), peer(), create_assignment(&emu)).await;
+        assert_eq!(made.status(), StatusCode::CREATED);
+        let listed = |emu: &Emulator| {
+            let emu_shared = emu.shared.clone();
+            let req = arm_request(
+                emu,
+                Method::GET,
+                &format!("{STORE}/providers/Microsoft.Authorization/roleAssignments"),
+                None,
+            );
+            async move {
+                let resp = handle(emu_shared, peer(), req).await;
+                assert_eq!(resp.status(), StatusCode::OK);
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .expect("body");
+                let list: Value = serde_json::from_slice(&bytes).expect("json");
+                list["value"]
+                    .as_array()
+                    .expect("value")
+                    .iter()
+                    .any(|a| a["name"] == NAME)
+            }
+        };
+        assert!(!listed(&emu).await, "listed within the lag");
+        let get = handle(
+            emu.shared.clone(),
+            peer(),
+            arm_request(
+                &emu,
+                Method::GET,
+                &format!("{STORE}/providers/Microsoft.Authorization/roleAssignments/{NAME}"),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            get.status(),
+            StatusCode::OK,
+            "a GET by name sees it at once"
+        );
+        emu.advance_clock(Duration::from_secs(61));
+        assert!(listed(&emu).await, "not listed once older than the lag");
+        emu.shutdown().await;
+    }
 }

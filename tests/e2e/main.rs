@@ -6,6 +6,7 @@
 mod chart_rbac;
 #[path = "../common/mod.rs"]
 mod common;
+mod crash;
 mod deletion;
 mod examples;
 mod grants;
