@@ -674,6 +674,7 @@ pub(crate) async fn write_status(
         "metadata": { "resourceVersion": account.resource_version() },
         "status": merge_diff(&old, &new),
     });
+    tracing::debug!(object = %account.name_any(), patch = %patch["status"], "writing status");
     api.patch_status(
         &account.name_any(),
         &PatchParams::default(),

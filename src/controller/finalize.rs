@@ -211,13 +211,15 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
             .await;
         }
     };
-    let observed =
+    let owner = ctx.owner(account);
+    let plan =
         match observe::observe(api.as_ref(), &desired, &observe::DirectKeys(api.as_ref())).await {
-            Ok(Observation::Found(o)) => o,
-            // Nothing left to revoke on an account that is gone.
-            Ok(Observation::AccountNotFound) => {
-                return release(ctx, account, "CleanedUp", "the account no longer exists").await;
+            Ok(Observation::Found(observed)) => {
+                cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner)
             }
+            // The account is gone, but grants on storage accounts and vaults outlive it (and a
+            // user-assigned identity could still use them): revoke what status recorded.
+            Ok(Observation::AccountNotFound) => cleanup::recorded_plan(policy, &previous),
             Err(e) => {
                 return blocked(
                     ctx,
@@ -230,8 +232,6 @@ pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<A
                 .await;
             }
         };
-    let owner = ctx.owner(account);
-    let plan = cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner);
     let reference = kube::Resource::object_ref(account, &());
     let (done, outcome) = cleanup::run(api.as_ref(), &desired.account, &plan).await;
     for (reason, note) in &done {

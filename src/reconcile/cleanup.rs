@@ -73,24 +73,56 @@ pub fn cleanup_plan(
         ours(&desired.account, &g.assignments);
     }
     // Grants on storage the spec dropped whose revocation has not happened yet: status is the
-    // only record of them (plan checked the name when it kept them).
-    for s in status.storage.iter().filter(|s| s.created_by_operator) {
-        if let Some(id) = &s.role_assignment_id
-            && !plan
-                .role_assignments
-                .iter()
-                .any(|i| i.eq_ignore_ascii_case(id))
+    // only record of them (their names were checked when status recorded them as ours).
+    let recorded = recorded_plan(policy, status);
+    for id in recorded.role_assignments {
+        if !plan
+            .role_assignments
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(&id))
         {
-            plan.role_assignments.push(id.clone());
+            plan.role_assignments.push(id);
         }
     }
-    for p in &status.created_access_policies {
-        if let Ok(vault) = ResourceId::parse(&p.vault_id) {
-            plan.access_policies
-                .push((vault, p.object_id.clone(), p.tenant_id.clone()));
-        }
-    }
+    plan.access_policies = recorded.access_policies;
     plan
+}
+
+/// The cleanup `policy` asks for from status alone, for an account that is already gone: the
+/// role assignments status records as the operator's (storage and access grants) and the
+/// access-policy entries it added. Nothing is left to delete of the account itself.
+#[must_use]
+pub fn recorded_plan(policy: DeletionPolicy, status: &MediaServicesAccountStatus) -> CleanupPlan {
+    if policy == DeletionPolicy::Retain {
+        return CleanupPlan::default();
+    }
+    let role_assignments = status
+        .storage
+        .iter()
+        .filter(|s| s.created_by_operator)
+        .filter_map(|s| s.role_assignment_id.clone())
+        .chain(
+            status
+                .access_grants
+                .iter()
+                .filter(|g| g.created_by_operator)
+                .filter_map(|g| g.role_assignment_id.clone()),
+        )
+        .collect();
+    let access_policies = status
+        .created_access_policies
+        .iter()
+        .filter_map(|p| {
+            ResourceId::parse(&p.vault_id)
+                .ok()
+                .map(|vault| (vault, p.object_id.clone(), p.tenant_id.clone()))
+        })
+        .collect();
+    CleanupPlan {
+        role_assignments,
+        access_policies,
+        delete_account: false,
+    }
 }
 
 /// How a cleanup pass ended.
@@ -229,5 +261,56 @@ mod tests {
 
         let retain = cleanup_plan(DeletionPolicy::Retain, &d, &world.0, &status, "uid-1");
         assert_eq!(retain, CleanupPlan::default());
+    }
+
+    /// For an account already gone, status is the record: only what it lists as the
+    /// operator's is revoked, and nothing is deleted.
+    #[test]
+    fn an_account_already_gone_is_cleaned_up_from_status() {
+        use crate::crd::account::{AccessGrantStatus, StorageStatus};
+        let status = MediaServicesAccountStatus {
+            storage: vec![
+                StorageStatus {
+                    id: storage_id("mediaprimary"),
+                    role_assignment_id: Some("ours-storage".into()),
+                    principal_id: Some(PRINCIPAL.into()),
+                    created_by_operator: true,
+                },
+                StorageStatus {
+                    id: storage_id("mediaarchive"),
+                    role_assignment_id: Some("adopted-storage".into()),
+                    principal_id: Some(PRINCIPAL.into()),
+                    created_by_operator: false,
+                },
+            ],
+            access_grants: vec![
+                AccessGrantStatus {
+                    principal_id: PRINCIPAL.into(),
+                    role_definition_id: "r".into(),
+                    role_assignment_id: Some("ours-grant".into()),
+                    created_by_operator: true,
+                },
+                AccessGrantStatus {
+                    principal_id: PRINCIPAL.into(),
+                    role_definition_id: "s".into(),
+                    role_assignment_id: Some("adopted-grant".into()),
+                    created_by_operator: false,
+                },
+            ],
+            created_access_policies: vec![CreatedAccessPolicy {
+                vault_id: vault_id("media-kv"),
+                object_id: PRINCIPAL.into(),
+                tenant_id: TENANT.into(),
+            }],
+            ..MediaServicesAccountStatus::default()
+        };
+        let plan = recorded_plan(DeletionPolicy::Delete, &status);
+        assert_eq!(plan.role_assignments, ["ours-storage", "ours-grant"]);
+        assert_eq!(plan.access_policies.len(), 1);
+        assert!(!plan.delete_account, "nothing left to delete");
+        assert_eq!(
+            recorded_plan(DeletionPolicy::Retain, &status),
+            CleanupPlan::default()
+        );
     }
 }

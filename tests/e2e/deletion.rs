@@ -149,6 +149,71 @@ async fn delete_removes_the_account_and_retain_touches_nothing() {
     .await;
 }
 
+/// Access grants for a VM's identity (by principal id) and for a user-assigned identity (by
+/// `identityResourceId`) are made and listed with their assignments; `Delete` then finishes
+/// although one grant and the account itself were already removed out of band.
+#[tokio::test]
+async fn delete_tolerates_targets_already_gone() {
+    with_temp_ns("e2e-gone", |client, ns| async move {
+        let emu = emulator().await;
+        let ctx = offline_context(&client, &emu);
+        let vm = emu.principal_id("encoder-vm").expect("the VM's principal");
+        let spec = json!({
+            "accessGrants": [
+                { "principalId": vm, "role": "MediaServicesMediaOperator" },
+                { "identityResourceId": identity_id(), "role": "Reader" } ],
+            "deletionPolicy": "Delete",
+        });
+        create(&client, &ns, &manifest("gone", spec)).await;
+        let ready = reconcile_until_ready(&client, &ns, "gone", &ctx).await;
+        let grants = ready.status.expect("status").access_grants;
+        assert_eq!(grants.len(), 2, "{grants:#?}");
+        assert!(
+            grants
+                .iter()
+                .all(|g| g.created_by_operator && g.role_assignment_id.is_some()),
+            "{grants:#?}"
+        );
+        assert!(
+            grants
+                .iter()
+                .any(|g| g.principal_id.eq_ignore_ascii_case(&vm)),
+            "{grants:#?}"
+        );
+
+        // Out of band: the VM's grant and then the account are deleted.
+        let vm_grant = grants
+            .iter()
+            .find(|g| g.principal_id.eq_ignore_ascii_case(&vm))
+            .and_then(|g| g.role_assignment_id.clone())
+            .expect("id");
+        emu.remove_role_assignment(&vm_grant).expect("remove");
+        let (code, body) = arm_as(
+            &emu,
+            "operator",
+            reqwest::Method::DELETE,
+            &format!("{}?api-version=2023-01-01", account_id()),
+            None,
+        )
+        .await;
+        assert!((200..300).contains(&code), "{code} {body}");
+
+        delete(&client, &ns, "gone").await;
+        finalize_now(&client, &ns, "gone", &ctx).await;
+        let (principal, _) = emu
+            .user_assigned_identity(&identity_id())
+            .expect("identity");
+        assert!(
+            assignments(&emu, &principal)
+                .iter()
+                .all(|a| a["role_guid"] != "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+            "the Reader grant was not revoked"
+        );
+        emu.shutdown().await;
+    })
+    .await;
+}
+
 /// With its credentials gone, deletion waits and says why; the release annotation lets the
 /// object go without cleanup.
 #[tokio::test]

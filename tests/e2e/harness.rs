@@ -24,6 +24,8 @@ pub const SUB: &str = "1a2b3c4d-0000-4000-8000-000000000001";
 pub const OTHER_SUB: &str = "1a2b3c4d-0000-4000-8000-000000000002";
 /// The account's name.
 pub const ACCOUNT: &str = "mediaacct";
+/// The cluster id the in-process operator names its role assignments with.
+const CLUSTER_ID: &str = "e2e";
 /// The service account subject the operator's federated credential names.
 const OPERATOR_SUBJECT: &str = "system:serviceaccount:ams-system:ams-security-operator";
 
@@ -117,7 +119,7 @@ impl Operator {
             key_rotation_grace: ams_security_operator::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
             leader_election: None,
-            cluster_id: "e2e".to_owned(),
+            cluster_id: CLUSTER_ID.to_owned(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
@@ -137,14 +139,17 @@ impl Operator {
         }
     }
 
-    /// A context over the same Azure clients, for calling the reconcile function directly.
+    /// A context over the same Azure clients and cluster id, for calling the reconcile
+    /// function directly.
     pub fn context(&self, client: &Client) -> Arc<Context> {
-        Arc::new(Context::new(
+        let mut ctx = Context::new(
             client.clone(),
             self.clients.clone(),
             self.credential.clone(),
             "ams-security-operator",
-        ))
+        );
+        CLUSTER_ID.clone_into(&mut ctx.cluster_id);
+        Arc::new(ctx)
     }
 
     /// Signals shutdown and waits for the main job to end.
