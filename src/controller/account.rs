@@ -211,14 +211,23 @@ async fn write_events(
     generation: Option<i64>,
     pass: &Pass,
 ) {
+    // One event per reason, naming every write of the pass with it: the recorder folds events
+    // of one reason and action into a series that keeps only the first note.
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for w in &pass.writes {
+        match by_reason.iter_mut().find(|(r, _)| *r == w.reason) {
+            Some((_, notes)) => notes.push(&w.message),
+            None => by_reason.push((w.reason, vec![&w.message])),
+        }
+    }
+    for (reason, notes) in by_reason {
         ctx.events
             .publish(
                 reference,
                 EventType::Normal,
-                w.reason,
+                reason,
                 "WriteAzure",
-                &w.message,
+                &notes.join("; "),
             )
             .await;
     }

@@ -93,6 +93,14 @@ async fn a_storage_account_dropped_from_the_spec_loses_only_the_operators_grant(
         )
         .await;
         let ready = reconcile_until_ready(&client, &ns, "drop", &ctx).await;
+        // Both grants of the pass are named, not only the first.
+        let granted = event_notes(&client, &ns, "drop", "StorageAccessGranted").await;
+        assert!(
+            granted
+                .iter()
+                .any(|n| n.contains("/mediaprimary") && n.contains("/mediaarchive")),
+            "{granted:#?}"
+        );
         let status = ready.status.as_ref().expect("status");
         assert_eq!(status.storage.len(), 2);
         assert!(
