@@ -26,6 +26,19 @@ pub struct CleanupPlan {
     pub delete_account: bool,
 }
 
+impl CleanupPlan {
+    /// Adds a role assignment to remove, once (ids compare case-insensitively).
+    fn add_role_assignment(&mut self, id: &str) {
+        if !self
+            .role_assignments
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(id))
+        {
+            self.role_assignments.push(id.to_owned());
+        }
+    }
+}
+
 /// The cleanup `policy` asks for, given what was observed.
 #[must_use]
 pub fn cleanup_plan(
@@ -46,16 +59,10 @@ pub fn cleanup_plan(
         |scope: &ResourceId,
          assignments: &[crate::azure::models::authorization::RoleAssignment]| {
             for a in assignments {
-                let Some(id) = &a.id else {
-                    continue;
-                };
-                if is_ours(a, scope, owner)
-                    && !plan
-                        .role_assignments
-                        .iter()
-                        .any(|i| i.eq_ignore_ascii_case(id))
+                if let Some(id) = &a.id
+                    && is_ours(a, scope, owner)
                 {
-                    plan.role_assignments.push(id.clone());
+                    plan.add_role_assignment(id);
                 }
             }
         };
@@ -75,14 +82,8 @@ pub fn cleanup_plan(
     // Grants on storage the spec dropped whose revocation has not happened yet: status is the
     // only record of them (their names were checked when status recorded them as ours).
     let recorded = recorded_plan(policy, status);
-    for id in recorded.role_assignments {
-        if !plan
-            .role_assignments
-            .iter()
-            .any(|i| i.eq_ignore_ascii_case(&id))
-        {
-            plan.role_assignments.push(id);
-        }
+    for id in &recorded.role_assignments {
+        plan.add_role_assignment(id);
     }
     plan.access_policies = recorded.access_policies;
     plan

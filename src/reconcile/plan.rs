@@ -19,6 +19,7 @@ use crate::azure::models::ResourceIdentityBlock;
 use crate::azure::models::UserAssignedIdentityRef;
 use crate::azure::models::authorization::{
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, RoleAssignment, STORAGE_BLOB_DATA_CONTRIBUTOR,
+    last_segment,
 };
 use crate::azure::models::media::{
     AccountEncryption, KeyVaultProperties, MediaAccountProperties, MediaStorageAccount,
@@ -220,17 +221,32 @@ pub fn holding<'a>(
 /// Whether `assignment` carries the name the operator derives for it and `owner`.
 #[must_use]
 pub fn is_ours(assignment: &RoleAssignment, scope: &ResourceId, owner: &str) -> bool {
-    let name = assignment
+    assignment
         .name
         .as_deref()
-        .or_else(|| assignment.id.as_deref().and_then(|i| i.rsplit('/').next()))
-        .unwrap_or_default();
-    name.eq_ignore_ascii_case(&assignment_name(
-        scope,
-        &assignment.properties.principal_id,
-        assignment.role_definition_guid(),
-        owner,
-    ))
+        .or(assignment.id.as_deref())
+        .is_some_and(|name| {
+            carries_derived_name(
+                name,
+                scope,
+                &assignment.properties.principal_id,
+                assignment.role_definition_guid(),
+                owner,
+            )
+        })
+}
+
+/// Whether the assignment named `name_or_id` (a name, or a full id ending in it) carries the
+/// name the operator derives for (`scope`, `principal`, `role_guid`, `owner`).
+fn carries_derived_name(
+    name_or_id: &str,
+    scope: &ResourceId,
+    principal: &str,
+    role_guid: &str,
+    owner: &str,
+) -> bool {
+    last_segment(name_or_id)
+        .eq_ignore_ascii_case(&assignment_name(scope, principal, role_guid, owner))
 }
 
 /// A role-assignment name (GUID) derived from what it grants and who owns it
@@ -448,14 +464,8 @@ fn dropped_storage_grants(
             let id = s.role_assignment_id.as_deref()?;
             let scope = ResourceId::parse(&s.id).ok()?;
             let principal = s.principal_id.as_deref()?;
-            let name = id.rsplit('/').next().unwrap_or_default();
-            name.eq_ignore_ascii_case(&assignment_name(
-                &scope,
-                principal,
-                STORAGE_BLOB_DATA_CONTRIBUTOR,
-                owner,
-            ))
-            .then(|| Step::Revoke(Area::Storage, id.to_owned()))
+            carries_derived_name(id, &scope, principal, STORAGE_BLOB_DATA_CONTRIBUTOR, owner)
+                .then(|| Step::Revoke(Area::Storage, id.to_owned()))
         })
         .collect()
 }

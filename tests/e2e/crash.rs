@@ -20,19 +20,13 @@ const HOLD: Duration = Duration::from_secs(30);
 
 /// The emulator's role assignments of `role` to `principal` at exactly `scope`.
 fn assignments(emu: &Emulator, scope: &str, principal: &str, role: &str) -> Vec<Value> {
-    let field = |a: &Value, k: &str, want: &str| {
-        a[k].as_str().is_some_and(|v| v.eq_ignore_ascii_case(want))
-    };
-    emu.snapshot()["roleAssignments"]
-        .as_array()
-        .expect("assignments")
-        .iter()
+    role_assignments_at(emu, scope, principal)
+        .into_iter()
         .filter(|a| {
-            field(a, "scope", scope)
-                && field(a, "principal_id", principal)
-                && field(a, "role_guid", role)
+            a["role_guid"]
+                .as_str()
+                .is_some_and(|r| r.eq_ignore_ascii_case(role))
         })
-        .cloned()
         .collect()
 }
 

@@ -13,20 +13,6 @@ use super::harness::*;
 
 const SBDC: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 
-fn assignments(emu: &ams_security_operator::emulator::Emulator, principal: &str) -> Vec<Value> {
-    emu.snapshot()["roleAssignments"]
-        .as_array()
-        .expect("assignments")
-        .iter()
-        .filter(|a| {
-            a["principal_id"]
-                .as_str()
-                .is_some_and(|p| p.eq_ignore_ascii_case(principal))
-        })
-        .cloned()
-        .collect()
-}
-
 async fn delete(client: &kube::Client, ns: &str, name: &str) {
     let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), ns);
     api.delete(name, &DeleteParams::default())
@@ -73,7 +59,7 @@ async fn revoke_grants_removes_exactly_what_the_operator_made() {
         let ours = |name: &str| storage.iter().find(|s| s.id.eq_ignore_ascii_case(&storage_id(name))).map(|s| s.created_by_operator);
         assert_eq!((ours("mediaprimary"), ours("mediaarchive")), (Some(true), Some(false)), "{storage:#?}");
         let made_by_operator = |a: &Value| a["description"] == "Managed by ams-security-operator";
-        let before = assignments(&emu, &principal);
+        let before = role_assignments_of(&emu, &principal);
         assert_eq!(
             before.iter().filter(|a| made_by_operator(a)).count(),
             2,
@@ -82,7 +68,7 @@ async fn revoke_grants_removes_exactly_what_the_operator_made() {
 
         delete(&client, &ns, "revoke").await;
         finalize_now(&client, &ns, "revoke", &ctx).await;
-        let left = assignments(&emu, &principal);
+        let left = role_assignments_of(&emu, &principal);
         assert!(!left.iter().any(made_by_operator), "an operator grant survived: {left:#?}");
         assert_eq!(left.len(), before.len() - 2, "{left:#?}");
         assert!(
@@ -141,7 +127,7 @@ async fn delete_removes_the_account_and_retain_touches_nothing() {
         // The world's other account is not this resource's and is left alone.
         assert_eq!(accounts.as_array().map(Vec::len), Some(1), "{accounts}");
         assert!(
-            assignments(&emu, &principal).iter().all(|a| a["role_guid"] != SBDC),
+            role_assignments_of(&emu, &principal).iter().all(|a| a["role_guid"] != SBDC),
             "the grant was not revoked"
         );
         emu.shutdown().await;
@@ -204,7 +190,7 @@ async fn delete_tolerates_targets_already_gone() {
             .user_assigned_identity(&identity_id())
             .expect("identity");
         assert!(
-            assignments(&emu, &principal)
+            role_assignments_of(&emu, &principal)
                 .iter()
                 .all(|a| a["role_guid"] != "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
             "the Reader grant was not revoked"
@@ -274,9 +260,8 @@ async fn a_grant_dropped_from_the_spec_is_revoked() {
         create(&client, &ns, &manifest("grants", grants(&["Reader", "MediaServicesMediaOperator"]))).await;
         reconcile_until_ready(&client, &ns, "grants", &ctx).await;
         let on_account = |emu: &ams_security_operator::emulator::Emulator| {
-            assignments(emu, &principal)
+            role_assignments_at(emu, &account_id(), &principal)
                 .into_iter()
-                .filter(|a| a["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&account_id())))
                 .map(|a| a["role_guid"].as_str().unwrap_or_default().to_owned())
                 .collect::<Vec<_>>()
         };

@@ -18,28 +18,6 @@ const SBDC: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
 
-/// Role assignments of `principal` at exactly `scope`, as the emulator holds them.
-fn held(
-    emu: &ams_security_operator::emulator::Emulator,
-    scope: &str,
-    principal: &str,
-) -> Vec<Value> {
-    emu.snapshot()["roleAssignments"]
-        .as_array()
-        .expect("assignments")
-        .iter()
-        .filter(|a| {
-            a["principal_id"]
-                .as_str()
-                .is_some_and(|p| p.eq_ignore_ascii_case(principal))
-                && a["scope"]
-                    .as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(scope))
-        })
-        .cloned()
-        .collect()
-}
-
 fn spec(storage: &[&str], grants: &Value, encryption: bool) -> Value {
     let uai = json!({ "userAssignedIdentity": identity_id() });
     let accounts: Vec<Value> = storage
@@ -108,7 +86,10 @@ async fn a_storage_account_dropped_from_the_spec_loses_only_the_operators_grant(
             "{:#?}",
             status.storage
         );
-        assert_eq!(held(&emu, &storage_id("mediaarchive"), &principal).len(), 1);
+        assert_eq!(
+            role_assignments_at(&emu, &storage_id("mediaarchive"), &principal).len(),
+            1
+        );
 
         replace_storage(
             &client,
@@ -119,10 +100,13 @@ async fn a_storage_account_dropped_from_the_spec_loses_only_the_operators_grant(
         .await;
         let ready = reconcile_until_ready(&client, &ns, "drop", &ctx).await;
         assert!(
-            held(&emu, &storage_id("mediaarchive"), &principal).is_empty(),
+            role_assignments_at(&emu, &storage_id("mediaarchive"), &principal).is_empty(),
             "the archive grant stayed"
         );
-        assert_eq!(held(&emu, &storage_id("mediaprimary"), &principal).len(), 1);
+        assert_eq!(
+            role_assignments_at(&emu, &storage_id("mediaprimary"), &principal).len(),
+            1
+        );
         let storage = &ready.status.as_ref().expect("status").storage;
         assert_eq!(storage.len(), 1, "{storage:#?}");
         // The account let go of the archive before its access went.
@@ -175,8 +159,8 @@ async fn changes_made_outside_the_operator_are_corrected_with_events_and_a_metri
         }
 
         reconcile_until_ready(&client, &ns, "drift", &ctx).await;
-        assert_eq!(held(&emu, &storage_id("mediaprimary"), &principal).len(), 1, "storage grant restored");
-        assert_eq!(held(&emu, &account_id(), &principal).len(), 1, "access grant restored");
+        assert_eq!(role_assignments_at(&emu, &storage_id("mediaprimary"), &principal).len(), 1, "storage grant restored");
+        assert_eq!(role_assignments_at(&emu, &account_id(), &principal).len(), 1, "access grant restored");
         let notes = event_notes(&client, &ns, "drift", "DriftCorrected").await;
         for area in ["StorageAccessReady", "EncryptionReady", "AccessGrantsReady"] {
             assert!(notes.iter().any(|n| n.starts_with(area)), "no drift event for {area}: {notes:#?}");
@@ -240,7 +224,7 @@ async fn a_foreign_assignment_holding_the_derived_name_is_reported() {
         assert!(c.message.contains("already used by an assignment") && c.message.contains(&name), "{}", c.message);
         assert_eq!(state(&o, "Ready"), ("False".to_owned(), "RoleAssignmentNameConflict".to_owned()));
         // The foreign assignment is untouched, and no account write went out.
-        let foreign = held(&emu, &storage_id("mediaprimary"), &principal);
+        let foreign = role_assignments_at(&emu, &storage_id("mediaprimary"), &principal);
         assert_eq!(foreign.len(), 1, "{foreign:#?}");
         assert_eq!(foreign[0]["role_guid"], READER);
         assert!(!describe(&azure_writes(&emu)).iter().any(|w| w.starts_with("DELETE")));
@@ -249,7 +233,7 @@ async fn a_foreign_assignment_holding_the_derived_name_is_reported() {
 
         emu.remove_role_assignment(&taken).expect("remove the foreign assignment");
         reconcile_until_ready(&client, &ns, "collide", &ctx).await;
-        let now = held(&emu, &storage_id("mediaprimary"), &principal);
+        let now = role_assignments_at(&emu, &storage_id("mediaprimary"), &principal);
         assert_eq!(now.len(), 1);
         assert_eq!(now[0]["role_guid"], SBDC);
         emu.shutdown().await;

@@ -370,8 +370,12 @@ pub async fn wait_for_event(
     }
 }
 
-/// The reasons of the events recorded for `name` in `namespace`.
-pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+/// The events recorded for `name` in `namespace`.
+async fn events_of(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<k8s_openapi::api::core::v1::Event> {
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
     events
         .list(&kube::api::ListParams::default())
@@ -380,6 +384,14 @@ pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<
         .items
         .into_iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .collect()
+}
+
+/// The reasons of the events recorded for `name` in `namespace`.
+pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    events_of(client, namespace, name)
+        .await
+        .into_iter()
         .filter_map(|e| e.reason)
         .collect()
 }
@@ -391,16 +403,38 @@ pub async fn event_notes(
     name: &str,
     reason: &str,
 ) -> Vec<String> {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
-    events
-        .list(&kube::api::ListParams::default())
+    events_of(client, namespace, name)
         .await
-        .expect("list events")
-        .items
         .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
         .filter(|e| e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.message)
+        .collect()
+}
+
+/// The role assignments of `principal`, as the emulator holds them.
+pub fn role_assignments_of(emu: &Emulator, principal: &str) -> Vec<Value> {
+    emu.snapshot()["roleAssignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .filter(|a| {
+            a["principal_id"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case(principal))
+        })
+        .cloned()
+        .collect()
+}
+
+/// [`role_assignments_of`] at exactly `scope`.
+pub fn role_assignments_at(emu: &Emulator, scope: &str, principal: &str) -> Vec<Value> {
+    role_assignments_of(emu, principal)
+        .into_iter()
+        .filter(|a| {
+            a["scope"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case(scope))
+        })
         .collect()
 }
 
