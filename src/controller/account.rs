@@ -211,8 +211,8 @@ async fn write_events(
     generation: Option<i64>,
     pass: &Pass,
 ) {
-    // One event per reason, naming every write of the pass with it: the recorder folds events
-    // of one reason and action into a series that keeps only the first note.
+    // One event per reason, naming every write of the pass with it, so that a pass that grants
+    // two storage accounts reads as one change in `kubectl describe`.
     let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for w in &pass.writes {
         match by_reason.iter_mut().find(|(r, _)| *r == w.reason) {

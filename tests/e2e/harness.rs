@@ -630,9 +630,12 @@ impl OperatorProcess {
         )
     }
 
-    /// What a [`Self::spawn_logged`] process logged so far.
+    /// The complete lines a [`Self::spawn_logged`] process logged so far (the process is still
+    /// writing, so a last line without its newline is left out).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+        let mut log = std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default();
+        log.truncate(log.rfind('\n').map_or(0, |end| end + 1));
+        log
     }
 
     fn start(

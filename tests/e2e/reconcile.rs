@@ -670,3 +670,80 @@ async fn the_logs_of_a_full_scenario_carry_spans_and_no_secret() {
     })
     .await;
 }
+
+/// The event recorder on the real apiserver: an exact repeat continues its event as a series
+/// (`kubectl describe` shows the count), a different note for the same reason is an event of its
+/// own, so no note is ever hidden behind an earlier one.
+#[tokio::test]
+async fn events_repeat_as_a_series_and_a_new_note_is_its_own_event() {
+    use ams_security_operator::controller::events::{EventType, Events};
+    use k8s_openapi::api::events::v1::Event;
+    with_temp_ns("e2e-events", |client, ns| async move {
+        let object = manifest("noted", json!({ "encryption": { "type": "SystemKey" } }));
+        let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns);
+        let object = api
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+        let reference = kube::Resource::object_ref(&object, &());
+        let events = Events::new(client.clone(), "ams-security-operator");
+        for note in [
+            "first try failed",
+            "first try failed",
+            "first try failed",
+            "second cause",
+        ] {
+            events
+                .publish(
+                    &reference,
+                    EventType::Warning,
+                    "OperationFailed",
+                    "Reconcile",
+                    note,
+                )
+                .await;
+        }
+        let listed = Api::<Event>::namespaced(client.clone(), &ns)
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("list events")
+            .items;
+        let mut seen: Vec<(String, Option<i32>)> = listed
+            .iter()
+            .map(|e| {
+                assert_eq!(e.reason.as_deref(), Some("OperationFailed"));
+                assert_eq!(e.type_.as_deref(), Some("Warning"));
+                assert_eq!(
+                    e.regarding.as_ref().and_then(|r| r.uid.clone()),
+                    object.metadata.uid.clone()
+                );
+                (
+                    e.note.clone().unwrap_or_default(),
+                    e.series.as_ref().map(|s| s.count),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("first try failed".to_owned(), Some(3)),
+                ("second cause".to_owned(), None)
+            ],
+            "{listed:#?}"
+        );
+        // The core/v1 view (what `kubectl describe` reads) counts the repeats too.
+        let core: Vec<(Option<String>, Option<i32>)> =
+            Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &ns)
+                .list(&kube::api::ListParams::default())
+                .await
+                .expect("list core events")
+                .items
+                .into_iter()
+                .filter(|e| e.message.as_deref() == Some("first try failed"))
+                .map(|e| (e.message, e.series.map(|s| s.count.unwrap_or_default())))
+                .collect();
+        assert_eq!(core, [(Some("first try failed".to_owned()), Some(3))]);
+    })
+    .await;
+}
