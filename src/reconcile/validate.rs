@@ -251,24 +251,89 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 macro_rules! regex {
     ($name:ident, $pattern:expr) => {
-        static $name: LazyLock<Regex> =
-            LazyLock::new(|| Regex::new($pattern).expect("pattern compiles"));
+        static $name: LazyLock<Shape> = LazyLock::new(|| Shape::new($pattern, GroupBound::None));
+    };
+    ($name:ident, $pattern:expr, $bound:expr) => {
+        static $name: LazyLock<Shape> = LazyLock::new(|| Shape::new($pattern, $bound));
     };
 }
 regex!(SUBSCRIPTION_ID, patterns::SUBSCRIPTION_ID);
 regex!(PRINCIPAL_ID, patterns::PRINCIPAL_ID);
-regex!(RESOURCE_GROUP, patterns::RESOURCE_GROUP);
+regex!(
+    RESOURCE_GROUP,
+    patterns::RESOURCE_GROUP,
+    GroupBound::WholeValue
+);
 regex!(ACCOUNT_NAME, patterns::ACCOUNT_NAME);
 regex!(LOCATION, patterns::LOCATION);
 regex!(
     USER_ASSIGNED_IDENTITY_ID,
-    patterns::USER_ASSIGNED_IDENTITY_ID
+    patterns::USER_ASSIGNED_IDENTITY_ID,
+    GroupBound::IdSegment
 );
-regex!(STORAGE_ACCOUNT_ID, patterns::STORAGE_ACCOUNT_ID);
+regex!(
+    STORAGE_ACCOUNT_ID,
+    patterns::STORAGE_ACCOUNT_ID,
+    GroupBound::IdSegment
+);
 regex!(KEY_IDENTIFIER, patterns::KEY_IDENTIFIER);
 regex!(ROLE_DEFINITION_ID, patterns::ROLE_DEFINITION_ID);
 regex!(OBJECT_NAME, patterns::OBJECT_NAME);
 regex!(DURATION, patterns::DURATION);
+
+/// Where a pattern bounds a resource group name to 90 characters.
+#[derive(Clone, Copy)]
+enum GroupBound {
+    None,
+    /// The value is the resource group name.
+    WholeValue,
+    /// The value is an ARM id; the name is the segment after `resourceGroups`.
+    IdSegment,
+}
+
+/// A schema pattern as the validator runs it. The resource group's class is Unicode (letters of
+/// any script), and the regex crate compiles a counted repetition of it (`{0,89}`) into that many
+/// copies: about 10 MB resident for the three patterns that have one, for the life of the
+/// process. So those repetitions are compiled unbounded and the 90-character bound is counted
+/// apart; a test checks that this accepts exactly what the schema's pattern does.
+struct Shape {
+    re: Regex,
+    bound: GroupBound,
+}
+
+/// Longest resource group name, in characters (the schema patterns' bound).
+const MAX_RESOURCE_GROUP_CHARS: usize = 90;
+
+impl Shape {
+    fn new(pattern: &str, bound: GroupBound) -> Self {
+        let compiled = match bound {
+            GroupBound::None => pattern.to_owned(),
+            GroupBound::WholeValue => pattern.replacen(".]{0,89}[", ".]*[", 1),
+            GroupBound::IdSegment => pattern.replacen(".]{1,90}/", ".]+/", 1),
+        };
+        debug_assert!(
+            matches!(bound, GroupBound::None) || compiled != pattern,
+            "the resource group bound of {pattern} was not found"
+        );
+        Self {
+            re: Regex::new(&compiled).expect("pattern compiles"),
+            bound,
+        }
+    }
+
+    fn is_match(&self, value: &str) -> bool {
+        if !self.re.is_match(value) {
+            return false;
+        }
+        let group = match self.bound {
+            GroupBound::None => return true,
+            GroupBound::WholeValue => value,
+            // A match starts `/subscriptions/<id>/resourceGroups/<name>/`.
+            GroupBound::IdSegment => value.split('/').nth(4).unwrap_or_default(),
+        };
+        group.chars().count() <= MAX_RESOURCE_GROUP_CHARS
+    }
+}
 
 #[derive(Default)]
 struct Violations(Vec<FieldError>);
@@ -281,13 +346,13 @@ impl Violations {
         });
     }
 
-    fn pattern(&mut self, field: &str, value: &str, re: &Regex, what: &str) {
+    fn pattern(&mut self, field: &str, value: &str, re: &Shape, what: &str) {
         if !re.is_match(value) {
             self.push(field, format!("{value:?} is not {what}"));
         }
     }
 
-    fn arm_id(&mut self, field: &str, value: &str, re: &Regex, what: &str) {
+    fn arm_id(&mut self, field: &str, value: &str, re: &Shape, what: &str) {
         if value.len() > patterns::MAX_ARM_ID_LENGTH as usize {
             self.push(
                 field,
@@ -608,6 +673,86 @@ fn check_interval(spec: &MediaServicesAccountSpec, v: &mut Violations) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The validator's compiled form of the resource-group patterns accepts exactly what the
+    /// schema's own patterns accept, around the 90-character bound and its edge cases.
+    #[test]
+    fn lifted_resource_group_bounds_accept_exactly_what_the_schema_patterns_do() {
+        let names: Vec<String> = [
+            "media",
+            "m",
+            "médias-prod",
+            "me\u{301}dias",
+            "メディア_本番",
+            "ends.",
+            ".",
+            "a.b",
+            "two words",
+            "",
+            "(rg)",
+            "rg/x",
+        ]
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain([88, 89, 90, 91, 92].into_iter().flat_map(|n| {
+            [
+                "é".repeat(n),
+                "a".repeat(n),
+                format!("{}.", "b".repeat(n - 1)),
+            ]
+        }))
+        .collect();
+        let sub = "00000000-1111-2222-3333-444444444444";
+        let full: BTreeMap<&str, Regex> = [
+            patterns::RESOURCE_GROUP,
+            patterns::STORAGE_ACCOUNT_ID,
+            patterns::USER_ASSIGNED_IDENTITY_ID,
+        ]
+        .into_iter()
+        .map(|p| (p, Regex::new(p).expect("compiles")))
+        .collect();
+        let mut checked = 0;
+        for name in &names {
+            let cases = [
+                (patterns::RESOURCE_GROUP, &*RESOURCE_GROUP, name.clone()),
+                (
+                    patterns::STORAGE_ACCOUNT_ID,
+                    &*STORAGE_ACCOUNT_ID,
+                    format!(
+                        "/subscriptions/{sub}/resourceGroups/{name}/providers/Microsoft.Storage/storageAccounts/mediaprimary"
+                    ),
+                ),
+                (
+                    patterns::STORAGE_ACCOUNT_ID,
+                    &*STORAGE_ACCOUNT_ID,
+                    format!(
+                        "/SUBSCRIPTIONS/{sub}/resourcegroups/{name}/providers/microsoft.storage/storageaccounts/mediaprimary"
+                    ),
+                ),
+                (
+                    patterns::USER_ASSIGNED_IDENTITY_ID,
+                    &*USER_ASSIGNED_IDENTITY_ID,
+                    format!(
+                        "/subscriptions/{sub}/resourceGroups/{name}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/media-id"
+                    ),
+                ),
+            ];
+            for (pattern, shape, value) in cases {
+                let expected = full[pattern].is_match(&value);
+                assert_eq!(
+                    shape.is_match(&value),
+                    expected,
+                    "{value:?} against {pattern}"
+                );
+                checked += usize::from(expected);
+            }
+        }
+        assert!(
+            checked > 20,
+            "the corpus holds accepted values too ({checked})"
+        );
+    }
+
     use serde_json::json;
 
     fn base() -> serde_json::Value {
