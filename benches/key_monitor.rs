@@ -309,7 +309,20 @@ fn start_operator(emu: &Emulator, namespace: &str) -> Operator {
     .expect("write token");
     let port = emu.addr().port();
     let kubeconfig = std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ams-security-operator"))
+    // `AMS_BENCH_WRAP="heaptrack -o /tmp/ams-heap"` runs the operator under a profiler.
+    let wrap: Vec<String> = std::env::var("AMS_BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let binary = env!("CARGO_BIN_EXE_ams-security-operator");
+    let mut command = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => tokio::process::Command::new(binary),
+    };
+    let child = command
         .arg("run")
         .args(["--kubeconfig", &kubeconfig, "--namespace", namespace])
         .args(["--azure-credential", "workload-identity"])
@@ -564,6 +577,13 @@ async fn run_row(client: &Client, row: Row, window: Duration, samples: usize) ->
         let _ = wait_names(&store, &users, |o| !key_lost(o), Duration::from_secs(300)).await;
     }
     figures.hwm_mib = rss_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+    if std::env::var_os("AMS_BENCH_WRAP").is_some() {
+        // Let the operator under the wrapper stop by itself so the profiler writes its data.
+        let _ = std::process::Command::new("pkill")
+            .args(["-TERM", "-P", &pid.to_string()])
+            .status();
+        let _ = tokio::time::timeout(Duration::from_secs(60), operator.child.wait()).await;
+    }
     let _ = operator.child.kill().await;
     eprintln!("  [{}] ours measured; naive poller next", row.label());
 
