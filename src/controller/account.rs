@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
@@ -50,6 +50,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The object could not be read from the apiserver at the start of a pass.
+    #[error("failed to read {object}")]
+    Read {
+        /// `namespace/name`.
+        object: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -58,36 +67,52 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::WriteStatus { .. } => "StatusWriteFailed",
+            Error::Read { .. } => "ReadFailed",
         }
     }
 }
 
-/// `namespace/name` of a watched object, valid or not.
+/// What the controller's cache keeps of each object: its metadata, which is all the watch's
+/// filters read. Each pass reads the whole object, so the cache does not hold every spec and
+/// status (at 10,000 resources those copies were most of the operator's memory), and a pass
+/// never acts on a stale copy.
+pub type Watched = PartialObjectMeta<MediaServicesAccount>;
+
+/// `namespace/name` of a watched object.
 #[must_use]
-pub fn object_key(guard: &DeserializeGuard<MediaServicesAccount>) -> String {
-    let meta = match &guard.0 {
-        Ok(o) => &o.metadata,
-        Err(invalid) => &invalid.metadata,
-    };
+pub fn object_key(meta: &Watched) -> String {
     format!(
         "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
+        meta.metadata.namespace.as_deref().unwrap_or_default(),
+        meta.metadata.name.as_deref().unwrap_or_default()
     )
 }
 
-/// The reconcile function the controller runs.
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<MediaServicesAccount>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+/// The reconcile function the controller runs: reads the object, valid or not, and reconciles
+/// it; an object already gone needs nothing.
+pub async fn reconcile(meta: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
     use tracing::Instrument;
+    let object = object_key(&meta);
     // One span per pass: every log line and Azure call of the pass carries the object.
-    let span = tracing::info_span!("reconcile", object = %object_key(&guard));
+    let span = tracing::info_span!("reconcile", %object);
     async {
+        let api: Api<DeserializeGuard<MediaServicesAccount>> = Api::namespaced(
+            ctx.kube.clone(),
+            meta.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let name = meta.metadata.name.as_deref().unwrap_or_default();
+        let Some(guard) = api.get_opt(name).await.map_err(|source| Error::Read {
+            object: object.clone(),
+            source,
+        })?
+        else {
+            return Ok(Action::await_change());
+        };
+        // Boxed: a pass's state is large, and the read above should not make every caller's
+        // future larger still.
         let action = match &guard.0 {
-            Ok(account) => reconcile_account(account, &ctx).await?,
-            Err(invalid) => reconcile_invalid(invalid, &ctx).await?,
+            Ok(account) => Box::pin(reconcile_account(account, &ctx)).await?,
+            Err(invalid) => Box::pin(reconcile_invalid(invalid, &ctx)).await?,
         };
         Ok(action)
     }

@@ -17,16 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use account::Watched;
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use kube::Client;
 use kube::api::{Api, ListParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, utils::PredicateConfig, watcher};
 
 use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
-use crate::crd::MediaServicesAccount;
 
 /// Builds the Azure client a resource's reconcile talks through, per identity.
 pub trait AzureProvider: Send + Sync {
@@ -305,11 +304,7 @@ pub mod requeue {
 
 // NB: kube-runtime hands the object and context over by value.
 #[allow(clippy::needless_pass_by_value)]
-fn error_policy(
-    guard: Arc<DeserializeGuard<MediaServicesAccount>>,
-    error: &account::Error,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy(guard: Arc<Watched>, error: &account::Error, ctx: Arc<Context>) -> Action {
     let key = account::object_key(&guard);
     let n = ctx.record_failure(&key);
     let mut chain = error.to_string();
@@ -379,7 +374,7 @@ fn context_for(kube: Client, azure: Arc<dyn AzureProvider>, settings: &Settings)
 /// for at most the shutdown grace.
 async fn lead(
     ctx: &Arc<Context>,
-    apis: Vec<(String, Api<DeserializeGuard<MediaServicesAccount>>)>,
+    apis: Vec<(String, Api<Watched>)>,
     settings: &Settings,
     ready: &Arc<AtomicBool>,
     stop: Shared<BoxFuture<'static, ()>>,
@@ -423,19 +418,19 @@ async fn lead(
 
 /// The controller over one watch scope: a slimmed cache, and the key monitor's triggers.
 fn controller_for(
-    api: Api<DeserializeGuard<MediaServicesAccount>>,
+    api: Api<Watched>,
     ctx: &Context,
     namespace: Option<String>,
     config: ControllerConfig,
     shutdown: Shared<BoxFuture<'static, ()>>,
-) -> Controller<DeserializeGuard<MediaServicesAccount>> {
+) -> Controller<Watched> {
     // Accounts whose key verdict changed are reconciled at once, not at their next resync.
-    let triggers = ctx.keys.triggers(namespace).map(|(ns, name)| {
-        kube::runtime::reflector::ObjectRef::<DeserializeGuard<MediaServicesAccount>>::new(&name)
-            .within(&ns)
-    });
-    // The cache keeps every object; what the reconcile never reads (managed fields, kubectl's
-    // last-applied copy of the spec) is dropped from it, which is most of an object's size.
+    let triggers = ctx
+        .keys
+        .triggers(namespace)
+        .map(|(ns, name)| kube::runtime::reflector::ObjectRef::<Watched>::new(&name).within(&ns));
+    // The cache keeps every object's metadata only (a pass reads the whole object), less what
+    // no filter reads: managed fields and kubectl's last-applied copy of the spec.
     let (reader, writer) = kube::runtime::reflector::store();
     let objects = kube::runtime::reflector(
         writer,
@@ -461,12 +456,9 @@ fn controller_for(
         .graceful_shutdown_on(shutdown)
 }
 
-/// Drops from a cached object what no reconcile reads.
-fn slim(guard: &mut DeserializeGuard<MediaServicesAccount>) {
-    let meta = match &mut guard.0 {
-        Ok(o) => &mut o.metadata,
-        Err(invalid) => &mut invalid.metadata,
-    };
+/// Drops from a cached object what no filter reads.
+fn slim(object: &mut Watched) {
+    let meta = &mut object.metadata;
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -474,10 +466,7 @@ fn slim(guard: &mut DeserializeGuard<MediaServicesAccount>) {
 }
 
 /// Sets `ready` once every store has synced.
-fn spawn_readiness(
-    stores: Vec<kube::runtime::reflector::Store<DeserializeGuard<MediaServicesAccount>>>,
-    ready: Arc<AtomicBool>,
-) {
+fn spawn_readiness(stores: Vec<kube::runtime::reflector::Store<Watched>>, ready: Arc<AtomicBool>) {
     tokio::spawn(async move {
         for store in stores {
             // NB: the store's readiness is a one-shot channel whose waker is the last poller's;
@@ -511,20 +500,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
-    let apis: Vec<(String, Api<DeserializeGuard<MediaServicesAccount>>)> =
-        if settings.namespaces.is_empty() {
-            vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
-        } else {
-            settings
-                .namespaces
-                .iter()
-                .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
-                .collect()
-        };
+    let apis: Vec<(String, Api<Watched>)> = if settings.namespaces.is_empty() {
+        vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
+    } else {
+        settings
+            .namespaces
+            .iter()
+            .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
+            .collect()
+    };
     // Fail fast, with a hint, when the CRD is not there; otherwise the watcher would retry
     // forever in silence.
     for (scope, api) in &apis {
-        if let Err(e) = api.list_metadata(&ListParams::default().limit(1)).await {
+        if let Err(e) = api.list(&ListParams::default().limit(1)).await {
             return Err(match &e {
                 kube::Error::Api(s) if s.code == 404 => RunError::CrdMissing(e),
                 _ => RunError::List {

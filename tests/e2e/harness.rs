@@ -535,12 +535,18 @@ pub async fn reconcile_now(
         // The patch can fail only for an object already gone; reconcile what is stored.
         Err(_) => api.get(name).await.expect("get"),
     };
-    let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
-        serde_json::from_value(serde_json::to_value(&object).expect("serializes")).expect("guard");
-    ams_security_operator::controller::account::reconcile(Arc::new(guard), ctx.clone())
+    ams_security_operator::controller::account::reconcile(Arc::new(watched(&object)), ctx.clone())
         .await
         .expect("reconcile");
     api.get(name).await.expect("get")
+}
+
+/// What the controller's cache holds of `object`: its metadata.
+pub fn watched(
+    object: &MediaServicesAccount,
+) -> ams_security_operator::controller::account::Watched {
+    use kube::core::PartialObjectMetaExt as _;
+    object.metadata.clone().into_response_partial()
 }
 
 /// Reconciles until `Ready=True` (at most 10 passes, as each pass stops after its writes).
@@ -573,12 +579,12 @@ pub async fn finalize_now(client: &Client, namespace: &str, name: &str, ctx: &Ar
         let Some(object) = api.get_opt(name).await.expect("get") else {
             return;
         };
-        let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
-            serde_json::from_value(serde_json::to_value(&object).expect("serializes"))
-                .expect("guard");
-        ams_security_operator::controller::account::reconcile(Arc::new(guard), ctx.clone())
-            .await
-            .expect("reconcile");
+        ams_security_operator::controller::account::reconcile(
+            Arc::new(watched(&object)),
+            ctx.clone(),
+        )
+        .await
+        .expect("reconcile");
     }
     let left = api.get_opt(name).await.expect("get");
     assert!(

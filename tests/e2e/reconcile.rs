@@ -90,9 +90,7 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
         let writes_before = azure_writes(&emu).len();
         let ctx = operator.context(&client);
         for _ in 0..3 {
-            let guard: kube::core::DeserializeGuard<MediaServicesAccount> =
-                serde_json::from_value(serde_json::to_value(&before).expect("serializes")).expect("guard");
-            ams_security_operator::controller::account::reconcile(std::sync::Arc::new(guard), ctx.clone())
+            ams_security_operator::controller::account::reconcile(std::sync::Arc::new(watched(&before)), ctx.clone())
                 .await
                 .expect("reconcile");
         }
