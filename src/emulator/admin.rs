@@ -121,6 +121,12 @@ pub enum AdminCommand {
         /// Vault name.
         vault: String,
     },
+    /// What Key Vault does once a soft-deleted vault's retention period has passed: purges it,
+    /// purge protection or not (protection only refuses purges asked for earlier).
+    PurgeAfterRetention {
+        /// Vault name.
+        vault: String,
+    },
     /// Sets a vault's firewall (`networkAcls`).
     SetVaultFirewall {
         /// Vault name.
@@ -157,6 +163,11 @@ pub enum AdminCommand {
         /// Limits, or `None` to disable.
         #[serde(default)]
         limits: Option<ThrottleLimits>,
+    },
+    /// Holds (or releases) the background pick-up of new key versions by accounts.
+    HoldKeyRotation {
+        /// Whether accounts stay on their current version.
+        hold: bool,
     },
     /// Sets the role-assignment propagation delay for new principals.
     SetPropagationDelay {
@@ -415,6 +426,16 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
             v.deleted_at = None;
             Ok(json!({}))
         }
+        AdminCommand::PurgeAfterRetention { vault } => {
+            let key = w
+                .vaults
+                .iter()
+                .find(|(_, v)| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(&vault))
+                .map(|(k, _)| k.clone())
+                .ok_or_else(|| format!("no deleted vault named {vault}"))?;
+            w.vaults.remove(&key);
+            Ok(json!({}))
+        }
         AdminCommand::SetVaultFirewall {
             vault,
             default_action,
@@ -463,6 +484,10 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
         AdminCommand::SetThrottling { limits } => {
             w.knobs.throttle = limits;
             w.knobs.buckets.clear();
+            Ok(json!({}))
+        }
+        AdminCommand::HoldKeyRotation { hold } => {
+            w.knobs.hold_key_rotation = hold;
             Ok(json!({}))
         }
         AdminCommand::SetPropagationDelay { seconds } => {

@@ -192,6 +192,9 @@ pub struct Knobs {
     pub record_bodies: bool,
     /// When set, the next Media Services operation ends `Failed` with this (code, message).
     pub fail_next_operation: Option<(String, String)>,
+    /// While set, accounts on a versionless key stay on the version they use when a newer one
+    /// appears (Media Services picks new versions up in the background, not at once).
+    pub hold_key_rotation: bool,
 }
 
 /// Whether an operation name matches a rule pattern.

@@ -460,6 +460,19 @@ impl Emulator {
         .map(drop)
     }
 
+    /// Holds (`true`) or releases the accounts' background pick-up of new key versions.
+    pub fn hold_key_rotation(&self, hold: bool) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::HoldKeyRotation { hold }).map(drop)
+    }
+
+    /// Purges a soft-deleted vault as Key Vault does when its retention period has passed.
+    pub fn purge_after_retention(&self, vault: &str) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::PurgeAfterRetention {
+            vault: vault.into(),
+        })
+        .map(drop)
+    }
+
     /// Closes a vault's firewall (`defaultAction: Deny`) with the given bypass
     /// (`AzureServices` or `None`) and no IP rules.
     pub fn close_vault_firewall(&self, vault: &str, bypass: &str) -> Result<(), EmulatorError> {

@@ -1139,6 +1139,7 @@ impl World {
             .iter()
             .map(|(k, a)| (k.clone(), self.evaluate_key_access(a)))
             .collect();
+        let hold_rotation = self.knobs.hold_key_rotation;
         let mut changed = Vec::new();
         for (k, result) in results {
             let Some(account) = self.media.get_mut(&k) else {
@@ -1151,7 +1152,8 @@ impl World {
             match result {
                 Ok(current) => {
                     account.key_access.cause = None;
-                    if current.is_some() {
+                    let held = hold_rotation && account.key_access.current_key_identifier.is_some();
+                    if current.is_some() && !held {
                         account.key_access.current_key_identifier = current;
                     }
                 }

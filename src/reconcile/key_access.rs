@@ -166,7 +166,7 @@ fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerd
             return lost(
                 key_access::VAULT_NOT_FOUND,
                 format!(
-                    "key vault {vault_name} no longer exists; restore it or point spec.encryption at another key"
+                    "key vault {vault_name} no longer exists, not even soft-deleted (purged), so it cannot be recovered; restore the key from a backup into a vault in this subscription and region, or point spec.encryption at another key"
                 ),
             );
         }

@@ -1,6 +1,7 @@
 //! Customer-key access end to end: break each link out of band through the emulator's admin
 //! API, see the exact `CustomerKeyInaccessible` cause with no write to the account while it
-//! lasts, repair it and see the condition clear with an event. Passes are run one at a time
+//! lasts, repair it and see the condition clear with an event (a purged vault, last, cannot be
+//! repaired). Passes are run one at a time
 //! (the reconcile function the controller runs), so each step is observed deterministically.
 
 use ams_security_operator::emulator::AdminCommand;
@@ -114,6 +115,8 @@ async fn each_lost_key_link_raises_its_cause_and_recovery_clears_it() {
                 );
             }
 
+            a_purged_vault_is_not_found(&client, &ns, &ctx, &emu).await;
+
             emu.shutdown().await;
         })
     })
@@ -185,6 +188,8 @@ async fn a_revoked_policy_is_restored_and_an_expiring_key_warns() {
             let reasons = event_reasons(&client, &ns, "byok").await;
             assert!(reasons.iter().any(|r| r == "KeyRotated"), "{reasons:?}");
 
+            a_lagging_rotation_warns_and_clears(&client, &ns, &emu).await;
+
             // A key about to expire warns while access still works.
             let soon = emu.now().timestamp() + 3 * 86_400;
             emu.admin(AdminCommand::ExpireKey {
@@ -209,4 +214,97 @@ async fn a_revoked_policy_is_restored_and_an_expiring_key_warns() {
         })
     })
     .await;
+}
+
+/// Last of the causes, as nothing brings it back: a deleted vault whose retention has passed is
+/// purged by Key Vault, and the key is gone for good.
+async fn a_purged_vault_is_not_found(
+    client: &kube::Client,
+    ns: &str,
+    ctx: &std::sync::Arc<ams_security_operator::controller::Context>,
+    emu: &ams_security_operator::emulator::Emulator,
+) {
+    let writes_before = azure_writes(emu).len();
+    emu.delete_vault("media-kv").expect("delete vault");
+    emu.purge_after_retention("media-kv").expect("purge");
+    let gone = reconcile_now(client, ns, "byok", ctx).await;
+    assert_eq!(
+        state(&gone, "CustomerKeyInaccessible"),
+        ("True".into(), "VaultNotFound".into()),
+        "{:?}",
+        gone.status.as_ref().map(|s| &s.conditions)
+    );
+    let message = &condition(&gone, "CustomerKeyInaccessible")
+        .expect("condition")
+        .message;
+    assert!(message.contains("media-kv"), "{message}");
+    assert!(
+        azure_writes(emu)[writes_before..].is_empty(),
+        "wrote to a purged key's account"
+    );
+    assert!(
+        event_reasons(client, ns, "byok")
+            .await
+            .iter()
+            .any(|r| r == "VaultNotFound")
+    );
+}
+
+/// An account that stays on the older version of a versionless key past the grace is a
+/// warning, not drift to fight: no write to the account, and it clears once Azure moves on.
+async fn a_lagging_rotation_warns_and_clears(
+    client: &kube::Client,
+    ns: &str,
+    emu: &ams_security_operator::emulator::Emulator,
+) {
+    let grace = offline_context_with(client, emu, |c| {
+        c.key_rotation_grace = std::time::Duration::from_secs(1);
+    });
+    emu.hold_key_rotation(true).expect("hold");
+    let newest = emu
+        .add_key_version("media-kv", "account-key")
+        .expect("newer version");
+    emu.recheck_key_access();
+    let writes_before = azure_writes(emu).len();
+    let pending = reconcile_now(client, ns, "byok", &grace).await;
+    let since = pending
+        .status
+        .as_ref()
+        .and_then(|s| s.encryption.as_ref())
+        .and_then(|e| e.rotation_pending_since.clone());
+    assert!(since.is_some(), "{:?}", pending.status);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let lagging = reconcile_now(client, ns, "byok", &grace).await;
+    assert_eq!(
+        state(&lagging, "EncryptionReady"),
+        ("True".into(), "KeyRotationPending".into()),
+        "{:?}",
+        lagging.status.as_ref().map(|s| &s.conditions)
+    );
+    assert!(
+        condition(&lagging, "EncryptionReady")
+            .expect("condition")
+            .message
+            .contains(newest.rsplit('/').next().unwrap_or("?")),
+        "the warning names the version the account has not reached"
+    );
+    assert!(
+        azure_writes(emu)[writes_before..].is_empty(),
+        "a rotation lag was fought with a write: {:#?}",
+        describe(&azure_writes(emu)[writes_before..])
+    );
+    emu.hold_key_rotation(false).expect("release");
+    emu.recheck_key_access();
+    let caught_up = reconcile_now(client, ns, "byok", &grace).await;
+    assert_eq!(
+        state(&caught_up, "EncryptionReady"),
+        ("True".into(), "Succeeded".into())
+    );
+    let encryption = caught_up
+        .status
+        .as_ref()
+        .and_then(|s| s.encryption.clone())
+        .expect("encryption status");
+    assert_eq!(encryption.rotation_pending_since, None);
+    assert!(newest.ends_with(encryption.key_version.as_deref().unwrap_or("?")));
 }
