@@ -101,12 +101,21 @@ pub async fn reconcile(meta: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, 
             meta.metadata.namespace.as_deref().unwrap_or_default(),
         );
         let name = meta.metadata.name.as_deref().unwrap_or_default();
-        let Some(guard) = api.get_opt(name).await.map_err(|source| Error::Read {
-            object: object.clone(),
-            source,
-        })?
-        else {
-            return Ok(Action::await_change());
+        // Not older than what the watch delivered: the apiserver answers from its watch cache
+        // instead of a quorum read of etcd (a key change re-reads every account of the key at
+        // once). A status write from an older copy fails its precondition and is retried.
+        let params = kube::api::GetParams {
+            resource_version: meta.metadata.resource_version.clone(),
+        };
+        let guard = match api.get_with(name, &params).await {
+            Ok(guard) => guard,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Action::await_change()),
+            Err(source) => {
+                return Err(Error::Read {
+                    object: object.clone(),
+                    source,
+                });
+            }
         };
         // Boxed: a pass's state is large, and the read above should not make every caller's
         // future larger still.
