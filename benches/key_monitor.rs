@@ -5,8 +5,9 @@
 //! Run with `scripts/bench.sh` (starts the control plane and runs
 //! `cargo bench --features emulator --bench key_monitor`). Arguments after `--`:
 //! `--rows 1,100` (accounts per row; the 1,000-distinct-keys row is `1000x1000`),
-//! `--window SECONDS` (steady-state window, default 60), `--samples N` (detection samples per
-//! row, default 8).
+//! `--window SECONDS` (steady-state window, default 30), `--samples N` (detection samples per
+//! row, default 6; the naive side takes at most 4). The defaults keep the whole run under 30
+//! minutes on 2 cores.
 //!
 //! Per row, in one process:
 //! 1. A generated world: accounts spread over subscriptions, each account encrypted with one of
@@ -704,8 +705,8 @@ async fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let rows = parse_rows(&arg("--rows").unwrap_or_else(|| "1,100,1000,1000x1000,10000".into()));
-    let window = Duration::from_secs(arg("--window").and_then(|w| w.parse().ok()).unwrap_or(60));
-    let samples: usize = arg("--samples").and_then(|s| s.parse().ok()).unwrap_or(8);
+    let window = Duration::from_secs(arg("--window").and_then(|w| w.parse().ok()).unwrap_or(30));
+    let samples: usize = arg("--samples").and_then(|s| s.parse().ok()).unwrap_or(6);
     let client = common::client().await;
     common::install_crds(&client).await;
     let started = Instant::now();

@@ -4,8 +4,8 @@
 # kube-apiserver (started here if none is up, and stopped again). Prints a results table; the
 # committed results are in docs/benchmarks.md.
 #
-#   scripts/bench.sh                       every row (about 20-30 minutes on 2 cores)
-#   scripts/bench.sh --rows 1,100 --window 30 --samples 4
+#   scripts/bench.sh                       every row, 30 s windows, 6 samples (under 30 minutes on 2 cores)
+#   scripts/bench.sh --rows 1,100 --window 20 --samples 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ams-security-operator/target}"
