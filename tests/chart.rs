@@ -583,7 +583,7 @@ fn the_deployment_runs_with_the_restricted_security_context() {
     assert_eq!(container(&docs)["image"], "ams-security-operator:0.1.0");
     assert_eq!(
         container(&docs)["resources"],
-        json!({"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}})
+        json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})
     );
 }
 
