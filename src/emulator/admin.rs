@@ -418,20 +418,17 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
             Ok(json!({}))
         }
         AdminCommand::RecoverVault { vault } => {
-            let v = w
-                .vaults
-                .values_mut()
-                .find(|v| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(&vault))
+            let key = w
+                .deleted_vault_key(&vault)
                 .ok_or_else(|| format!("no deleted vault named {vault}"))?;
-            v.deleted_at = None;
+            if let Some(v) = w.vaults.get_mut(&key) {
+                v.deleted_at = None;
+            }
             Ok(json!({}))
         }
         AdminCommand::PurgeAfterRetention { vault } => {
             let key = w
-                .vaults
-                .iter()
-                .find(|(_, v)| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(&vault))
-                .map(|(k, _)| k.clone())
+                .deleted_vault_key(&vault)
                 .ok_or_else(|| format!("no deleted vault named {vault}"))?;
             w.vaults.remove(&key);
             Ok(json!({}))

@@ -871,18 +871,13 @@ fn route_keyvault(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiErr
                 "Microsoft.KeyVault/deletedVaults/read",
             )?;
             let name = p.rest[3].clone();
-            let key = w
-                .vaults
-                .iter()
-                .find(|(_, v)| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(&name))
-                .map(|(k, _)| k.clone())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "DeletedVaultNotFound",
-                        format!("Deleted vault '{name}' was not found."),
-                    )
-                })?;
+            let key = w.deleted_vault_key(&name).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "DeletedVaultNotFound",
+                    format!("Deleted vault '{name}' was not found."),
+                )
+            })?;
             if ctx.op == "Vaults_GetDeleted" {
                 return Ok(json_response(
                     StatusCode::OK,

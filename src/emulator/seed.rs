@@ -201,6 +201,15 @@ pub struct SeedKey {
     pub version_ids: Vec<String>,
 }
 
+impl SeedKey {
+    /// How many versions the seed creates: `versions` (at least 1), or as many as
+    /// `versionIds` when that is more.
+    #[must_use]
+    pub fn version_count(&self) -> usize {
+        (self.versions.unwrap_or(1).max(1) as usize).max(self.version_ids.len())
+    }
+}
+
 /// A custom role definition.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

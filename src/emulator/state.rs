@@ -475,14 +475,13 @@ fn generate_seed_keys(seed: &Seed) -> Result<Vec<KeyMaterial>, SeedError> {
         .flat_map(|v| v.keys.iter())
         .flat_map(|k| {
             let ec = k.kty.as_deref().unwrap_or("RSA").starts_with("EC");
-            let count = (k.versions.unwrap_or(1).max(1) as usize).max(k.version_ids.len());
             std::iter::repeat_n(
                 (
                     ec,
                     k.crv.as_deref().unwrap_or("P-256"),
                     k.key_size.unwrap_or(2048),
                 ),
-                count,
+                k.version_count(),
             )
         })
         .collect();
@@ -669,8 +668,7 @@ impl World {
             let vault_key = key_of(&v.id);
             for k in &v.keys {
                 let kty = k.kty.clone().unwrap_or_else(|| "RSA".into());
-                let count = k.versions.unwrap_or(1).max(1) as usize;
-                for i in 0..count.max(k.version_ids.len()) {
+                for i in 0..k.version_count() {
                     let material = materials.next().ok_or_else(|| {
                         SeedError::Invalid("a seeded key was not generated".into())
                     })?;
@@ -947,6 +945,15 @@ impl World {
         self.vaults
             .values_mut()
             .find(|v| v.deleted_at.is_none() && v.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The key in `vaults` of the soft-deleted vault named `name`.
+    #[must_use]
+    pub fn deleted_vault_key(&self, name: &str) -> Option<String> {
+        self.vaults
+            .iter()
+            .find(|(_, v)| v.deleted_at.is_some() && v.name().eq_ignore_ascii_case(name))
+            .map(|(k, _)| k.clone())
     }
 
     /// A role definition by display name or GUID.

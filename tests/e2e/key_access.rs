@@ -1,8 +1,8 @@
 //! Customer-key access end to end: break each link out of band through the emulator's admin
 //! API, see the exact `CustomerKeyInaccessible` cause with no write to the account while it
 //! lasts, repair it and see the condition clear with an event (a purged vault, last, cannot be
-//! repaired). Passes are run one at a time
-//! (the reconcile function the controller runs), so each step is observed deterministically.
+//! repaired). Passes are run one at a time (the reconcile function the controller runs), so
+//! each step is observed deterministically.
 
 use ams_security_operator::emulator::AdminCommand;
 use serde_json::json;
