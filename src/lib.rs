@@ -10,6 +10,7 @@
 //!   requeue policy, events and graceful shutdown; [`http`] serves `/healthz` and `/readyz`.
 //! - [`monitor`]: the shared key-access monitor: one prober per distinct key and principal.
 //! - [`metrics`]: Prometheus metrics, served at `/metrics`.
+//! - [`roles`]: the built-in Azure role GUIDs the operator names (one registry).
 //! - [`tenancy`]: which namespaces may manage which subscriptions.
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
@@ -25,4 +26,5 @@ pub mod http;
 pub mod metrics;
 pub mod monitor;
 pub mod reconcile;
+pub mod roles;
 pub mod tenancy;

@@ -20,15 +20,15 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::azure::lro::PollingMethod;
-use crate::azure::{AzureApi, AzureError, ErrorClass, PendingOperation, PollOutcome};
-use crate::crd::account::{MediaServicesAccountStatus, PendingOperationStatus};
+use crate::azure::{AzureApi, AzureError, ErrorClass, PollOutcome};
+use crate::crd::account::MediaServicesAccountStatus;
 use crate::crd::conditions::{reasons, types};
 use crate::crd::{FIELD_MANAGER, MediaServicesAccount};
 use crate::monitor::MonitoredKeys;
 use crate::reconcile::apply::{self, Applied, Outcome};
 use crate::reconcile::desired::Desired;
 use crate::reconcile::observe::{self, Observation};
+use crate::reconcile::parked;
 use crate::reconcile::plan;
 use crate::reconcile::prereqs;
 use crate::reconcile::status::{self, Verdict};
@@ -473,7 +473,7 @@ async fn run_pass(
     let mut failed_operation = None;
     if let Some(parked) = &previous.pending_operation {
         // A parked value this version cannot read is dropped: observing again is always safe.
-        match pending_from_status(parked) {
+        match parked::from_status(parked) {
             None => base.pending_operation = None,
             Some(op) => match api.poll_operation(&op).await {
                 Ok(PollOutcome::InProgress { retry_after }) => {
@@ -586,7 +586,7 @@ async fn run_pass(
             area,
             operation: op,
         }) => {
-            status.pending_operation = Some(pending_to_status(op, *area, now));
+            status.pending_operation = Some(parked::to_status(op, *area, now));
             Action::requeue(
                 op.retry_after()
                     .unwrap_or(requeue::OPERATION_DEFAULT)
@@ -656,44 +656,6 @@ pub(crate) async fn credentials(
     let (kind, tenant, client) = source.identity_key();
     let api = ctx.azure.api(&source).map_err(|e| e.to_string())?;
     Ok((format!("{kind}/{tenant}/{client}"), api))
-}
-
-fn pending_to_status(
-    op: &PendingOperation,
-    area: prereqs::Area,
-    now: Timestamp,
-) -> PendingOperationStatus {
-    let method = match &op.polling {
-        PollingMethod::AzureAsyncOperation(_) => "AzureAsyncOperation",
-        PollingMethod::Location(_) => "Location",
-        PollingMethod::ProvisioningState(_) => "ProvisioningState",
-    };
-    PendingOperationStatus {
-        operation: op.operation.clone(),
-        condition: area.condition_type().to_owned(),
-        resource_id: op.resource_id.clone(),
-        api_version: op.api_version.clone(),
-        polling_method: method.to_owned(),
-        polling_url: op.polling.url().to_owned(),
-        started_at: Time(now),
-    }
-}
-
-fn pending_from_status(s: &PendingOperationStatus) -> Option<PendingOperation> {
-    let url = s.polling_url.clone();
-    let polling = match s.polling_method.as_str() {
-        "AzureAsyncOperation" => PollingMethod::AzureAsyncOperation(url),
-        "Location" => PollingMethod::Location(url),
-        "ProvisioningState" => PollingMethod::ProvisioningState(url),
-        _ => return None,
-    };
-    Some(PendingOperation {
-        operation: s.operation.clone(),
-        resource_id: s.resource_id.clone(),
-        api_version: s.api_version.clone(),
-        polling,
-        retry_after_seconds: None,
-    })
 }
 
 /// Writes the status as a JSON merge patch of exactly what changed, with the object's

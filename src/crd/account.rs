@@ -494,15 +494,21 @@ impl BuiltInRole {
     #[must_use]
     pub fn definition_guid(self) -> &'static str {
         match self {
-            Self::MediaServicesAccountAdministrator => "054126f8-9a2b-4f1c-a9ad-eca461f08466",
-            Self::MediaServicesLiveEventsAdministrator => "532bc159-b25e-42c0-969e-a1d439f60d77",
-            Self::MediaServicesMediaOperator => "e4395492-1534-4db2-bedf-88c14621589c",
-            Self::MediaServicesPolicyAdministrator => "c4bba371-dacd-4a26-b320-7250bca963ae",
-            Self::MediaServicesStreamingEndpointsAdministrator => {
-                "99dba123-b5fe-44d5-874c-ced7199a5804"
+            Self::MediaServicesAccountAdministrator => {
+                crate::roles::MEDIA_SERVICES_ACCOUNT_ADMINISTRATOR
             }
-            Self::Reader => "acdd72a7-3385-48ef-bd42-f606fba81ae7",
-            Self::Contributor => "b24988ac-6180-42a0-ab88-20f7382dd24c",
+            Self::MediaServicesLiveEventsAdministrator => {
+                crate::roles::MEDIA_SERVICES_LIVE_EVENTS_ADMINISTRATOR
+            }
+            Self::MediaServicesMediaOperator => crate::roles::MEDIA_SERVICES_MEDIA_OPERATOR,
+            Self::MediaServicesPolicyAdministrator => {
+                crate::roles::MEDIA_SERVICES_POLICY_ADMINISTRATOR
+            }
+            Self::MediaServicesStreamingEndpointsAdministrator => {
+                crate::roles::MEDIA_SERVICES_STREAMING_ENDPOINTS_ADMINISTRATOR
+            }
+            Self::Reader => crate::roles::READER,
+            Self::Contributor => crate::roles::CONTRIBUTOR,
         }
     }
 }

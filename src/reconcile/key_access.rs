@@ -17,7 +17,7 @@ use crate::azure::models::keyvault::{CMK_KEY_PERMISSIONS, Vault};
 use crate::crd::conditions::{key_access, reasons};
 
 use super::observe::{ObservedKey, VaultLookup};
-use super::prereqs::{KEY_WRAP_ROLES, RSA_SIZES, holds_any};
+use super::rules::{KEY_WRAP_ROLES, RSA_SIZES, holds_any};
 
 /// Default warning horizon before a key's expiry.
 pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -261,7 +261,7 @@ pub async fn observe(
         Some(DesiredEncryption::CustomerKey { key, identity, .. }) => {
             let principal = principal_of(&account, &identities, identity);
             // A deleted vault keeps its region; the key's vault must be in the account's.
-            let location = super::prereqs::normalise_location(
+            let location = super::rules::normalise_location(
                 account.location.as_deref().unwrap_or(&desired.location),
             );
             let request = KeyRequest {

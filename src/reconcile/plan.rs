@@ -30,7 +30,8 @@ use crate::crd::account::{IdentityType, MediaServicesAccountStatus};
 
 use super::desired::{Desired, DesiredEncryption, DesiredStorage, IdentityRef};
 use super::observe::{Observed, VaultLookup};
-use super::prereqs::{Area, BLOB_DATA_ROLES, holds_any};
+use super::prereqs::Area;
+use super::rules::{BLOB_DATA_ROLES, holds_any};
 
 /// A role assignment to create.
 #[derive(Clone, Debug, PartialEq, Eq)]

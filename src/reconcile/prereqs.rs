@@ -13,27 +13,11 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::azure::models::authorization::{
-    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, RoleAssignment, STORAGE_BLOB_DATA_CONTRIBUTOR,
-};
 use crate::crd::conditions::{key_access, reasons};
 
 use super::desired::{Desired, DesiredEncryption, PrincipalRef};
 use super::observe::{Observed, VaultLookup};
-
-/// Built-in role: Storage Blob Data Owner (also grants blob data access).
-const STORAGE_BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
-/// Built-in role: Contributor (control plane only: no blob data).
-const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
-/// Built-in role: Owner (control plane only: no blob data).
-const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
-/// Built-in role: Key Vault Crypto Officer (includes wrap and unwrap).
-const KEY_VAULT_CRYPTO_OFFICER: &str = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
-/// Built-in role: Key Vault Administrator (includes wrap and unwrap).
-const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
-
-/// RSA sizes Media Services accepts for an account key.
-pub const RSA_SIZES: [u32; 3] = [2048, 3072, 4096];
+use super::rules::{BLOB_DATA_ROLES, RSA_SIZES, holds_any, normalise_location};
 
 /// How long a user-assigned identity that is not found counts as still propagating.
 pub const IDENTITY_PROPAGATION_BOUND: Duration = Duration::from_secs(5 * 60);
@@ -100,39 +84,6 @@ impl Problem {
             propagating: false,
         }
     }
-}
-
-/// Whether a role assignment list holds one of `roles` (GUIDs).
-#[must_use]
-pub fn holds_any(assignments: &[RoleAssignment], roles: &[&str]) -> Option<String> {
-    assignments
-        .iter()
-        .find(|a| {
-            roles
-                .iter()
-                .any(|r| a.role_definition_guid().eq_ignore_ascii_case(r))
-        })
-        .and_then(|a| a.id.clone().or_else(|| Some(String::new())))
-}
-
-/// Roles that give blob data access (what trusted storage needs).
-pub const BLOB_DATA_ROLES: [&str; 2] = [STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_OWNER];
-
-/// Roles that permit get, wrapKey and unwrapKey on a key in an RBAC vault.
-pub const KEY_WRAP_ROLES: [&str; 3] = [
-    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
-    KEY_VAULT_CRYPTO_OFFICER,
-    KEY_VAULT_ADMINISTRATOR,
-];
-
-/// Lower-case, no spaces: `West Europe` and `westeurope` are the same region.
-#[must_use]
-pub fn normalise_location(location: &str) -> String {
-    location
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase()
 }
 
 fn unix(t: azure_core::time::OffsetDateTime) -> i64 {
@@ -297,16 +248,13 @@ fn check_storage(
                 if !storage.grant_access
                     && holds_any(&seen.assignments, &BLOB_DATA_ROLES).is_none() =>
             {
-                let (reason, message) = if let Some(role) = seen.assignments.iter().find(|a| {
-                    [CONTRIBUTOR, OWNER]
+                let control_plane_only = seen.assignments.iter().find_map(|a| {
+                    crate::roles::CONTROL_PLANE_ONLY
                         .iter()
-                        .any(|r| a.role_definition_guid().eq_ignore_ascii_case(r))
-                }) {
-                    let name = if role.role_definition_guid().eq_ignore_ascii_case(OWNER) {
-                        "Owner"
-                    } else {
-                        "Contributor"
-                    };
+                        .find(|(guid, _)| a.role_definition_guid().eq_ignore_ascii_case(guid))
+                        .map(|(_, name)| *name)
+                });
+                let (reason, message) = if let Some(name) = control_plane_only {
                     (
                         reasons::STORAGE_CONTRIBUTOR_ONLY,
                         format!(

@@ -24,7 +24,8 @@ use super::desired::{Desired, DesiredEncryption};
 use super::key_access::{KeyVerdict, diagnose};
 use super::observe::{Observed, ObservedKey};
 use super::plan::{Plan, holding, identity_type_str};
-use super::prereqs::{Area, BLOB_DATA_ROLES, Problem};
+use super::prereqs::{Area, Problem};
+use super::rules::BLOB_DATA_ROLES;
 
 /// Longest condition message kept; Azure messages can be long.
 const MAX_MESSAGE: usize = 1024;

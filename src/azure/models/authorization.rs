@@ -2,10 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Built-in role: Storage Blob Data Contributor.
-pub const STORAGE_BLOB_DATA_CONTRIBUTOR: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
-/// Built-in role: Key Vault Crypto Service Encryption User (wrap/unwrap with RBAC vaults).
-pub const KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER: &str = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
+pub use crate::roles::{KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, STORAGE_BLOB_DATA_CONTRIBUTOR};
 
 /// A role assignment (`RoleAssignment`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
