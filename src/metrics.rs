@@ -325,6 +325,16 @@ impl Metrics {
         }
     }
 
+    /// Records a pass that failed before it could finish (its status write, or the read of
+    /// its object), by the error's reason.
+    pub fn failed(&self, reason: &str) {
+        self.failures
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
     /// The object is gone: it no longer counts anywhere.
     pub fn forget(&self, object: &str) {
         self.inaccessible

@@ -1,18 +1,20 @@
-//! The `MediaServicesAccount` reconcile: suspend → validate → credentials → parked operation →
-//! observe → prerequisites → plan → apply → status, then one status write (only when it
-//! changed), events, and the requeue the outcome calls for.
+//! The `MediaServicesAccount` driver: reads the object, then runs the pipeline
 //!
-//! Each step lives in `crate::reconcile`; this file strings them together and talks to the
-//! apiserver. It never panics on odd input: an object that does not even deserialize gets
-//! `Ready=False` with `InvalidSpec` through an untyped patch, and the others carry on.
+//! admit → key-only update → credentials → parked operation → observe → assess → apply → status
+//!
+//! and finishes with one status write (only when it changed), events, and the requeue the
+//! pass's [`Ending`] calls for. Every decision is made by a pure step of `crate::reconcile`
+//! (the decision itself by [`assess`]) or by [`requeue`]; this file does the I/O between them.
+//!
+//! It never panics on odd input: an object that does not even deserialize gets `Ready=False`
+//! with `InvalidSpec` through an untyped status patch, and the others carry on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
@@ -21,56 +23,22 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::azure::{AzureApi, AzureError, ErrorClass, PollOutcome};
+use crate::crd::MediaServicesAccount;
 use crate::crd::account::MediaServicesAccountStatus;
 use crate::crd::conditions::{reasons, types};
-use crate::crd::{FIELD_MANAGER, MediaServicesAccount};
-use crate::monitor::MonitoredKeys;
-use crate::reconcile::apply::{self, Applied, Outcome};
+use crate::monitor::{Follow, MonitoredKeys};
+use crate::reconcile::apply::{self, Applied, Outcome, Write};
+use crate::reconcile::assess::{self, Assessment, assess};
 use crate::reconcile::desired::Desired;
-use crate::reconcile::observe::{self, Observation};
-use crate::reconcile::parked;
-use crate::reconcile::plan;
-use crate::reconcile::prereqs;
+use crate::reconcile::observe::{self, Observation, Observed};
+use crate::reconcile::prereqs::Area;
 use crate::reconcile::status::{self, Verdict};
+use crate::reconcile::{key_access, parked};
 
-use super::{Context, requeue};
-
-/// Transient failures in a row before `Ready` says so (a blip should not flap it).
-const TRANSIENT_FAILURES_BEFORE_NOT_READY: u32 = 3;
-
-/// Failures of the reconcile itself (Azure failures are outcomes, not errors).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The status write failed.
-    #[error("failed to write the status of {object}")]
-    WriteStatus {
-        /// `namespace/name`.
-        object: String,
-        /// The error.
-        #[source]
-        source: kube::Error,
-    },
-    /// The object could not be read from the apiserver at the start of a pass.
-    #[error("failed to read {object}")]
-    Read {
-        /// `namespace/name`.
-        object: String,
-        /// The error.
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl Error {
-    /// Stable reason for events and metrics.
-    #[must_use]
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::WriteStatus { .. } => "StatusWriteFailed",
-            Error::Read { .. } => "ReadFailed",
-        }
-    }
-}
+use super::context::Context;
+use super::error::Error;
+use super::requeue::{self, Ending};
+use super::{finalize, write};
 
 /// What the controller's cache keeps of each object: its metadata, which is all the watch's
 /// filters read. Each pass reads the whole object, so the cache does not hold every spec and
@@ -88,76 +56,423 @@ pub fn object_key(meta: &Watched) -> String {
     )
 }
 
+fn key_of(account: &MediaServicesAccount) -> String {
+    format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    )
+}
+
+/// The annotation that asks for a reconcile (and a fresh key probe) now; its value is any text
+/// that differs from the last one handled (`kubectl annotate msa NAME
+/// ams-security.io/reconcile-at="$(date +%s)" --overwrite`).
+pub const RECONCILE_AT: &str = "ams-security.io/reconcile-at";
+
 /// The reconcile function the controller runs: reads the object, valid or not, and reconciles
-/// it; an object already gone needs nothing.
+/// it; an object already gone needs nothing. Whatever the pass did, the key monitor hears of it
+/// here, once.
 pub async fn reconcile(meta: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
     use tracing::Instrument;
     let object = object_key(&meta);
     // One span per pass: every log line and Azure call of the pass carries the object.
     let span = tracing::info_span!("reconcile", %object);
     async {
-        let api: Api<DeserializeGuard<MediaServicesAccount>> = Api::namespaced(
-            ctx.kube.clone(),
-            meta.metadata.namespace.as_deref().unwrap_or_default(),
-        );
-        let name = meta.metadata.name.as_deref().unwrap_or_default();
-        // Not older than what the watch delivered: the apiserver answers from its watch cache
-        // instead of a quorum read of etcd (a key change re-reads every account of the key at
-        // once). A status write from an older copy fails its precondition and is retried.
-        let params = kube::api::GetParams {
-            resource_version: meta.metadata.resource_version.clone(),
+        let (follow, result) = match read(&meta, &ctx).await {
+            Err(e) => (Follow::Keep, Err(e)),
+            Ok(None) => (Follow::Untrack, Ok(Action::await_change())),
+            // Boxed: a pass's state is large, and the read should not make every caller's
+            // future larger still.
+            Ok(Some(Ok(account))) => Box::pin(reconcile_account(&account, &ctx)).await,
+            Ok(Some(Err(invalid))) => (
+                Follow::Untrack,
+                Box::pin(reconcile_invalid(&invalid, &ctx)).await,
+            ),
         };
-        let guard = match api.get_with(name, &params).await {
-            Ok(guard) => guard,
-            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Action::await_change()),
-            Err(source) => {
-                return Err(Error::Read {
-                    object: object.clone(),
-                    source,
-                });
-            }
-        };
-        // Boxed: a pass's state is large, and the read above should not make every caller's
-        // future larger still.
-        let action = match &guard.0 {
-            Ok(account) => Box::pin(reconcile_account(account, &ctx)).await?,
-            Err(invalid) => Box::pin(reconcile_invalid(invalid, &ctx)).await?,
-        };
-        Ok(action)
+        ctx.keys.follow(&object, follow);
+        if follow == Follow::Untrack {
+            ctx.metrics.forget(&object);
+        }
+        result
     }
     .instrument(span)
     .await
 }
 
+/// The whole object, valid or not; `None` when it is gone.
+async fn read(
+    meta: &Watched,
+    ctx: &Context,
+) -> Result<Option<Result<MediaServicesAccount, InvalidObject>>, Error> {
+    let api: Api<DeserializeGuard<MediaServicesAccount>> = Api::namespaced(
+        ctx.kube.clone(),
+        meta.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    // Not older than what the watch delivered: the apiserver answers from its watch cache
+    // instead of a quorum read of etcd (a key change re-reads every account of the key at
+    // once). A status write from an older copy fails its precondition and is retried.
+    let params = kube::api::GetParams {
+        resource_version: meta.metadata.resource_version.clone(),
+    };
+    match api
+        .get_with(meta.metadata.name.as_deref().unwrap_or_default(), &params)
+        .await
+    {
+        Ok(guard) => Ok(Some(guard.0)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+        Err(source) => Err(Error::Read {
+            object: object_key(meta),
+            source,
+        }),
+    }
+}
+
+async fn reconcile_account(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+) -> (Follow, Result<Action, Error>) {
+    if account.metadata.deletion_timestamp.is_some() {
+        return (Follow::Untrack, finalize::finalize(account, ctx).await);
+    }
+    if !finalize::has_finalizer(account) {
+        // The change of metadata brings the object back through the watch at once.
+        let added = finalize::add(ctx, account).await;
+        return (Follow::Keep, added.map(|()| Action::await_change()));
+    }
+    let previous = account.status.clone().unwrap_or_default();
+    let started = Instant::now();
+    let pass = run_pass(account, ctx, &previous, Timestamp::now()).await;
+    (
+        pass.follow,
+        finish(account, ctx, &previous, pass, started).await,
+    )
+}
+
 /// What one pass decided, before it is written.
 struct Pass {
     status: MediaServicesAccountStatus,
-    writes: Vec<apply::Write>,
+    writes: Vec<Write>,
+    /// Reason and note of the Warning event the pass sends.
     warning: Option<(String, String)>,
-    action: Action,
-    success: bool,
-    /// Nothing is left to do until the resync: the monitor's facts may serve the next pass.
-    settled: bool,
+    ending: Ending,
+    follow: Follow,
+    /// Transient failures in a row, this pass included.
+    failures: u32,
 }
 
-async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
-    if account.metadata.deletion_timestamp.is_some() {
-        return super::finalize::finalize(account, ctx).await;
+/// Why the pipeline stopped before the end: what status says, and how the pass ended.
+struct Stop {
+    verdict: Verdict<'static>,
+    ending: Ending,
+    follow: Follow,
+    warning: Option<(String, String)>,
+}
+
+impl Stop {
+    fn blocked(reason: &'static str, message: String, follow: Follow) -> Self {
+        Stop {
+            verdict: Verdict::Blocked { reason, message },
+            ending: Ending::NeedsPerson,
+            follow,
+            warning: None,
+        }
     }
-    if !super::finalize::has_finalizer(account) {
-        // The change of metadata brings the object back through the watch at once.
-        super::finalize::add(ctx, account).await?;
-        return Ok(Action::await_change());
+
+    fn azure(error: &AzureError) -> Self {
+        Stop {
+            verdict: Verdict::Failed {
+                class: error.class(),
+                reason: status::error_reason(error),
+                message: error.to_string(),
+                failures: 0,
+            },
+            ending: Ending::failed(error),
+            follow: Follow::Refresh,
+            warning: Some((error.reason().to_owned(), error.to_string())),
+        }
     }
-    let key = format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
+
+    fn into_pass(
+        mut self,
+        base: &MediaServicesAccountStatus,
+        generation: Option<i64>,
+        failures: u32,
+        now: Timestamp,
+    ) -> Pass {
+        if let Verdict::Failed { failures: f, .. } = &mut self.verdict {
+            *f = failures;
+        }
+        Pass {
+            status: status::compute(base, generation, &self.verdict, now),
+            writes: Vec::new(),
+            warning: self.warning,
+            ending: self.ending,
+            follow: self.follow,
+            failures,
+        }
+    }
+}
+
+/// Runs the pipeline and tallies how it ended.
+async fn run_pass(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    previous: &MediaServicesAccountStatus,
+    now: Timestamp,
+) -> Pass {
+    let mut base = previous.clone();
+    let result = pipeline(account, ctx, &mut base, now).await;
+    let ending = match &result {
+        Ok(pass) => pass.ending,
+        Err(stop) => stop.ending,
+    };
+    let failures = ctx.tally(&key_of(account), ending);
+    match result {
+        Ok(pass) => Pass { failures, ..pass },
+        Err(stop) => stop.into_pass(&base, account.metadata.generation, failures, now),
+    }
+}
+
+/// The steps, in order; each may stop the pass. `base` is the status the pass builds on (a
+/// finished parked operation is cleared from it).
+async fn pipeline(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    base: &mut MediaServicesAccountStatus,
+    now: Timestamp,
+) -> Result<Pass, Stop> {
+    let desired = admit(account, ctx).await?;
+    if let Some(pass) = key_only_update(account, ctx, base, &desired, now) {
+        return Ok(pass);
+    }
+    let (credential, api) = ctx
+        .azure_for(account)
+        .await
+        .map_err(|m| Stop::blocked(reasons::CREDENTIALS_UNAVAILABLE, m, Follow::Refresh))?;
+    let failed_operation = resume_parked(api.as_ref(), base).await?;
+    let observed = observe(account, ctx, &desired, base, credential, &api).await?;
+    let owner = ctx.owner(account);
+    let failed = failed_operation.is_some();
+    let assessment = assess(
+        &desired,
+        &observed,
+        base,
+        &owner,
+        failed,
+        now,
+        ctx.key_expiry_warning,
     );
-    let previous = account.status.clone().unwrap_or_default();
-    let now = Timestamp::now();
-    let started = std::time::Instant::now();
-    let mut pass = run_pass(account, ctx, &previous, now).await;
+    let applied = if assessment.apply {
+        Some(apply::apply(api.as_ref(), &desired.account, &assessment.plan).await)
+    } else {
+        None
+    };
+    let judged = Judged {
+        desired: &desired,
+        observed: &observed,
+        assessment: &assessment,
+        owner: &owner,
+        applied,
+        failed_operation,
+    };
+    Ok(judged.into_pass(ctx, account.metadata.generation, base, now))
+}
+
+/// Suspend, the spec's rules, the tenancy map: the steps before any Azure call (outside its
+/// tenancy map a resource gets none at all, not even a credential).
+async fn admit(account: &MediaServicesAccount, ctx: &Context) -> Result<Desired, Stop> {
+    let idle = |verdict| Stop {
+        verdict,
+        ending: Ending::Idle,
+        follow: Follow::Untrack,
+        warning: None,
+    };
+    if account.spec.suspend {
+        return Err(idle(Verdict::Suspended));
+    }
+    let desired = Desired::from_spec(&account.spec)
+        .map_err(|errors| idle(Verdict::InvalidSpec(errors.to_string())))?;
+    ctx.tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
+        .await
+        .map_err(|m| Stop::blocked(reasons::TENANCY_DENIED, m, Follow::Untrack))?;
+    Ok(desired)
+}
+
+/// Re-triggered by the key monitor: when only the key changed since the last full pass, its
+/// verdict is written without reading Azure again (the next resync confirms the rest).
+fn key_only_update(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    base: &MediaServicesAccountStatus,
+    desired: &Desired,
+    now: Timestamp,
+) -> Option<Pass> {
+    let latest = ctx.keys.take_update(&key_of(account))?;
+    let verdict = key_access::diagnose(&latest, now, ctx.key_expiry_warning);
+    let generation = account.metadata.generation;
+    assess::key_only(base, generation, desired, &verdict).then(|| Pass {
+        status: status::key_update(base, generation, desired, &latest, &verdict, now),
+        writes: Vec::new(),
+        warning: None,
+        ending: Ending::Settled,
+        follow: Follow::Keep,
+        failures: 0,
+    })
+}
+
+/// A parked operation first: nothing new is started while one runs. Returns a parked
+/// operation that just failed, with the area it served.
+async fn resume_parked(
+    api: &dyn AzureApi,
+    base: &mut MediaServicesAccountStatus,
+) -> Result<Option<(AzureError, Area)>, Stop> {
+    let Some(recorded) = base.pending_operation.clone() else {
+        return Ok(None);
+    };
+    let Some(op) = parked::from_status(&recorded) else {
+        // A parked value this version cannot read is dropped: observing again is always safe.
+        base.pending_operation = None;
+        return Ok(None);
+    };
+    match api.poll_operation(&op).await {
+        Ok(PollOutcome::InProgress { retry_after }) => Err(Stop {
+            verdict: Verdict::Waiting {
+                operation: format!("{} (started {})", recorded.operation, recorded.started_at.0),
+            },
+            ending: Ending::Parked(retry_after),
+            follow: Follow::Refresh,
+            warning: None,
+        }),
+        Ok(PollOutcome::Succeeded(_)) => {
+            base.pending_operation = None;
+            Ok(None)
+        }
+        Err(e) if matches!(e, AzureError::OperationFailed { .. }) => {
+            base.pending_operation = None;
+            let area = Area::from_condition_type(&recorded.condition).unwrap_or(Area::Identity);
+            Ok(Some((e, area)))
+        }
+        Err(e) if e.class() == ErrorClass::NotFound => {
+            base.pending_operation = None;
+            Ok(None)
+        }
+        Err(e) => Err(Stop::azure(&e)),
+    }
+}
+
+/// What Azure holds now, the key read through the shared monitor.
+async fn observe(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    desired: &Desired,
+    base: &mut MediaServicesAccountStatus,
+    credential: String,
+    api: &Arc<dyn AzureApi>,
+) -> Result<Box<Observed>, Stop> {
+    let keys = MonitoredKeys {
+        monitor: &ctx.keys,
+        user: key_of(account),
+        credential,
+        api: api.clone(),
+        interval: account
+            .spec
+            .key_access_check_interval
+            .duration()
+            .unwrap_or(Duration::from_secs(30)),
+        force: reconcile_requested(account, base).is_some(),
+    };
+    match observe::observe(api.as_ref(), desired, &keys).await {
+        Ok(Observation::Found(o)) => Ok(o),
+        Ok(Observation::AccountNotFound) => {
+            base.pending_operation = None;
+            Err(Stop::blocked(
+                reasons::ACCOUNT_NOT_FOUND,
+                format!(
+                    "Media Services account {} does not exist; the operator manages the security state of existing accounts and does not create them",
+                    desired.account
+                ),
+                Follow::Refresh,
+            ))
+        }
+        Err(e) => Err(Stop::azure(&e)),
+    }
+}
+
+/// Everything a full pass judged and did, for the status step.
+struct Judged<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    assessment: &'a Assessment,
+    owner: &'a str,
+    applied: Option<Applied>,
+    failed_operation: Option<(AzureError, Area)>,
+}
+
+impl Judged<'_> {
+    fn into_pass(
+        self,
+        ctx: &Context,
+        generation: Option<i64>,
+        base: &MediaServicesAccountStatus,
+        now: Timestamp,
+    ) -> Pass {
+        let mut status = status::compute(
+            base,
+            generation,
+            &Verdict::Reconciled {
+                desired: self.desired,
+                observed: self.observed,
+                assessment: self.assessment,
+                owner: self.owner,
+                applied: self.applied.as_ref(),
+                failed_operation: self.failed_operation.as_ref().map(|(e, a)| (e, *a)),
+                rotation_grace: ctx.key_rotation_grace,
+            },
+            now,
+        );
+        let ending = requeue::ending(
+            &self.assessment.problems,
+            self.applied.as_ref().map(|a| &a.outcome),
+            self.failed_operation.is_some(),
+        );
+        let warning = match (
+            self.applied.as_ref().map(|a| &a.outcome),
+            &self.failed_operation,
+        ) {
+            (Some(Outcome::Failed { error, .. }), _) | (_, Some((error, _))) => {
+                Some((error.reason().to_owned(), error.to_string()))
+            }
+            _ => None,
+        };
+        if let Some(Outcome::Pending { area, operation }) =
+            self.applied.as_ref().map(|a| &a.outcome)
+        {
+            status.pending_operation = Some(parked::to_status(operation, *area, now));
+        }
+        Pass {
+            status,
+            writes: self.applied.map(|a| a.writes).unwrap_or_default(),
+            warning,
+            ending,
+            follow: match ending {
+                _ if !self.desired.uses_customer_key() => Follow::Untrack,
+                Ending::Settled => Follow::Keep,
+                _ => Follow::Refresh,
+            },
+            failures: 0,
+        }
+    }
+}
+
+/// After the pipeline: metrics, the status write (only when it changed), events, the requeue.
+async fn finish(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    previous: &MediaServicesAccountStatus,
+    mut pass: Pass,
+    started: Instant,
+) -> Result<Action, Error> {
+    let key = key_of(account);
     let ready_reason = pass
         .status
         .condition(types::READY)
@@ -173,7 +488,7 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
                 .copied()
                 .find(|k| *k == c.reason)
         });
-    let failure = (!pass.success).then(|| {
+    let failure = pass.ending.is_failure().then(|| {
         pass.warning
             .as_ref()
             .map_or("Unknown", |(reason, _)| reason.as_str())
@@ -185,66 +500,25 @@ async fn reconcile_account(account: &MediaServicesAccount, ctx: &Context) -> Res
         inaccessible,
         started.elapsed(),
     );
-    if !pass.settled {
-        // Something is still moving (a write just made, a grant propagating, a retry): the
-        // next pass reads the key's facts afresh instead of the monitor's latest.
-        ctx.keys.invalidate(&key);
-    }
-    if let Some(asked) = reconcile_requested(account, &previous) {
+    if let Some(asked) = reconcile_requested(account, previous) {
         pass.status.last_handled_reconcile_at = Some(asked.to_owned());
     }
-    if pass.success {
-        ctx.record_success(&key);
+    if pass.status != *previous {
+        write::account_status(&ctx.kube, account, previous, &pass.status).await?;
     }
-    let reference = account.object_ref(&());
-    if pass.status != previous {
-        write_status(&ctx.kube, account, &previous, &pass.status)
-            .await
-            .map_err(|source| Error::WriteStatus {
-                object: key.clone(),
-                source,
-            })?;
-    }
-    write_events(
-        ctx,
-        &reference,
-        &key,
-        &previous,
-        account.metadata.generation,
-        &pass,
-    )
-    .await;
-    let version =
-        |s: &MediaServicesAccountStatus| s.encryption.as_ref().and_then(|e| e.key_version.clone());
-    if let (Some(before), Some(after)) = (version(&previous), version(&pass.status))
-        && !before.eq_ignore_ascii_case(&after)
-    {
-        ctx.events
-            .publish(
-                &reference,
-                EventType::Normal,
-                "KeyRotated",
-                "ObserveAzure",
-                &format!("the account's key moved from version {before} to {after}"),
-            )
-            .await;
-    }
-    ctx.events
-        .transitions(&reference, &previous.conditions, &pass.status.conditions)
-        .await;
-    Ok(pass.action)
+    publish_events(ctx, account, previous, &pass).await;
+    Ok(requeue::requeue(pass.ending, pass.failures, ctx.resync_interval).action(&key))
 }
 
-/// The events of a pass's Azure writes, its drift corrections (with the metric) and its
-/// warning.
-async fn write_events(
+/// The events of a pass: its Azure writes, its drift corrections (with the metric), its
+/// warning, a key rotation, and the conditions that changed.
+async fn publish_events(
     ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    key: &str,
+    account: &MediaServicesAccount,
     previous: &MediaServicesAccountStatus,
-    generation: Option<i64>,
     pass: &Pass,
 ) {
+    let reference = account.object_ref(&());
     // One event per reason, naming every write of the pass with it, so that a pass that grants
     // two storage accounts reads as one change in `kubectl describe`.
     let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -255,73 +529,54 @@ async fn write_events(
         }
     }
     for (reason, notes) in by_reason {
+        let note = notes.join("; ");
         ctx.events
-            .publish(
-                reference,
-                EventType::Normal,
-                reason,
-                "WriteAzure",
-                &notes.join("; "),
-            )
+            .publish(&reference, EventType::Normal, reason, "WriteAzure", &note)
             .await;
     }
+    let generation = account.metadata.generation;
     for c in crate::reconcile::drift::corrections(previous, generation, &pass.writes) {
-        ctx.metrics.drift_corrected(c.area.condition_type());
-        tracing::warn!(object = %key, area = c.area.condition_type(), "{}", c.message);
+        let area = c.area.condition_type();
+        ctx.metrics.drift_corrected(area);
+        tracing::warn!(object = %key_of(account), area, "{}", c.message);
+        // The recorder folds events of one reason and action into a series that keeps the
+        // first note, so each area gets its own action.
+        let action = format!("Correct{area}");
         ctx.events
             .publish(
-                reference,
+                &reference,
                 EventType::Warning,
                 "DriftCorrected",
-                // The recorder folds events of one reason and action into a series that keeps
-                // the first note, so each area gets its own action.
-                &format!("Correct{}", c.area.condition_type()),
+                &action,
                 &c.message,
             )
             .await;
     }
     if let Some((reason, note)) = &pass.warning {
         ctx.events
-            .publish(reference, EventType::Warning, reason, "CallAzure", note)
+            .publish(&reference, EventType::Warning, reason, "CallAzure", note)
             .await;
     }
+    let version =
+        |s: &MediaServicesAccountStatus| s.encryption.as_ref().and_then(|e| e.key_version.clone());
+    if let (Some(before), Some(after)) = (version(previous), version(&pass.status))
+        && !before.eq_ignore_ascii_case(&after)
+    {
+        let note = format!("the account's key moved from version {before} to {after}");
+        ctx.events
+            .publish(
+                &reference,
+                EventType::Normal,
+                "KeyRotated",
+                "ObserveAzure",
+                &note,
+            )
+            .await;
+    }
+    ctx.events
+        .transitions(&reference, &previous.conditions, &pass.status.conditions)
+        .await;
 }
-
-/// Whether a key-only update can stand in for a full pass: the last full pass saw this
-/// generation and finished (nothing parked), and the new verdict asks for no write (a revoked
-/// grant the operator restores needs the full pass).
-fn key_update_applies(
-    previous: &MediaServicesAccountStatus,
-    generation: Option<i64>,
-    desired: &Desired,
-    latest: &crate::reconcile::observe::ObservedKey,
-    now: Timestamp,
-    ctx: &Context,
-) -> bool {
-    let restores = matches!(
-        &desired.encryption,
-        Some(crate::reconcile::desired::DesiredEncryption::CustomerKey {
-            grant_access: true,
-            ..
-        })
-    ) && matches!(
-        crate::reconcile::key_access::diagnose(latest, now, ctx.key_expiry_warning),
-        crate::reconcile::key_access::KeyVerdict::Inaccessible {
-            cause: crate::crd::conditions::key_access::ACCESS_REVOKED,
-            ..
-        }
-    );
-    previous.observed_generation == generation
-        && previous.pending_operation.is_none()
-        && previous.condition(types::READY).is_some()
-        && previous.propagating_since.is_none()
-        && !restores
-}
-
-/// The annotation that asks for a reconcile (and a fresh key probe) now; its value is any text
-/// that differs from the last one handled (`kubectl annotate msa NAME
-/// ams-security.io/reconcile-at="$(date +%s)" --overwrite`).
-pub const RECONCILE_AT: &str = "ams-security.io/reconcile-at";
 
 /// The value of [`RECONCILE_AT`] when it asks for a reconcile not yet handled.
 fn reconcile_requested<'a>(
@@ -337,387 +592,6 @@ fn reconcile_requested<'a>(
         .filter(|v| previous.last_handled_reconcile_at.as_deref() != Some(*v))
 }
 
-fn interval(account: &MediaServicesAccount) -> Duration {
-    account
-        .spec
-        .key_access_check_interval
-        .duration()
-        .unwrap_or(Duration::from_secs(30))
-}
-
-#[allow(clippy::too_many_lines)]
-async fn run_pass(
-    account: &MediaServicesAccount,
-    ctx: &Context,
-    previous: &MediaServicesAccountStatus,
-    now: Timestamp,
-) -> Pass {
-    let generation = account.metadata.generation;
-    let key = format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
-    );
-    let simple = |verdict: Verdict<'_>, action: Action| Pass {
-        status: status::compute(previous, generation, &verdict, now),
-        writes: Vec::new(),
-        warning: None,
-        action,
-        success: true,
-        settled: false,
-    };
-
-    if account.spec.suspend {
-        ctx.keys.unregister(&key);
-        return simple(Verdict::Suspended, Action::await_change());
-    }
-    let desired = match Desired::from_spec(&account.spec) {
-        Ok(d) => d,
-        Err(errors) => {
-            ctx.keys.unregister(&key);
-            return simple(
-                Verdict::InvalidSpec(errors.to_string()),
-                Action::await_change(),
-            );
-        }
-    };
-    // Outside its tenancy map a resource gets no Azure call at all (not even a credential).
-    if let Err(message) = ctx
-        .tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
-        .await
-    {
-        ctx.keys.unregister(&key);
-        return simple(
-            Verdict::Blocked {
-                reason: reasons::TENANCY_DENIED,
-                message,
-            },
-            Action::requeue(requeue::USER_ACTION),
-        );
-    }
-    // Re-triggered by the key monitor: only the key changed since the last full pass, so its
-    // verdict is written without reading Azure again (the next resync confirms the rest).
-    if ctx.keys.take_trigger(&key)
-        && let Some(latest) = ctx.keys.latest(&key)
-        && key_update_applies(previous, generation, &desired, &latest, now, ctx)
-    {
-        return Pass {
-            status: status::key_update(
-                previous,
-                generation,
-                &desired,
-                &latest,
-                ctx.key_expiry_warning,
-                now,
-            ),
-            writes: Vec::new(),
-            warning: None,
-            action: Action::requeue(requeue::jittered(ctx.resync_interval, &key)),
-            success: true,
-            settled: true,
-        };
-    }
-    let (credential, api) = match credentials(account, ctx).await {
-        Ok(found) => found,
-        Err(message) => {
-            return simple(
-                Verdict::Blocked {
-                    reason: reasons::CREDENTIALS_UNAVAILABLE,
-                    message,
-                },
-                Action::requeue(requeue::USER_ACTION),
-            );
-        }
-    };
-    let azure_failure = |error: AzureError, mut status: MediaServicesAccountStatus| {
-        let class = error.class();
-        let (action, flip) = match class {
-            ErrorClass::Throttled => (
-                Action::requeue(error.retry_after().unwrap_or(requeue::THROTTLED_DEFAULT)),
-                false,
-            ),
-            ErrorClass::Transient | ErrorClass::Propagating => {
-                let n = ctx.record_failure(&key);
-                (
-                    Action::requeue(requeue::transient(n)),
-                    n >= TRANSIENT_FAILURES_BEFORE_NOT_READY,
-                )
-            }
-            ErrorClass::UserActionRequired | ErrorClass::NotFound => {
-                (Action::requeue(requeue::USER_ACTION), true)
-            }
-        };
-        if flip {
-            status = status::compute(
-                &status,
-                generation,
-                &Verdict::Blocked {
-                    reason: status::error_reason(&error),
-                    message: error.to_string(),
-                },
-                now,
-            );
-        }
-        Pass {
-            status,
-            writes: Vec::new(),
-            warning: Some((error.reason().to_owned(), error.to_string())),
-            action,
-            success: false,
-            settled: false,
-        }
-    };
-
-    // A parked operation first: nothing new is started while one runs.
-    let mut base = previous.clone();
-    let mut failed_operation = None;
-    if let Some(parked) = &previous.pending_operation {
-        // A parked value this version cannot read is dropped: observing again is always safe.
-        match parked::from_status(parked) {
-            None => base.pending_operation = None,
-            Some(op) => match api.poll_operation(&op).await {
-                Ok(PollOutcome::InProgress { retry_after }) => {
-                    let wait = retry_after
-                        .unwrap_or(requeue::OPERATION_DEFAULT)
-                        .clamp(Duration::from_secs(1), requeue::OPERATION_MAX);
-                    return simple(
-                        Verdict::Waiting {
-                            operation: format!(
-                                "{} (started {})",
-                                parked.operation, parked.started_at.0
-                            ),
-                        },
-                        Action::requeue(wait),
-                    );
-                }
-                Ok(PollOutcome::Succeeded(_)) => base.pending_operation = None,
-                Err(e) if matches!(e, AzureError::OperationFailed { .. }) => {
-                    let area = prereqs::Area::from_condition_type(&parked.condition)
-                        .unwrap_or(prereqs::Area::Identity);
-                    base.pending_operation = None;
-                    failed_operation = Some((e, area));
-                }
-                Err(e) if e.class() == ErrorClass::NotFound => base.pending_operation = None,
-                Err(e) => return azure_failure(e, previous.clone()),
-            },
-        }
-    }
-
-    if !desired.uses_customer_key() {
-        ctx.keys.unregister(&key);
-    }
-    let keys = MonitoredKeys {
-        monitor: &ctx.keys,
-        user: key.clone(),
-        credential,
-        api: api.clone(),
-        interval: interval(account),
-        force: reconcile_requested(account, previous).is_some(),
-    };
-    let observed = match observe::observe(api.as_ref(), &desired, &keys).await {
-        Ok(Observation::Found(o)) => o,
-        Ok(Observation::AccountNotFound) => {
-            let mut status = status::compute(
-                &base,
-                generation,
-                &Verdict::Blocked {
-                    reason: reasons::ACCOUNT_NOT_FOUND,
-                    message: format!(
-                        "Media Services account {} does not exist; the operator manages the security state of existing accounts and does not create them",
-                        desired.account
-                    ),
-                },
-                now,
-            );
-            status.pending_operation = None;
-            return Pass {
-                status,
-                writes: Vec::new(),
-                warning: None,
-                action: Action::requeue(requeue::USER_ACTION),
-                success: true,
-                settled: false,
-            };
-        }
-        Err(e) => return azure_failure(e, base),
-    };
-
-    let identity_changing = plan::identity_update(&desired, &observed).is_some();
-    let propagating_since = base.propagating_since.as_ref().map(|t| t.0);
-    let problems = prereqs::check(
-        &desired,
-        &observed,
-        propagating_since,
-        identity_changing,
-        now,
-    );
-    let owner = ctx.owner(account);
-    let the_plan = plan::plan(&desired, &observed, &base, &owner);
-    let applied: Option<Applied> =
-        if problems.is_empty() && failed_operation.is_none() && !the_plan.steps.is_empty() {
-            Some(apply::apply(api.as_ref(), &desired.account, &the_plan).await)
-        } else {
-            None
-        };
-    let mut status = status::compute(
-        &base,
-        generation,
-        &Verdict::Reconciled {
-            desired: &desired,
-            observed: &observed,
-            problems: &problems,
-            plan: &the_plan,
-            owner: &owner,
-            applied: applied.as_ref(),
-            failed_operation: failed_operation.as_ref().map(|(e, a)| (e, *a)),
-            expiry_horizon: ctx.key_expiry_warning,
-            rotation_grace: ctx.key_rotation_grace,
-        },
-        now,
-    );
-
-    let mut settled = false;
-    let mut warning = failed_operation
-        .as_ref()
-        .map(|(e, _)| (e.reason().to_owned(), e.to_string()));
-    let mut success = true;
-    let action = match applied.as_ref().map(|a| &a.outcome) {
-        Some(Outcome::Pending {
-            area,
-            operation: op,
-        }) => {
-            status.pending_operation = Some(parked::to_status(op, *area, now));
-            Action::requeue(
-                op.retry_after()
-                    .unwrap_or(requeue::OPERATION_DEFAULT)
-                    .clamp(Duration::from_secs(1), requeue::OPERATION_MAX),
-            )
-        }
-        Some(Outcome::Done) => Action::requeue(requeue::AFTER_WRITE),
-        Some(Outcome::Propagating { .. }) => Action::requeue(requeue::PROPAGATING),
-        Some(Outcome::Failed { error, .. }) => {
-            warning = Some((error.reason().to_owned(), error.to_string()));
-            match error.class() {
-                ErrorClass::Throttled => {
-                    Action::requeue(error.retry_after().unwrap_or(requeue::THROTTLED_DEFAULT))
-                }
-                ErrorClass::Transient => {
-                    success = false;
-                    Action::requeue(requeue::transient(ctx.record_failure(&key)))
-                }
-                _ => Action::requeue(requeue::USER_ACTION),
-            }
-        }
-        None if failed_operation.is_some() => Action::requeue(requeue::USER_ACTION),
-        None if problems.iter().any(|p| !p.propagating) => Action::requeue(requeue::USER_ACTION),
-        None if !problems.is_empty() => Action::requeue(requeue::PROPAGATING),
-        // Key access is watched by the shared monitor, which re-triggers this account when
-        // its verdict changes; the resync looks for drift everywhere else.
-        None => {
-            settled = true;
-            Action::requeue(requeue::jittered(ctx.resync_interval, &key))
-        }
-    };
-    Pass {
-        status,
-        writes: applied.map(|a| a.writes).unwrap_or_default(),
-        warning,
-        action,
-        success,
-        settled,
-    }
-}
-
-/// The Azure client for this resource: its `credentialsSecretRef`, else the operator's own;
-/// with the credential's identity (kind, tenant and client id), which key probers share by.
-pub(crate) async fn credentials(
-    account: &MediaServicesAccount,
-    ctx: &Context,
-) -> Result<(String, Arc<dyn AzureApi>), String> {
-    let source = match &account.spec.credentials_secret_ref {
-        None => ctx.operator_credential.clone(),
-        Some(r) => {
-            let ns = account.namespace().unwrap_or_default();
-            let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
-            let secret = secrets
-                .get_opt(&r.name)
-                .await
-                .map_err(|e| format!("failed to read Secret {ns}/{}: {e}", r.name))?
-                .ok_or_else(|| {
-                    format!(
-                        "Secret {ns}/{} named by spec.credentialsSecretRef does not exist; create it with keys tenantId, clientId and clientSecret",
-                        r.name
-                    )
-                })?;
-            crate::azure::CredentialSource::client_secret_from_k8s_secret(&ns, &secret)
-                .map_err(|e| e.to_string())?
-        }
-    };
-    let (kind, tenant, client) = source.identity_key();
-    let api = ctx.azure.api(&source).map_err(|e| e.to_string())?;
-    Ok((format!("{kind}/{tenant}/{client}"), api))
-}
-
-/// Writes the status as a JSON merge patch of exactly what changed, with the object's
-/// `resourceVersion` as a precondition, so a status someone else changed since the read is
-/// never overwritten (the apiserver answers 409 and the reconcile runs again).
-///
-/// NB: server-side apply would be the natural choice, but the 1.20 apiserver turns a field the
-/// manager stops sending (a cleared `pendingOperation`) into `null`, which the schema then
-/// refuses; a merge patch says "remove" explicitly.
-pub(crate) async fn write_status(
-    kube: &kube::Client,
-    account: &MediaServicesAccount,
-    previous: &MediaServicesAccountStatus,
-    status: &MediaServicesAccountStatus,
-) -> Result<(), kube::Error> {
-    let api: Api<MediaServicesAccount> =
-        Api::namespaced(kube.clone(), &account.namespace().unwrap_or_default());
-    let old = serde_json::to_value(previous).unwrap_or_default();
-    let new = serde_json::to_value(status).unwrap_or_default();
-    let patch = json!({
-        "metadata": { "resourceVersion": account.resource_version() },
-        "status": merge_diff(&old, &new),
-    });
-    tracing::debug!(object = %account.name_any(), patch = %patch["status"], "writing status");
-    api.patch_status(
-        &account.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// The JSON merge patch (RFC 7386) that turns `old` into `new`: changed members, `null` for
-/// removed ones; arrays and scalars are replaced whole.
-fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut patch = serde_json::Map::new();
-            for (k, nv) in n {
-                match o.get(k) {
-                    Some(ov) if ov == nv => {}
-                    Some(ov) => {
-                        patch.insert(k.clone(), merge_diff(ov, nv));
-                    }
-                    None => {
-                        patch.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            for k in o.keys() {
-                if !n.contains_key(k) {
-                    patch.insert(k.clone(), Value::Null);
-                }
-            }
-            Value::Object(patch)
-        }
-        _ => new.clone(),
-    }
-}
-
 /// An object that does not deserialize (stored before a schema change, or written around the
 /// schema): `Ready=False`, `InvalidSpec`, through an untyped status patch. Nothing else of it is
 /// read, and nothing is sent to Azure.
@@ -731,73 +605,27 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
     );
     let resource = ApiResource::erase::<MediaServicesAccount>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.kube.clone(), &ns, &resource);
-    let current = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::WriteStatus {
-            object: object.clone(),
-            source,
-        })?;
-    let ready = current
-        .as_ref()
-        .and_then(|o| o.data.pointer("/status/conditions"))
-        .and_then(|c| c.as_array())
-        .and_then(|c| c.iter().find(|c| c["type"] == types::READY))
-        .cloned();
-    let unchanged = ready.as_ref().is_some_and(|r| {
-        r["status"] == "False"
-            && r["reason"] == reasons::INVALID_SPEC
-            && r["message"] == message.as_str()
-    });
-    if current.is_none() || unchanged {
-        return Ok(Action::await_change());
-    }
-    let since = ready
-        .as_ref()
-        .filter(|r| r["status"] == "False")
-        .and_then(|r| r["lastTransitionTime"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| Timestamp::now().to_string());
-    let patch = json!({
-        "apiVersion": MediaServicesAccount::api_version(&()),
-        "kind": MediaServicesAccount::kind(&()),
-        "status": {
-            "observedGeneration": invalid.metadata.generation,
-            "conditions": [{
-                "type": types::READY,
-                "status": "False",
-                "reason": reasons::INVALID_SPEC,
-                "message": message,
-                "lastTransitionTime": since,
-                "observedGeneration": invalid.metadata.generation,
-            }, {
-                // kstatus: a person must act.
-                "type": types::STALLED,
-                "status": "True",
-                "reason": reasons::INVALID_SPEC,
-                "message": message,
-                "lastTransitionTime": since,
-                "observedGeneration": invalid.metadata.generation,
-            }, {
-                "type": types::RECONCILING,
-                "status": "False",
-                "reason": reasons::INVALID_SPEC,
-                "message": "not reconciling; Ready is InvalidSpec",
-                "lastTransitionTime": since,
-                "observedGeneration": invalid.metadata.generation,
-            }],
-        },
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::WriteStatus {
+    let failed = |source| Error::WriteStatus {
         object: object.clone(),
         source,
-    })?;
-    let reference = k8s_openapi::api::core::v1::ObjectReference {
+    };
+    let Some(current) = api.get_opt(&name).await.map_err(failed)? else {
+        return Ok(Action::await_change());
+    };
+    let old = current.data.get("status").cloned().unwrap_or(json!({}));
+    let new = invalid_status(
+        &old,
+        invalid.metadata.generation,
+        &message,
+        Timestamp::now(),
+    );
+    if new == old {
+        return Ok(Action::await_change());
+    }
+    write::status(&api, &name, current.resource_version(), &old, &new)
+        .await
+        .map_err(failed)?;
+    let reference = ObjectReference {
         api_version: Some(MediaServicesAccount::api_version(&()).into_owned()),
         kind: Some(MediaServicesAccount::kind(&()).into_owned()),
         name: Some(name),
@@ -815,4 +643,90 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
         )
         .await;
     Ok(Action::await_change())
+}
+
+/// The status of an object that does not deserialize, from its stored status (untyped JSON):
+/// `Ready=False` with `InvalidSpec`, and the kstatus conditions that go with it. Other
+/// conditions and fields are kept; the transition time moves only when `Ready` was not already
+/// `False`.
+fn invalid_status(
+    old: &serde_json::Value,
+    generation: Option<i64>,
+    message: &str,
+    now: Timestamp,
+) -> serde_json::Value {
+    let conditions: Vec<serde_json::Value> = old
+        .get("conditions")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let ready = conditions.iter().find(|c| c["type"] == types::READY);
+    let since = ready
+        .filter(|r| r["status"] == "False")
+        .and_then(|r| r["lastTransitionTime"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| now.to_string());
+    let condition = |type_: &str, status: &str, message: &str| {
+        json!({
+            "type": type_,
+            "status": status,
+            "reason": reasons::INVALID_SPEC,
+            "message": message,
+            "lastTransitionTime": since,
+            "observedGeneration": generation,
+        })
+    };
+    let ours = [
+        condition(types::READY, "False", message),
+        // kstatus: a person must act.
+        condition(types::STALLED, "True", message),
+        condition(
+            types::RECONCILING,
+            "False",
+            "not reconciling; Ready is InvalidSpec",
+        ),
+    ];
+    let mut kept: Vec<serde_json::Value> = conditions
+        .into_iter()
+        .filter(|c| !ours.iter().any(|o| o["type"] == c["type"]))
+        .collect();
+    kept.extend(ours);
+    let mut status = old.as_object().cloned().unwrap_or_default();
+    status.insert("observedGeneration".into(), json!(generation));
+    status.insert("conditions".into(), json!(kept));
+    serde_json::Value::Object(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("valid")
+    }
+
+    /// An object that does not deserialize gets the three conditions once: a second pass over
+    /// the status it wrote changes nothing (no write), and conditions someone else owns stay.
+    #[test]
+    fn an_invalid_object_gets_its_conditions_once_and_keeps_foreign_ones() {
+        let old = json!({ "conditions": [
+            { "type": "Ready", "status": "True", "reason": "Succeeded", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z" },
+            { "type": "Example", "status": "True", "reason": "Other", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z" },
+        ]});
+        let first = invalid_status(&old, Some(2), "bad", at(1_800_000_000));
+        let types: Vec<&str> = first["conditions"]
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(types, ["Example", "Ready", "Stalled", "Reconciling"]);
+        assert_eq!(first["observedGeneration"], 2);
+        let again = invalid_status(&first, Some(2), "bad", at(1_800_000_100));
+        assert_eq!(again, first, "a second pass must change nothing");
+        let ready = &first["conditions"][1];
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("InvalidSpec"))
+        );
+    }
 }

@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use serde_json::json;
 
-use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
+use crate::crd::account::DeletionPolicy;
 use crate::crd::conditions::reasons;
 use crate::crd::{FINALIZER, MediaServicesAccount, RELEASE_ANNOTATION};
 use crate::reconcile::cleanup::{self, CleanupOutcome};
@@ -21,8 +21,9 @@ use crate::reconcile::desired::Desired;
 use crate::reconcile::observe::{self, Observation};
 use crate::reconcile::status::{self, Verdict};
 
-use super::account::{Error, credentials, write_status};
-use super::{Context, requeue};
+use super::context::Context;
+use super::error::Error;
+use super::{requeue, write};
 
 /// Whether the object carries the operator's finalizer.
 #[must_use]
@@ -51,12 +52,8 @@ async fn set_finalizers(
         &Patch::Merge(&patch),
     )
     .await
-    .map_err(|source| Error::WriteStatus {
-        object: format!(
-            "{}/{}",
-            account.namespace().unwrap_or_default(),
-            account.name_any()
-        ),
+    .map_err(|source| Error::WriteFinalizers {
+        object: key_of(account),
         source,
     })?;
     Ok(())
@@ -98,14 +95,13 @@ async fn release(
 async fn blocked(
     ctx: &Context,
     account: &MediaServicesAccount,
-    key: &str,
-    previous: &MediaServicesAccountStatus,
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    let n = ctx.record_failure(key);
+    let n = ctx.record_failure(&key_of(account));
+    let previous = account.status.clone().unwrap_or_default();
     let status = status::compute(
-        previous,
+        &previous,
         account.metadata.generation,
         &Verdict::Blocked {
             reason,
@@ -115,13 +111,8 @@ async fn blocked(
         },
         Timestamp::now(),
     );
-    if status != *previous {
-        write_status(&ctx.kube, account, previous, &status)
-            .await
-            .map_err(|source| Error::WriteStatus {
-                object: key.to_owned(),
-                source,
-            })?;
+    if status != previous {
+        write::account_status(&ctx.kube, account, &previous, &status).await?;
     }
     Ok(Action::requeue(requeue::transient(n)))
 }
@@ -154,116 +145,83 @@ fn release_without_cleanup(account: &MediaServicesAccount) -> Option<(&'static s
     })
 }
 
+/// What finalizing decided.
+enum Next {
+    /// Take the finalizer off, with this event reason and note.
+    Release(&'static str, String),
+    /// Cleanup cannot go on: `Ready` names the reason; retried with backoff.
+    Block(&'static str, String),
+    /// Cleanup is under way (an account delete runs): look again after this long.
+    Wait(std::time::Duration),
+}
+
 /// Carries out the deletion policy of a deleted object, then releases it.
-// NB: one straight sequence of guards, each with its own release or block; splitting it would
-// scatter the order they must run in.
-#[allow(clippy::too_many_lines)]
 pub async fn finalize(account: &MediaServicesAccount, ctx: &Context) -> Result<Action, Error> {
-    let key = format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
-    );
-    // A resource on its way out no longer needs its key watched, nor counts in metrics.
-    ctx.keys.unregister(&key);
-    ctx.metrics.forget(&key);
     if !has_finalizer(account) {
         return Ok(Action::await_change());
     }
+    match clean_up(account, ctx).await {
+        Next::Release(reason, note) => release(ctx, account, reason, &note).await,
+        Next::Block(reason, message) => blocked(ctx, account, reason, message).await,
+        Next::Wait(after) => Ok(Action::requeue(after)),
+    }
+}
+
+/// The guards in the order they must run, each with its own way out, then the cleanup.
+async fn clean_up(account: &MediaServicesAccount, ctx: &Context) -> Next {
     if let Some((reason, note)) = release_without_cleanup(account) {
-        return release(ctx, account, reason, &note).await;
+        return Next::Release(reason, note);
     }
     let Ok(desired) = Desired::from_spec(&account.spec) else {
-        return release(
-            ctx,
-            account,
-            "Retained",
-            "the spec is invalid, so what to clean up is unknown: Azure is left as it is",
-        )
-        .await;
+        let note = "the spec is invalid, so what to clean up is unknown: Azure is left as it is";
+        return Next::Release("Retained", note.to_owned());
     };
-    if let Err(note) = ctx
-        .tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
-        .await
-    {
+    let namespace = account.namespace().unwrap_or_default();
+    if let Err(note) = ctx.tenancy_allows(&namespace, &desired).await {
         // Outside the tenancy map nothing was ever done in Azure, so nothing is undone.
-        return release(
-            ctx,
-            account,
-            "Retained",
-            &format!("{note}; Azure is left as it is"),
-        )
-        .await;
+        return Next::Release("Retained", format!("{note}; Azure is left as it is"));
     }
+    let api = match ctx.azure_for(account).await {
+        Ok((_, api)) => api,
+        Err(message) => return Next::Block(reasons::CREDENTIALS_UNAVAILABLE, message),
+    };
     let policy = account.spec.deletion_policy;
     let previous = account.status.clone().unwrap_or_default();
-    let api = match credentials(account, ctx).await {
-        Ok((_, api)) => api,
-        Err(message) => {
-            return blocked(
-                ctx,
-                account,
-                &key,
-                &previous,
-                reasons::CREDENTIALS_UNAVAILABLE,
-                message,
-            )
-            .await;
-        }
-    };
     let owner = ctx.owner(account);
-    let plan =
-        match observe::observe(api.as_ref(), &desired, &observe::DirectKeys(api.as_ref())).await {
-            Ok(Observation::Found(observed)) => {
-                cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner)
-            }
-            // The account is gone, but grants on storage accounts and vaults outlive it (and a
-            // user-assigned identity could still use them): revoke what status recorded.
-            Ok(Observation::AccountNotFound) => cleanup::recorded_plan(policy, &previous),
-            Err(e) => {
-                return blocked(
-                    ctx,
-                    account,
-                    &key,
-                    &previous,
-                    status::error_reason(&e),
-                    e.to_string(),
-                )
-                .await;
-            }
-        };
-    let reference = kube::Resource::object_ref(account, &());
+    let direct = observe::DirectKeys(api.as_ref());
+    let plan = match observe::observe(api.as_ref(), &desired, &direct).await {
+        Ok(Observation::Found(observed)) => {
+            cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner)
+        }
+        // The account is gone, but grants on storage accounts and vaults outlive it (and a
+        // user-assigned identity could still use them): revoke what status recorded.
+        Ok(Observation::AccountNotFound) => cleanup::recorded_plan(policy, &previous),
+        Err(e) => return Next::Block(status::error_reason(&e), e.to_string()),
+    };
     let (done, outcome) = cleanup::run(api.as_ref(), &desired.account, &plan).await;
+    let reference = kube::Resource::object_ref(account, &());
     for (reason, note) in &done {
         ctx.events
             .publish(&reference, EventType::Normal, reason, "Cleanup", note)
             .await;
     }
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            return blocked(
-                ctx,
-                account,
-                &key,
-                &previous,
-                status::error_reason(&e),
-                e.to_string(),
-            )
-            .await;
-        }
-    };
     match outcome {
-        CleanupOutcome::Deleting => Ok(Action::requeue(requeue::OPERATION_DEFAULT)),
-        CleanupOutcome::Done => {
-            ctx.record_success(&key);
-            release(
-                ctx,
-                account,
+        Err(e) => Next::Block(status::error_reason(&e), e.to_string()),
+        Ok(CleanupOutcome::Deleting) => Next::Wait(requeue::OPERATION_DEFAULT),
+        Ok(CleanupOutcome::Done) => {
+            ctx.record_success(&key_of(account));
+            Next::Release(
                 "CleanedUp",
-                &format!("deletionPolicy {policy:?} carried out"),
+                format!("deletionPolicy {policy:?} carried out"),
             )
-            .await
         }
     }
+}
+
+fn key_of(account: &MediaServicesAccount) -> String {
+    format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    )
 }

@@ -1,20 +1,28 @@
 //! The operator's main job: a kube-runtime `Controller` over `MediaServicesAccount` (all
-//! namespaces, or those given), the shared [`Context`], the requeue policy, graceful shutdown,
-//! and the `/healthz` and `/readyz` endpoints.
+//! namespaces, or those given), leader election, graceful shutdown, and the `/healthz` and
+//! `/readyz` endpoints.
 //!
 //! The reconcile function itself is in [`account`]; it strings the steps of
-//! `crate::reconcile` together. This module decides nothing about Azure.
+//! `crate::reconcile` together, and [`finalize`] carries out a deletion. Both read the shared
+//! [`Context`], decide requeues through [`requeue`], write status through [`write`] and fail
+//! with [`Error`]. This module decides nothing about Azure.
 
 pub mod account;
+pub mod context;
+pub mod error;
 pub mod events;
 pub mod finalize;
 pub mod leader;
+pub mod requeue;
+pub mod write;
 
-use std::collections::HashMap;
+pub use context::{AzureProvider, Context};
+pub use error::Error;
+
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use account::Watched;
@@ -25,26 +33,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, utils::PredicateConfig, watcher};
 
-use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
-
-/// Builds the Azure client a resource's reconcile talks through, per identity.
-pub trait AzureProvider: Send + Sync {
-    /// The client acting as `source`.
-    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
-    /// Counters of the calls made so far, for `/metrics`.
-    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
-        None
-    }
-}
-
-impl AzureProvider for AzureClients {
-    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
-        AzureClients::api(self, source)
-    }
-    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
-        Some(AzureClients::metrics(self))
-    }
-}
+use crate::azure::CredentialSource;
 
 /// How the main job runs.
 #[derive(Clone, Debug)]
@@ -78,145 +67,6 @@ pub struct Settings {
     /// This cluster's identity in the names of the role assignments the operator makes
     /// (`--cluster-id`; may be empty).
     pub cluster_id: String,
-}
-
-/// What every reconcile shares.
-pub struct Context {
-    /// The Kubernetes client.
-    pub kube: Client,
-    /// Azure clients per identity.
-    pub azure: Arc<dyn AzureProvider>,
-    /// The operator's own identity.
-    pub operator_credential: CredentialSource,
-    /// The one event recorder.
-    pub events: events::Events,
-    /// How long before a customer key's expiry `EncryptionReady` warns.
-    pub key_expiry_warning: Duration,
-    /// How often a reconciled account is looked at again for drift.
-    pub resync_interval: Duration,
-    /// How long an account may lag behind its key's latest version before it warns.
-    pub key_rotation_grace: Duration,
-    /// Which namespaces may manage which subscriptions; `None`: no restriction.
-    pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
-    /// This cluster's identity in role-assignment names.
-    pub cluster_id: String,
-    /// The shared key-access monitor.
-    pub keys: Arc<crate::monitor::KeyMonitor>,
-    /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Consecutive failures per object (`namespace/name`), for capped backoff.
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl Context {
-    /// Whether the tenancy map lets `namespace` manage what `desired` names (`Ok` without a
-    /// map). Reads the namespace's labels only when a rule selects by them.
-    ///
-    /// # Errors
-    /// Why not, for the `TenancyDenied` condition (or why the labels could not be read).
-    pub async fn tenancy_allows(
-        &self,
-        namespace: &str,
-        desired: &crate::reconcile::desired::Desired,
-    ) -> Result<(), String> {
-        let Some(t) = &self.tenancy else {
-            return Ok(());
-        };
-        let labels = if t.uses_selectors() {
-            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-                Api::all(self.kube.clone());
-            namespaces
-                .get_metadata(namespace)
-                .await
-                .map_err(|e| format!("failed to read the labels of namespace {namespace} for the tenancy map: {e}"))?
-                .metadata
-                .labels
-                .unwrap_or_default()
-        } else {
-            std::collections::BTreeMap::new()
-        };
-        t.check(namespace, &labels, desired)
-    }
-}
-
-impl Context {
-    /// A context over these clients.
-    #[must_use]
-    pub fn new(
-        kube: Client,
-        azure: Arc<dyn AzureProvider>,
-        operator_credential: CredentialSource,
-        reporter: &str,
-    ) -> Self {
-        let keys = crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default());
-        let metrics = Arc::new(crate::metrics::Metrics::new(
-            keys.clone(),
-            metrics_source(&azure),
-        ));
-        Self {
-            events: events::Events::new(kube.clone(), reporter),
-            kube,
-            azure,
-            operator_credential,
-            key_expiry_warning: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
-            resync_interval: requeue::RESYNC_DEFAULT,
-            key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
-            tenancy: None,
-            cluster_id: String::new(),
-            keys,
-            metrics,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A context whose key monitor uses these settings (the expiry horizon is the context's).
-    #[must_use]
-    pub fn with_monitor(mut self, settings: crate::monitor::MonitorSettings) -> Self {
-        self.key_expiry_warning = settings.expiry_horizon;
-        self.keys = crate::monitor::KeyMonitor::new(settings);
-        self.metrics = Arc::new(crate::metrics::Metrics::new(
-            self.keys.clone(),
-            metrics_source(&self.azure),
-        ));
-        self
-    }
-
-    /// Who owns the role assignments made for `account`, as it goes into their names.
-    #[must_use]
-    pub fn owner(&self, account: &crate::crd::MediaServicesAccount) -> String {
-        use kube::ResourceExt;
-        crate::reconcile::plan::owner_identity(
-            &self.cluster_id,
-            &account.namespace().unwrap_or_default(),
-            &account.name_any(),
-            &account.uid().unwrap_or_default(),
-        )
-    }
-
-    /// Records a failure of `key`; returns how many in a row.
-    pub fn record_failure(&self, key: &str) -> u32 {
-        let mut f = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = f.entry(key.to_owned()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    }
-
-    /// Forgets the failures of `key`.
-    pub fn record_success(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
-    }
-}
-
-/// The Azure counters `/metrics` reads at scrape time.
-fn metrics_source(azure: &Arc<dyn AzureProvider>) -> crate::metrics::AzureSnapshot {
-    let azure = azure.clone();
-    Arc::new(move || azure.metrics())
 }
 
 /// Why the main job could not run.
@@ -255,58 +105,12 @@ pub enum RunError {
     },
 }
 
-/// Requeue delays by situation.
-pub mod requeue {
-    use std::time::Duration;
-
-    /// After writes, to observe their effect.
-    pub const AFTER_WRITE: Duration = Duration::from_secs(2);
-    /// While Azure propagates a new principal or grant.
-    pub const PROPAGATING: Duration = Duration::from_secs(10);
-    /// A parked operation, when Azure gave no Retry-After.
-    pub const OPERATION_DEFAULT: Duration = Duration::from_secs(5);
-    /// Longest wait between polls of a parked operation.
-    pub const OPERATION_MAX: Duration = Duration::from_secs(30);
-    /// Throttled without a Retry-After.
-    pub const THROTTLED_DEFAULT: Duration = Duration::from_secs(30);
-    /// First transient retry; doubles per failure up to [`TRANSIENT_MAX`].
-    pub const TRANSIENT_BASE: Duration = Duration::from_secs(2);
-    /// Longest transient backoff.
-    pub const TRANSIENT_MAX: Duration = Duration::from_secs(300);
-    /// Default drift resync of a reconciled account.
-    pub const RESYNC_DEFAULT: Duration = Duration::from_secs(600);
-    /// Something only a person can fix (a bad prerequisite, a missing account); Azure-side
-    /// fixes raise no watch event, so it is still looked at, slowly.
-    pub const USER_ACTION: Duration = Duration::from_secs(120);
-
-    /// Capped exponential backoff for the `n`th consecutive failure (from 1).
-    #[must_use]
-    pub fn transient(n: u32) -> Duration {
-        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
-        TRANSIENT_BASE.saturating_mul(factor).min(TRANSIENT_MAX)
-    }
-
-    /// `base` plus up to a tenth of it, so resyncs of many objects spread out.
-    #[must_use]
-    pub fn jittered(base: Duration, seed: &str) -> Duration {
-        use std::hash::BuildHasher;
-        // NB: RandomState is seeded randomly per process; hashing the object's key with the
-        // current time gives a spread that is good enough for jitter without another crate.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let h = std::collections::hash_map::RandomState::new().hash_one((seed, nanos));
-        let tenth = base / 10;
-        let millis = u64::try_from(tenth.as_millis()).unwrap_or(u64::MAX).max(1);
-        base + Duration::from_millis(h % millis)
-    }
-}
-
 // NB: kube-runtime hands the object and context over by value.
 #[allow(clippy::needless_pass_by_value)]
-fn error_policy(guard: Arc<Watched>, error: &account::Error, ctx: Arc<Context>) -> Action {
+fn error_policy(guard: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = account::object_key(&guard);
     let n = ctx.record_failure(&key);
+    ctx.metrics.failed(error.reason());
     let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {

@@ -251,18 +251,38 @@ impl KeyMonitor {
         }
     }
 
-    /// Whether `user` is being reconciled because its key's verdict changed (and forgets it):
-    /// then only the key's part of its status needs updating.
-    pub fn take_trigger(&self, user: &str) -> bool {
-        self.pending
+    /// When `user` is being reconciled because its key's verdict changed, the facts behind the
+    /// new verdict (and the trigger is forgotten): then only the key's part of its status needs
+    /// updating.
+    pub fn take_update(&self, user: &str) -> Option<ObservedKey> {
+        let triggered = self
+            .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(user)
+            .remove(user);
+        if triggered { self.latest(user) } else { None }
+    }
+
+    /// What a pass leaves the monitor to do for `user`; the driver says it once per pass, the
+    /// deletion and a vanished object included (registration happens as the pass reads its key
+    /// through [`MonitoredKeys`]).
+    pub fn follow(&self, user: &str, follow: Follow) {
+        match follow {
+            Follow::Untrack => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(user);
+                self.unregister(user);
+            }
+            Follow::Refresh => self.invalidate(user),
+            Follow::Keep => {}
+        }
     }
 
     /// The latest facts of `user`'s key, however old (with their freshness).
     #[must_use]
-    pub fn latest(&self, user: &str) -> Option<ObservedKey> {
+    fn latest(&self, user: &str) -> Option<ObservedKey> {
         let s = self.state();
         let key = s.users.get(user)?;
         let (p, _) = s.probers.get(key)?;
@@ -279,7 +299,7 @@ impl KeyMonitor {
 
     /// The account no longer uses a customer key (or is gone): it leaves its prober, and a
     /// prober left without accounts is dropped.
-    pub fn unregister(&self, user: &str) {
+    fn unregister(&self, user: &str) {
         let mut s = self.state();
         if let Some(key) = s.users.remove(user) {
             Self::leave(&mut s, user, &key);
@@ -290,7 +310,7 @@ impl KeyMonitor {
 
     /// The account just changed something its key's facts depend on (a grant, its identity):
     /// its prober's facts are stale, so the next read probes.
-    pub fn invalidate(&self, user: &str) {
+    fn invalidate(&self, user: &str) {
         let mut s = self.state();
         if let Some(key) = s.users.get(user).cloned()
             && let Some((_, probed_at)) = s.probers.get_mut(&key)
@@ -684,6 +704,19 @@ fn spread(seed: &std::collections::hash_map::RandomState, key: &ProbeKey) -> f64
     #[allow(clippy::cast_precision_loss)]
     let unit = (h % 1_000_000) as f64 / 1_000_000.0;
     unit * 0.1
+}
+
+/// What a pass leaves the key monitor to do for its account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// The account uses no customer key the operator checks (any more), or is gone: it leaves
+    /// its prober, which goes when no account is left.
+    Untrack,
+    /// Something is still moving (a write just made, a grant propagating, a retry): the next
+    /// pass reads the key's facts afresh.
+    Refresh,
+    /// Settled: the prober's facts serve the next pass.
+    Keep,
 }
 
 /// The monitor as the observe step's [`KeyReader`], for one account's reconcile.

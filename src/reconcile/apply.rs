@@ -7,10 +7,10 @@
 //! already existing (`RoleAssignmentExists`) counts as held.
 
 use crate::azure::models::keyvault::{AccessPolicyEntry, AccessPolicyUpdateKind};
-use crate::azure::models::media::MediaAccountUpdate;
+use crate::azure::models::media::{MediaAccountProperties, MediaAccountUpdate};
 use crate::azure::{AzureApi, AzureError, ErrorClass, PendingOperation, ResourceId, Started};
 
-use super::plan::{Plan, Step};
+use super::plan::{Grant, Plan, Step};
 use super::prereqs::Area;
 
 /// One write that Azure accepted.
@@ -110,8 +110,19 @@ pub async fn apply(api: &dyn AzureApi, account: &ResourceId, plan: &Plan) -> App
     }
 }
 
-// NB: one arm per kind of step reads best as one match.
-#[allow(clippy::too_many_lines)]
+impl Write {
+    fn new(area: Area, reason: &'static str, message: String) -> Self {
+        Self {
+            area,
+            reason,
+            message,
+            access_policy: None,
+            revoked: None,
+            areas: Vec::new(),
+        }
+    }
+}
+
 async fn run(
     api: &dyn AzureApi,
     account: &ResourceId,
@@ -125,65 +136,16 @@ async fn run(
                 properties: None,
             };
             let started = api.update_media_account(account, &update).await?;
+            let message = format!(
+                "set the identity of {account} to {}",
+                identity.identity_type
+            );
             Ok((
-                Write {
-                    area,
-                    reason: "IdentityUpdated",
-                    message: format!(
-                        "set the identity of {account} to {}",
-                        identity.identity_type
-                    ),
-                    access_policy: None,
-                    revoked: None,
-                    areas: Vec::new(),
-                },
+                Write::new(area, "IdentityUpdated", message),
                 pending(started),
             ))
         }
-        Step::Grant(area, g) => {
-            let made = match api
-                .create_role_assignment(&g.scope, &g.name, &g.role_guid, &g.principal)
-                .await
-            {
-                Ok(_) => true,
-                // ARM answers an identical re-PUT of the same name with success; this code
-                // means the same principal already holds the same role at this scope under
-                // another name (made outside the operator, or before names were derived): the
-                // access is there, which is all this step is for.
-                Err(e) if e.code() == Some("RoleAssignmentExists") => false,
-                Err(e) => return Err(e),
-            };
-            let (reason, what) = match area {
-                Area::Storage => ("StorageAccessGranted", "Storage Blob Data Contributor"),
-                Area::Encryption => (
-                    "KeyAccessGranted",
-                    "Key Vault Crypto Service Encryption User",
-                ),
-                _ => ("AccessGranted", "role"),
-            };
-            let message = if made {
-                format!(
-                    "granted {what} {} to principal {} on {}",
-                    g.role_guid, g.principal, g.scope
-                )
-            } else {
-                format!(
-                    "found {what} {} for principal {} on {} already granted",
-                    g.role_guid, g.principal, g.scope
-                )
-            };
-            Ok((
-                Write {
-                    area: *area,
-                    reason,
-                    message,
-                    access_policy: None,
-                    revoked: None,
-                    areas: Vec::new(),
-                },
-                None,
-            ))
-        }
+        Step::Grant(area, g) => Ok((grant(api, *area, g).await?, None)),
         Step::GrantKeyAccessPolicy {
             vault,
             tenant_id,
@@ -192,44 +154,18 @@ async fn run(
             let entry = AccessPolicyEntry::customer_key(tenant_id, principal);
             api.update_vault_access_policy(vault, AccessPolicyUpdateKind::Add, &[entry])
                 .await?;
-            Ok((
-                Write {
-                    area,
-                    reason: "KeyAccessGranted",
-                    message: format!(
-                        "added an access policy with get, wrapKey and unwrapKey for principal {principal} to {vault}"
-                    ),
-                    access_policy: Some((vault.to_string(), principal.clone(), tenant_id.clone())),
-                    revoked: None,
-                    areas: Vec::new(),
-                },
-                None,
-            ))
+            let message = format!(
+                "added an access policy with get, wrapKey and unwrapKey for principal {principal} to {vault}"
+            );
+            let write = Write {
+                access_policy: Some((vault.to_string(), principal.clone(), tenant_id.clone())),
+                ..Write::new(area, "KeyAccessGranted", message)
+            };
+            Ok((write, None))
         }
         Step::Revoke(area, id) => {
             api.delete_role_assignment(id).await?;
-            let (reason, what) = if *area == Area::Storage {
-                (
-                    "StorageAccessRevoked",
-                    "blob access the operator granted that the spec no longer asks for (the storage account left the spec, or another identity reaches it now)",
-                )
-            } else {
-                (
-                    "AccessGrantRevoked",
-                    "an access grant the spec no longer lists",
-                )
-            };
-            Ok((
-                Write {
-                    area: *area,
-                    reason,
-                    message: format!("removed role assignment {id}: {what}"),
-                    access_policy: None,
-                    revoked: Some(id.clone()),
-                    areas: Vec::new(),
-                },
-                None,
-            ))
+            Ok((revoked(*area, id), None))
         }
         Step::UpdateAccount(properties) => {
             let update = MediaAccountUpdate {
@@ -237,34 +173,87 @@ async fn run(
                 properties: Some(properties.clone()),
             };
             let started = api.update_media_account(account, &update).await?;
-            let mut parts = Vec::new();
-            if let Some(auth) = &properties.storage_authentication {
-                parts.push(format!("storage authentication {auth}"));
-            }
-            if let Some(e) = &properties.encryption {
-                parts.push(format!(
-                    "encryption {}{}",
-                    e.key_type,
-                    e.key_vault_properties
-                        .as_ref()
-                        .and_then(|k| k.key_identifier.as_deref())
-                        .map(|k| format!(" with key {k}"))
-                        .unwrap_or_default()
-                ));
-            }
-            Ok((
-                Write {
-                    area,
-                    reason: "AccountUpdated",
-                    message: format!("set {} of {account}", parts.join(" and ")),
-                    access_policy: None,
-                    revoked: None,
-                    areas: Vec::new(),
-                },
-                pending(started),
-            ))
+            Ok((account_updated(area, account, properties), pending(started)))
         }
     }
+}
+
+/// Creates a role assignment; one the principal already holds under another name counts.
+async fn grant(api: &dyn AzureApi, area: Area, g: &Grant) -> Result<Write, AzureError> {
+    let made = match api
+        .create_role_assignment(&g.scope, &g.name, &g.role_guid, &g.principal)
+        .await
+    {
+        Ok(_) => true,
+        // ARM answers an identical re-PUT of the same name with success; this code means the
+        // same principal already holds the same role at this scope under another name (made
+        // outside the operator, or before names were derived): the access is there, which is
+        // all this step is for.
+        Err(e) if e.code() == Some("RoleAssignmentExists") => false,
+        Err(e) => return Err(e),
+    };
+    let (reason, what) = match area {
+        Area::Storage => ("StorageAccessGranted", "Storage Blob Data Contributor"),
+        Area::Encryption => (
+            "KeyAccessGranted",
+            "Key Vault Crypto Service Encryption User",
+        ),
+        _ => ("AccessGranted", "role"),
+    };
+    let message = if made {
+        format!(
+            "granted {what} {} to principal {} on {}",
+            g.role_guid, g.principal, g.scope
+        )
+    } else {
+        format!(
+            "found {what} {} for principal {} on {} already granted",
+            g.role_guid, g.principal, g.scope
+        )
+    };
+    Ok(Write::new(area, reason, message))
+}
+
+fn revoked(area: Area, id: &str) -> Write {
+    let (reason, what) = if area == Area::Storage {
+        (
+            "StorageAccessRevoked",
+            "blob access the operator granted that the spec no longer asks for (the storage account left the spec, or another identity reaches it now)",
+        )
+    } else {
+        (
+            "AccessGrantRevoked",
+            "an access grant the spec no longer lists",
+        )
+    };
+    Write {
+        revoked: Some(id.to_owned()),
+        ..Write::new(
+            area,
+            reason,
+            format!("removed role assignment {id}: {what}"),
+        )
+    }
+}
+
+fn account_updated(area: Area, account: &ResourceId, properties: &MediaAccountProperties) -> Write {
+    let mut parts = Vec::new();
+    if let Some(auth) = &properties.storage_authentication {
+        parts.push(format!("storage authentication {auth}"));
+    }
+    if let Some(e) = &properties.encryption {
+        parts.push(format!(
+            "encryption {}{}",
+            e.key_type,
+            e.key_vault_properties
+                .as_ref()
+                .and_then(|k| k.key_identifier.as_deref())
+                .map(|k| format!(" with key {k}"))
+                .unwrap_or_default()
+        ));
+    }
+    let message = format!("set {} of {account}", parts.join(" and "));
+    Write::new(area, "AccountUpdated", message)
 }
 
 fn pending<T>(started: Started<T>) -> Option<PendingOperation> {

@@ -321,3 +321,26 @@ impl World {
         self
     }
 }
+
+/// The customer key every BYOK fixture names.
+pub const BYOK_KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
+
+/// A converged customer-key account: system identity, an access policy for it, and the
+/// account on version v1 of [`BYOK_KEY`].
+pub fn byok() -> (Desired, World) {
+    let d = desired(
+        serde_json::json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": BYOK_KEY } }),
+    );
+    let mut v = vault("media-kv", false);
+    v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey", "unwrapKey"])];
+    let w = World::new_account()
+        .with_system_identity()
+        .with_key(
+            BYOK_KEY,
+            super::observe::VaultLookup::Found(v),
+            Some(rsa_key("account-key", "v1", 2048)),
+            Some(PRINCIPAL),
+        )
+        .with_encryption(BYOK_KEY, &format!("{BYOK_KEY}/v1"));
+    (d, w)
+}

@@ -17,7 +17,7 @@ use crate::azure::models::keyvault::{CMK_KEY_PERMISSIONS, Vault};
 use crate::crd::conditions::{key_access, reasons};
 
 use super::observe::{ObservedKey, VaultLookup};
-use super::rules::{KEY_WRAP_ROLES, RSA_SIZES, holds_any};
+use super::rules::{KEY_OPERATIONS, KEY_WRAP_ROLES, RSA_SIZES, holds_any};
 
 /// Default warning horizon before a key's expiry.
 pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -136,7 +136,7 @@ pub fn principal_has_access(k: &ObservedKey, vault: &Vault, principal: &str) -> 
 /// lost access's message ends by naming the vault, key, version and principal concerned.
 #[must_use]
 pub fn diagnose(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdict {
-    match diagnose_links(k, now, horizon) {
+    match links(k, now, horizon, Access::Check) {
         KeyVerdict::Inaccessible { cause, message } => {
             let version = k
                 .key
@@ -158,7 +158,72 @@ pub fn diagnose(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdic
     }
 }
 
-fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerdict {
+/// The first broken link of the chain other than the identity's own access, for the
+/// prerequisites step: before anything is written the operator grants that access itself (or,
+/// with `grantAccess: false`, checks it as a setup rule). A key that exists but is not one Media
+/// Services can use is left to [`unusable`], which names the exact rule.
+#[must_use]
+pub fn broken_link(k: &ObservedKey, now: Timestamp) -> Option<(&'static str, String)> {
+    match links(k, now, Duration::ZERO, Access::Skip) {
+        KeyVerdict::Inaccessible { cause, .. } if cause == key_access::UNSUPPORTED_KEY => None,
+        KeyVerdict::Inaccessible { cause, message } => Some((cause, message)),
+        KeyVerdict::Unknown { reason, message } => Some((reason, message)),
+        KeyVerdict::Accessible { .. } => None,
+    }
+}
+
+/// Why Media Services cannot use this key version, one entry per rule it breaks: an RSA key of
+/// 2048, 3072 or 4096 bits (never EC) that permits wrapKey and unwrapKey. Empty when usable.
+#[must_use]
+pub fn unusable(key: &KeyInfo, vault_name: &str) -> Vec<(&'static str, String)> {
+    let which = format!(
+        "key {} version {} in vault {vault_name}",
+        key.name, key.version
+    );
+    let mut broken = Vec::new();
+    if !key.kind.is_rsa() {
+        broken.push((
+            reasons::KEY_TYPE_UNSUPPORTED,
+            format!(
+                "{which} is of type {:?}; Media Services needs an RSA or RSA-HSM key of 2048, 3072 or 4096 bits (EC keys are not supported)",
+                key.kind
+            ),
+        ));
+    } else if !key.rsa_bits.is_some_and(|b| RSA_SIZES.contains(&b)) {
+        broken.push((
+            reasons::KEY_SIZE_UNSUPPORTED,
+            format!(
+                "{which} is RSA {}; Media Services needs 2048, 3072 or 4096 bits",
+                key.rsa_bits
+                    .map_or_else(|| "of unknown size".to_owned(), |b| format!("{b}-bit"))
+            ),
+        ));
+    }
+    let missing: Vec<&str> = KEY_OPERATIONS
+        .into_iter()
+        .filter(|op| !key.key_ops.iter().any(|o| o.eq_ignore_ascii_case(op)))
+        .collect();
+    if !missing.is_empty() {
+        broken.push((
+            reasons::KEY_OPERATIONS_MISSING,
+            format!(
+                "{which} does not permit {}; allow it in the key's permitted operations",
+                missing.join(" and ")
+            ),
+        ));
+    }
+    broken
+}
+
+/// Whether the chain includes the identity's access to the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Check,
+    Skip,
+}
+
+/// The chain, link by link, in the order that names the first broken one.
+fn links(k: &ObservedKey, now: Timestamp, horizon: Duration, access: Access) -> KeyVerdict {
     let vault_name = &k.key_id.vault_name;
     let lost = |cause, message: String| KeyVerdict::Inaccessible { cause, message };
     let vault = match &k.vault {
@@ -166,15 +231,25 @@ fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerd
             return lost(
                 key_access::VAULT_NOT_FOUND,
                 format!(
-                    "key vault {vault_name} no longer exists, not even soft-deleted (purged), so it cannot be recovered; restore the key from a backup into a vault in this subscription and region, or point spec.encryption at another key"
+                    "no key vault named {vault_name} exists, not even soft-deleted (or the operator may not read it: it needs Microsoft.KeyVault/vaults/read in the account's subscription); a purged vault cannot be recovered: restore the key from a backup into a vault in this subscription and region, or point spec.encryption at another key"
                 ),
             );
         }
-        VaultLookup::SoftDeleted(_) => {
+        VaultLookup::SoftDeleted(d) => {
             return lost(
                 key_access::VAULT_SOFT_DELETED,
                 format!(
-                    "key vault {vault_name} was deleted and is in its retention period; recover it (az keyvault recover --name {vault_name})"
+                    "key vault {vault_name} was deleted{} and is in its retention period{}; recover it (az keyvault recover --name {vault_name})",
+                    d.properties
+                        .deletion_date
+                        .as_deref()
+                        .map(|t| format!(" at {t}"))
+                        .unwrap_or_default(),
+                    d.properties
+                        .scheduled_purge_date
+                        .as_deref()
+                        .map(|t| format!(" (purge scheduled for {t})"))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -188,25 +263,27 @@ fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerd
             ),
         );
     }
-    let Some(principal) = k.principal.as_deref() else {
-        return KeyVerdict::Unknown {
-            reason: reasons::PROPAGATING,
-            message: "Azure does not report the encryption identity's principal yet".to_owned(),
+    if access == Access::Check {
+        let Some(principal) = k.principal.as_deref() else {
+            return KeyVerdict::Unknown {
+                reason: reasons::PROPAGATING,
+                message: "Azure does not report the encryption identity's principal yet".to_owned(),
+            };
         };
-    };
-    if !principal_has_access(k, vault, principal) {
-        return lost(
-            key_access::ACCESS_REVOKED,
-            format!(
-                "identity {principal} no longer holds get, wrapKey and unwrapKey on key {} in vault {vault_name}; restore the {} (or set grantAccess: true)",
-                k.key_id.name,
-                if vault.properties.enable_rbac_authorization == Some(true) {
-                    "Key Vault Crypto Service Encryption User role assignment"
-                } else {
-                    "access policy"
-                }
-            ),
-        );
+        if !principal_has_access(k, vault, principal) {
+            return lost(
+                key_access::ACCESS_REVOKED,
+                format!(
+                    "identity {principal} no longer holds get, wrapKey and unwrapKey on key {} in vault {vault_name}; restore the {} (or set grantAccess: true)",
+                    k.key_id.name,
+                    if vault.properties.enable_rbac_authorization == Some(true) {
+                        "Key Vault Crypto Service Encryption User role assignment"
+                    } else {
+                        "access policy"
+                    }
+                ),
+            );
+        }
     }
     if let Some(refused) = &k.operator_refused {
         return KeyVerdict::Unknown {
@@ -222,11 +299,11 @@ fn diagnose_links(k: &ObservedKey, now: Timestamp, horizon: Duration) -> KeyVerd
             key_access::KEY_NOT_FOUND,
             match &k.key_id.version {
                 Some(v) => format!(
-                    "version {v} of key {} no longer exists in vault {vault_name}",
+                    "version {v} of key {} does not exist in vault {vault_name}",
                     k.key_id.name
                 ),
                 None => format!(
-                    "key {} no longer exists in vault {vault_name}; recover it if it was deleted",
+                    "key {} does not exist in vault {vault_name}; recover it if it was deleted",
                     k.key_id.name
                 ),
             },
@@ -259,7 +336,7 @@ fn version_verdict(
     {
         return lost(
             key_access::KEY_NOT_YET_VALID,
-            format!("{which} is not valid before {nbf}"),
+            format!("{which} is not valid before {nbf}; wait or move its activation date"),
         );
     }
     if let Some(exp) = key.expires
@@ -270,12 +347,7 @@ fn version_verdict(
             format!("{which} expired at {exp}; extend its expiry or rotate to a new version"),
         );
     }
-    let usable = key.kind.is_rsa()
-        && key.rsa_bits.is_some_and(|b| RSA_SIZES.contains(&b))
-        && ["wrapKey", "unwrapKey"]
-            .iter()
-            .all(|op| key.key_ops.iter().any(|o| o.eq_ignore_ascii_case(op)));
-    if !usable {
+    if !unusable(key, vault_name).is_empty() {
         return lost(
             key_access::UNSUPPORTED_KEY,
             format!("{which} is not an RSA 2048/3072/4096 key that permits wrapKey and unwrapKey"),

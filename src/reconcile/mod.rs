@@ -15,6 +15,7 @@
 //! `crate::controller`.
 
 pub mod apply;
+pub mod assess;
 pub mod cleanup;
 pub mod desired;
 pub mod drift;

@@ -116,6 +116,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the plan changes the account's identity (first and alone): principals the spec
+    /// names may not exist yet.
+    #[must_use]
+    pub fn changes_identity(&self) -> bool {
+        matches!(self.steps.first(), Some(Step::UpdateIdentity(_)))
+    }
+
     /// Whether a write serves `area` (an `UpdateAccount` may serve storage and encryption).
     #[must_use]
     pub fn touches(&self, area: Area) -> bool {
@@ -274,7 +281,6 @@ pub fn assignment_name(
 ///
 /// Callers run [`super::prereqs::check`] first and apply nothing when it finds a problem.
 // NB: the plan reads top to bottom in the order Azure needs; splitting it would hide that.
-#[allow(clippy::too_many_lines)]
 #[must_use]
 pub fn plan(
     desired: &Desired,
@@ -288,79 +294,126 @@ pub fn plan(
             deferred: true,
         };
     }
-    let mut steps = Vec::new();
-    let grant = |area, scope: &ResourceId, principal: &str, role: &str| {
-        Step::Grant(
-            area,
-            Grant {
-                scope: scope.clone(),
-                name: assignment_name(scope, principal, role, owner),
-                role_guid: role.to_owned(),
-                principal: principal.to_owned(),
-            },
-        )
-    };
-
-    if let Some(storage) = &desired.storage
-        && storage.managed_identity
-        && storage.grant_access
-    {
-        for seen in &observed.storage {
-            if let Some(p) = &seen.principal
-                && seen.resource.is_some()
-                && holds_any(&seen.assignments, &BLOB_DATA_ROLES).is_none()
-            {
-                steps.push(grant(
-                    Area::Storage,
-                    &seen.id,
-                    p,
-                    STORAGE_BLOB_DATA_CONTRIBUTOR,
-                ));
-            }
-        }
+    let mut steps = storage_grants(desired, observed, owner);
+    steps.extend(key_grant(desired, observed, owner));
+    steps.extend(access_grants(desired, observed, owner));
+    steps.extend(dropped_access_grants(desired, observed, owner));
+    steps.extend(account_update(desired, observed));
+    // Last: the account must stop using a storage account before its access goes, and `apply`
+    // stops at a parked account update, so these wait for it.
+    steps.extend(dropped_storage_grants(desired, observed, previous, owner));
+    Plan {
+        steps,
+        deferred: false,
     }
+}
 
-    if let (
+/// A role assignment named for what it grants and who owns it.
+fn grant(area: Area, scope: &ResourceId, principal: &str, role: &str, owner: &str) -> Step {
+    Step::Grant(
+        area,
+        Grant {
+            scope: scope.clone(),
+            name: assignment_name(scope, principal, role, owner),
+            role_guid: role.to_owned(),
+            principal: principal.to_owned(),
+        },
+    )
+}
+
+/// Storage Blob Data Contributor on each managed storage account whose identity holds no blob
+/// data role yet.
+fn storage_grants(desired: &Desired, observed: &Observed, owner: &str) -> Vec<Step> {
+    let Some(_) = desired
+        .storage
+        .as_ref()
+        .filter(|s| s.managed_identity && s.grant_access)
+    else {
+        return Vec::new();
+    };
+    observed
+        .storage
+        .iter()
+        .filter(|seen| {
+            seen.resource.is_some() && holds_any(&seen.assignments, &BLOB_DATA_ROLES).is_none()
+        })
+        .filter_map(|seen| {
+            let p = seen.principal.as_deref()?;
+            Some(grant(
+                Area::Storage,
+                &seen.id,
+                p,
+                STORAGE_BLOB_DATA_CONTRIBUTOR,
+                owner,
+            ))
+        })
+        .collect()
+}
+
+/// Access to the customer key for the encryption identity when it lacks it: a role assignment
+/// in an RBAC vault, an access-policy entry otherwise.
+fn key_grant(desired: &Desired, observed: &Observed, owner: &str) -> Option<Step> {
+    let (
         Some(DesiredEncryption::CustomerKey {
             grant_access: true, ..
         }),
         Some(k),
     ) = (&desired.encryption, &observed.key)
-        && let (VaultLookup::Found(vault), Some(principal)) = (&k.vault, &k.principal)
-        && let Some(vault_id) = vault.id.as_deref().and_then(|i| ResourceId::parse(i).ok())
-        && !super::key_access::principal_has_access(k, vault, principal)
-    {
+    else {
+        return None;
+    };
+    let (VaultLookup::Found(vault), Some(principal)) = (&k.vault, &k.principal) else {
+        return None;
+    };
+    let vault_id = vault
+        .id
+        .as_deref()
+        .and_then(|i| ResourceId::parse(i).ok())?;
+    if super::key_access::principal_has_access(k, vault, principal) {
+        return None;
+    }
+    Some(
         if vault.properties.enable_rbac_authorization == Some(true) {
             let scope = vault_id.child("keys", &k.key_id.name);
-            steps.push(grant(
+            grant(
                 Area::Encryption,
                 &scope,
                 principal,
                 KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
-            ));
+                owner,
+            )
         } else {
-            steps.push(Step::GrantKeyAccessPolicy {
+            Step::GrantKeyAccessPolicy {
                 vault: vault_id,
                 tenant_id: vault.properties.tenant_id.clone().unwrap_or_default(),
                 principal: principal.clone(),
-            });
-        }
-    }
+            }
+        },
+    )
+}
 
-    for (want, seen) in desired.access_grants.iter().zip(&observed.grants) {
-        if let Some(p) = &seen.principal
-            && holds_any(&seen.assignments, &[want.role_guid.as_str()]).is_none()
-        {
-            steps.push(grant(
+/// The access grants the spec lists that the principal does not hold yet.
+fn access_grants(desired: &Desired, observed: &Observed, owner: &str) -> Vec<Step> {
+    desired
+        .access_grants
+        .iter()
+        .zip(&observed.grants)
+        .filter(|(want, seen)| holds_any(&seen.assignments, &[want.role_guid.as_str()]).is_none())
+        .filter_map(|(want, seen)| {
+            let p = seen.principal.as_deref()?;
+            Some(grant(
                 Area::AccessGrants,
                 &desired.account,
                 p,
                 &want.role_guid,
-            ));
-        }
-    }
+                owner,
+            ))
+        })
+        .collect()
+}
 
-    steps.extend(dropped_access_grants(desired, observed, owner));
+/// One PATCH of the account's storage and encryption settings that differ from the spec.
+fn account_update(desired: &Desired, observed: &Observed) -> Option<Step> {
     let mut properties = MediaAccountProperties::default();
     let current = observed.account.properties.clone().unwrap_or_default();
     if let Some(storage) = &desired.storage
@@ -381,16 +434,7 @@ pub fn plan(
     {
         properties.encryption = Some(encryption_body(encryption));
     }
-    if properties != MediaAccountProperties::default() {
-        steps.push(Step::UpdateAccount(properties));
-    }
-    // Last: the account must stop using a storage account before its access goes, and `apply`
-    // stops at a parked account update, so these wait for it.
-    steps.extend(dropped_storage_grants(desired, observed, previous, owner));
-    Plan {
-        steps,
-        deferred: false,
-    }
+    (properties != MediaAccountProperties::default()).then_some(Step::UpdateAccount(properties))
 }
 
 /// Revocations of the operator's own role assignments on the account (the name says so) for

@@ -1,8 +1,9 @@
 //! Prerequisites step (pure): checks the observed world against what [`Desired`] needs before
-//! anything is written: the BYOK rules (RSA 2048/3072/4096, enabled and in its validity window,
-//! wrap/unwrap permitted, vault in the account's region with soft delete and purge protection),
-//! storage in the account's subscription and reachable through its firewall, and, where the
-//! operator only checks grants (`grantAccess: false`), that they are there.
+//! anything is written: the customer key's setup rules (vault in the account's region with soft
+//! delete and purge protection; an RSA 2048/3072/4096 key permitting wrap and unwrap) and the
+//! first broken link of its access chain, which [`super::key_access`] alone judges; storage in
+//! the account's subscription and reachable through its firewall; and, where the operator only
+//! checks grants (`grantAccess: false`), that they are there.
 //!
 //! Every failed prerequisite is its own [`Problem`] with a reason from
 //! [`crate::crd::conditions`] and a message that names the resource and the fix. Any problem
@@ -17,50 +18,12 @@ use crate::crd::conditions::{key_access, reasons};
 
 use super::desired::{Desired, DesiredEncryption, PrincipalRef};
 use super::observe::{Observed, VaultLookup};
-use super::rules::{BLOB_DATA_ROLES, RSA_SIZES, holds_any, normalise_location};
+use super::rules::{BLOB_DATA_ROLES, holds_any, normalise_location};
 
 /// How long a user-assigned identity that is not found counts as still propagating.
 pub const IDENTITY_PROPAGATION_BOUND: Duration = Duration::from_secs(5 * 60);
 
-/// Which condition a problem belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Area {
-    /// `IdentityReady` (and the account itself).
-    Identity,
-    /// `StorageAccessReady`.
-    Storage,
-    /// `EncryptionReady`.
-    Encryption,
-    /// `AccessGrantsReady`.
-    AccessGrants,
-}
-
-impl Area {
-    /// The condition type of this area.
-    #[must_use]
-    pub fn condition_type(self) -> &'static str {
-        use crate::crd::conditions::types;
-        match self {
-            Area::Identity => types::IDENTITY_READY,
-            Area::Storage => types::STORAGE_ACCESS_READY,
-            Area::Encryption => types::ENCRYPTION_READY,
-            Area::AccessGrants => types::ACCESS_GRANTS_READY,
-        }
-    }
-
-    /// The area of a condition type, if it is one.
-    #[must_use]
-    pub fn from_condition_type(type_: &str) -> Option<Self> {
-        [
-            Area::Identity,
-            Area::Storage,
-            Area::Encryption,
-            Area::AccessGrants,
-        ]
-        .into_iter()
-        .find(|a| a.condition_type() == type_)
-    }
-}
+pub use super::rules::Area;
 
 /// One failed prerequisite.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,10 +47,6 @@ impl Problem {
             propagating: false,
         }
     }
-}
-
-fn unix(t: azure_core::time::OffsetDateTime) -> i64 {
-    t.unix_timestamp()
 }
 
 /// Every failed prerequisite, in a stable order (identity, storage, encryption, grants).
@@ -278,161 +237,65 @@ fn check_storage(
     }
 }
 
-// NB: one check after another, in the order that names the first broken link.
-#[allow(clippy::too_many_lines)]
+/// The customer key's setup rules (vault region, soft delete, purge protection; a key Media
+/// Services can use), then the first broken link of the key-access chain, judged by
+/// [`key_access`](super::key_access), the one home of those rules.
 fn check_key(desired: &Desired, observed: &Observed, now: Timestamp, problems: &mut Vec<Problem>) {
     let Some(k) = &observed.key else {
         return;
     };
-    let mut push = |reason, message| problems.push(Problem::new(Area::Encryption, reason, message));
+    let mut push =
+        |(reason, message)| problems.push(Problem::new(Area::Encryption, reason, message));
     let vault_name = &k.key_id.vault_name;
-    let vault = match &k.vault {
-        VaultLookup::NotFound => {
-            push(
-                key_access::VAULT_NOT_FOUND,
+    if let VaultLookup::Found(vault) = &k.vault {
+        let account_location = observed
+            .account
+            .location
+            .as_deref()
+            .unwrap_or(&desired.location);
+        if let Some(vault_location) = vault.location.as_deref()
+            && normalise_location(vault_location) != normalise_location(account_location)
+        {
+            push((
+                reasons::VAULT_REGION_MISMATCH,
                 format!(
-                    "no key vault named {vault_name} exists in subscription {} (or the operator may not read it: it needs Microsoft.KeyVault/vaults/read there)",
-                    desired.account.subscription()
+                    "key vault {vault_name} is in region {vault_location}, but the account is in {account_location}; use a vault in the account's region"
                 ),
-            );
-            return;
+            ));
         }
-        VaultLookup::SoftDeleted(d) => {
-            push(
-                key_access::VAULT_SOFT_DELETED,
+        if vault.properties.enable_soft_delete == Some(false) {
+            push((
+                reasons::VAULT_SOFT_DELETE_DISABLED,
                 format!(
-                    "key vault {vault_name} was deleted{}; recover it before it is purged{}",
-                    d.properties
-                        .deletion_date
-                        .as_deref()
-                        .map(|t| format!(" at {t}"))
-                        .unwrap_or_default(),
-                    d.properties
-                        .scheduled_purge_date
-                        .as_deref()
-                        .map(|t| format!(" (scheduled for {t})"))
-                        .unwrap_or_default()
+                    "key vault {vault_name} has soft delete off; a customer-managed key needs soft delete and purge protection"
                 ),
-            );
-            return;
+            ));
         }
-        VaultLookup::Found(v) => v,
-    };
-    let account_location = observed
-        .account
-        .location
-        .as_deref()
-        .unwrap_or(&desired.location);
-    if let Some(vault_location) = vault.location.as_deref()
-        && normalise_location(vault_location) != normalise_location(account_location)
-    {
-        push(
-            reasons::VAULT_REGION_MISMATCH,
-            format!(
-                "key vault {vault_name} is in region {vault_location}, but the account is in {account_location}; use a vault in the account's region"
-            ),
-        );
+        if vault.properties.enable_purge_protection != Some(true) {
+            push((
+                reasons::VAULT_PURGE_PROTECTION_DISABLED,
+                format!(
+                    "key vault {vault_name} has purge protection off; turn it on (it cannot be turned off again), as a customer-managed key requires"
+                ),
+            ));
+        }
     }
-    if vault.properties.enable_soft_delete == Some(false) {
-        push(
-            reasons::VAULT_SOFT_DELETE_DISABLED,
-            format!(
-                "key vault {vault_name} has soft delete off; a customer-managed key needs soft delete and purge protection"
-            ),
-        );
-    }
-    if !super::key_access::firewall_admits_service(vault) {
-        push(
-            key_access::VAULT_FIREWALL_BLOCKED,
-            format!(
-                "the firewall of key vault {vault_name} denies by default and does not let trusted Azure services through; add AzureServices to its bypass list"
-            ),
-        );
-    }
-    if vault.properties.enable_purge_protection != Some(true) {
-        push(
-            reasons::VAULT_PURGE_PROTECTION_DISABLED,
-            format!(
-                "key vault {vault_name} has purge protection off; turn it on (it cannot be turned off again), as a customer-managed key requires"
-            ),
-        );
-    }
-    if let Some(refused) = &k.operator_refused {
-        push(
+    let broken = super::key_access::broken_link(k, now);
+    let stops_before_the_key = broken.as_ref().is_some_and(|(reason, _)| {
+        [
+            key_access::VAULT_NOT_FOUND,
+            key_access::VAULT_SOFT_DELETED,
             reasons::OPERATOR_FORBIDDEN,
-            format!(
-                "the operator may not read key {} in vault {vault_name} ({refused}); grant its identity get on keys (an access policy, or Key Vault Crypto User in RBAC vaults) and let its address through the vault firewall",
-                k.key_id.name
-            ),
-        );
-        return;
+        ]
+        .contains(reason)
+    });
+    if let Some(link) = broken {
+        push(link);
     }
-    let Some(key) = &k.key else {
-        push(
-            key_access::KEY_NOT_FOUND,
-            match &k.key_id.version {
-                Some(v) => format!(
-                    "key {} version {v} does not exist in vault {vault_name}",
-                    k.key_id.name
-                ),
-                None => format!("key {} does not exist in vault {vault_name}", k.key_id.name),
-            },
-        );
-        return;
-    };
-    let which = format!("key {} version {}", key.name, key.version);
-    if !key.kind.is_rsa() {
-        push(
-            reasons::KEY_TYPE_UNSUPPORTED,
-            format!(
-                "{which} is of type {:?}; Media Services needs an RSA or RSA-HSM key of 2048, 3072 or 4096 bits (EC keys are not supported)",
-                key.kind
-            ),
-        );
-    } else if !key.rsa_bits.is_some_and(|b| RSA_SIZES.contains(&b)) {
-        push(
-            reasons::KEY_SIZE_UNSUPPORTED,
-            format!(
-                "{which} is RSA {}; Media Services needs 2048, 3072 or 4096 bits",
-                key.rsa_bits
-                    .map_or_else(|| "of unknown size".to_owned(), |b| format!("{b}-bit"))
-            ),
-        );
-    }
-    if !key.enabled {
-        push(
-            key_access::KEY_DISABLED,
-            format!("{which} is disabled; enable it in vault {vault_name}"),
-        );
-    }
-    if let Some(nbf) = key.not_before
-        && unix(nbf) > now.as_second()
-    {
-        push(
-            key_access::KEY_NOT_YET_VALID,
-            format!("{which} is not valid before {nbf}; wait or move its activation date"),
-        );
-    }
-    if let Some(exp) = key.expires
-        && unix(exp) <= now.as_second()
-    {
-        push(
-            key_access::KEY_EXPIRED,
-            format!("{which} expired at {exp}; extend its expiry or rotate to a new version"),
-        );
-    }
-    let missing: Vec<&str> = ["wrapKey", "unwrapKey"]
-        .into_iter()
-        .filter(|op| !key.key_ops.iter().any(|o| o.eq_ignore_ascii_case(op)))
-        .collect();
-    if !missing.is_empty() {
-        push(
-            reasons::KEY_OPERATIONS_MISSING,
-            format!(
-                "{which} does not permit {}; allow it in the key's permitted operations",
-                missing.join(" and ")
-            ),
-        );
+    if let (Some(key), false) = (&k.key, stops_before_the_key) {
+        for rule in super::key_access::unusable(key, vault_name) {
+            push(rule);
+        }
     }
 }
 

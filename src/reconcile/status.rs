@@ -20,8 +20,9 @@ use crate::crd::account::{
 use crate::crd::conditions::{reasons, types};
 
 use super::apply::{Applied, Outcome};
+use super::assess::Assessment;
 use super::desired::{Desired, DesiredEncryption};
-use super::key_access::{KeyVerdict, diagnose};
+use super::key_access::KeyVerdict;
 use super::observe::{Observed, ObservedKey};
 use super::plan::{Plan, holding, identity_type_str};
 use super::prereqs::{Area, Problem};
@@ -50,24 +51,34 @@ pub enum Verdict<'a> {
         /// What it is, for the message.
         operation: String,
     },
+    /// An Azure call failed before the pass could judge the account; `failures` is how many
+    /// passes in a row failed so. Status is kept as it was (a blip must not flap `Ready`) until
+    /// the failure is one a person must fix, or transient failures keep coming.
+    Failed {
+        /// How Azure's error is classified.
+        class: ErrorClass,
+        /// Reason ([`error_reason`]).
+        reason: &'static str,
+        /// The error's message.
+        message: String,
+        /// Failures in a row, this one included.
+        failures: u32,
+    },
     /// The account was observed, checked, and (unless a prerequisite failed) planned and applied.
     Reconciled {
         /// What the spec asks for.
         desired: &'a Desired,
         /// What was found.
         observed: &'a Observed,
-        /// Failed prerequisites (nothing was applied when any is not propagating).
-        problems: &'a [Problem],
-        /// The plan.
-        plan: &'a Plan,
+        /// What the pass decided: the key verdict, failed prerequisites (nothing was applied
+        /// when any is not propagating) and the plan.
+        assessment: &'a Assessment,
         /// Who owns the operator's role assignments ([`super::plan::owner_identity`]).
         owner: &'a str,
         /// What applying it did (`None` when it was held back by a problem).
         applied: Option<&'a Applied>,
         /// A parked operation that just failed: its error and the area it served.
         failed_operation: Option<(&'a AzureError, Area)>,
-        /// How long before a key's expiry `EncryptionReady` warns (`KeyExpiringSoon`).
-        expiry_horizon: std::time::Duration,
         /// How long the account may stay on an older version of a key that tracks the latest
         /// before `EncryptionReady` warns (`KeyRotationPending`).
         rotation_grace: std::time::Duration,
@@ -183,16 +194,15 @@ pub fn key_update(
     generation: Option<i64>,
     desired: &Desired,
     key: &ObservedKey,
-    expiry_horizon: std::time::Duration,
+    verdict: &KeyVerdict,
     now: Timestamp,
 ) -> MediaServicesAccountStatus {
     let mut status = previous.clone();
-    let verdict = diagnose(key, now, expiry_horizon);
     let uses_customer_key = previous
         .encryption
         .as_ref()
         .is_some_and(|e| e.current_key_identifier.is_some());
-    let (ks, kr, km) = key_condition(desired, uses_customer_key, Some(&verdict));
+    let (ks, kr, km) = key_condition(desired, uses_customer_key, Some(verdict));
     let failing = key.probe.failing.as_deref().filter(|_| uses_customer_key);
     let (km, verdict_changed) =
         set_key_condition(&mut status, (ks, kr, km), failing, generation, now);
@@ -205,7 +215,7 @@ pub fn key_update(
     };
     let encryption = status.condition(types::ENCRYPTION_READY).cloned();
     if let Some(e) = encryption.filter(|e| key_reasons(&e.reason)) {
-        let (es, er, em) = match &verdict {
+        let (es, er, em) = match verdict {
             KeyVerdict::Inaccessible { cause, message } => ("False", *cause, message.clone()),
             KeyVerdict::Accessible {
                 expiring: Some(warning),
@@ -315,15 +325,14 @@ struct KeyFacts {
 fn key_facts(
     desired: &Desired,
     observed: &Observed,
+    verdict: Option<&KeyVerdict>,
     previous: Option<&EncryptionStatus>,
-    expiry_horizon: std::time::Duration,
     rotation_grace: std::time::Duration,
     now: Timestamp,
 ) -> KeyFacts {
-    let Some(k) = observed.key.as_ref() else {
+    let (Some(k), Some(verdict)) = (observed.key.as_ref(), verdict) else {
         return KeyFacts::default();
     };
-    let verdict = diagnose(k, now, expiry_horizon);
     let latest = k
         .key
         .as_ref()
@@ -363,7 +372,7 @@ fn key_facts(
             )
         });
     KeyFacts {
-        verdict: Some(verdict),
+        verdict: Some(verdict.clone()),
         latest,
         pending_since,
         lagging,
@@ -455,6 +464,22 @@ const AREAS: [(Area, &str); 4] = [
     (Area::AccessGrants, types::ACCESS_GRANTS_READY),
 ];
 
+/// Transient failures in a row before `Ready` says so (a blip should not flap it).
+pub const TRANSIENT_FAILURES_BEFORE_NOT_READY: u32 = 3;
+
+/// Whether a failed Azure call shows on `Ready`: at once when a person must act, after a few in
+/// a row when transient, never when throttled (Azure asked to wait, nothing is wrong).
+#[must_use]
+pub fn failure_shows(class: ErrorClass, failures: u32) -> bool {
+    match class {
+        ErrorClass::Throttled => false,
+        ErrorClass::Transient | ErrorClass::Propagating => {
+            failures >= TRANSIENT_FAILURES_BEFORE_NOT_READY
+        }
+        ErrorClass::UserActionRequired | ErrorClass::NotFound => true,
+    }
+}
+
 /// The new status.
 #[must_use]
 pub fn compute(
@@ -493,145 +518,211 @@ pub fn compute(
             reasons::IN_PROGRESS,
             format!("waiting for Azure to finish: {operation}"),
         ),
+        Verdict::Failed {
+            class,
+            reason,
+            message,
+            failures,
+        } => {
+            if failure_shows(*class, *failures) {
+                set(&mut status, types::READY, "False", reason, message.clone());
+            }
+        }
         Verdict::Reconciled {
             desired,
             observed,
-            problems,
-            plan,
+            assessment,
             owner,
             applied,
             failed_operation,
-            expiry_horizon,
             rotation_grace,
         } => {
             let key = key_facts(
                 desired,
                 observed,
+                assessment.key.as_ref(),
                 previous.encryption.as_ref(),
-                *expiry_horizon,
                 *rotation_grace,
                 now,
             );
-            reconciled(
-                &mut status,
+            let judged = Judged {
                 desired,
                 observed,
-                problems,
-                (plan, owner),
-                *applied,
-                *failed_operation,
-                &key,
-                generation,
-                now,
-            );
+                problems: &assessment.problems,
+                plan: &assessment.plan,
+                owner,
+                applied: *applied,
+                failed_operation: *failed_operation,
+                key: &key,
+            };
+            reconciled(&mut status, &judged, generation, now);
         }
     }
     kstatus_conditions(&mut status, generation, now);
     status
 }
 
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
-fn reconciled(
-    status: &mut MediaServicesAccountStatus,
-    desired: &Desired,
-    observed: &Observed,
-    problems: &[Problem],
-    (plan, owner): (&Plan, &str),
-    applied: Option<&Applied>,
-    failed_operation: Option<(&AzureError, Area)>,
-    key: &KeyFacts,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let key_verdict = key.verdict.as_ref();
-    let blocked = problems.iter().any(|p| !p.propagating);
-    let mut area_states = Vec::new();
-    for (area, type_) in AREAS {
-        let managed = match area {
-            Area::Identity => desired.identity.is_some(),
-            Area::Storage => desired.storage.is_some(),
-            Area::Encryption => desired.encryption.is_some(),
-            // Revoking grants the spec dropped is managing them too.
-            Area::AccessGrants => {
-                !desired.access_grants.is_empty()
-                    || plan
-                        .steps
-                        .iter()
-                        .any(|s| matches!(s, super::plan::Step::Revoke(Area::AccessGrants, _)))
-            }
-        };
-        let outcome = applied.map(|a| &a.outcome);
-        let (s, reason, message): (&str, &str, String) = if let Some(p) =
-            problems.iter().find(|p| p.area == area)
-        {
-            let reason = if p.propagating {
-                reasons::PROPAGATING
-            } else {
-                p.reason
-            };
-            ("False", reason, p.message.clone())
-        } else if let Some(
-            Outcome::Failed { area: a, error } | Outcome::Propagating { area: a, error },
-        ) = outcome
-            && *a == area
-        {
-            ("False", error_reason(error), error_message(error))
-        } else if !managed {
-            (
-                "True",
-                reasons::NOT_MANAGED,
-                "this part of the spec is absent, so the operator leaves it as it is in Azure"
-                    .to_owned(),
-            )
-        } else if let Some((error, a)) = failed_operation
-            && a == area
-        {
-            ("False", reasons::OPERATION_FAILED, error.to_string())
-        } else if plan.touches(area) {
-            if blocked {
-                (
-                    "False",
-                    reasons::BLOCKED,
-                    "changes are held back until the failed prerequisite on another condition is fixed".to_owned(),
-                )
-            } else {
-                let done: Vec<&str> = applied
+/// What a full pass judged and did, as the status step reads it.
+struct Judged<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    problems: &'a [Problem],
+    plan: &'a Plan,
+    owner: &'a str,
+    applied: Option<&'a Applied>,
+    failed_operation: Option<(&'a AzureError, Area)>,
+    key: &'a KeyFacts,
+}
+
+/// One area's condition: status, reason, message.
+type AreaState = (&'static str, String, String);
+
+/// The condition of `area` after a full pass: a failed prerequisite of it first, then a failed
+/// write, an unmanaged area, a failed operation, a change under way, and otherwise its warnings
+/// or success.
+fn area_condition(j: &Judged<'_>, area: Area) -> AreaState {
+    let Judged {
+        desired,
+        observed,
+        problems,
+        plan,
+        applied,
+        failed_operation,
+        key,
+        ..
+    } = *j;
+    let managed = match area {
+        Area::Identity => desired.identity.is_some(),
+        Area::Storage => desired.storage.is_some(),
+        Area::Encryption => desired.encryption.is_some(),
+        // Revoking grants the spec dropped is managing them too.
+        Area::AccessGrants => {
+            !desired.access_grants.is_empty()
+                || plan
+                    .steps
                     .iter()
-                    .flat_map(|a| a.writes.iter())
-                    .filter(|w| w.area == area)
-                    .map(|w| w.message.as_str())
-                    .collect();
-                let message = if done.is_empty() {
-                    "waiting for the identity change to finish before this part is reconciled"
-                        .to_owned()
-                } else {
-                    format!("applied, waiting for Azure to confirm: {}", done.join("; "))
-                };
-                ("False", reasons::IN_PROGRESS, message)
-            }
-        } else if let (
+                    .any(|s| matches!(s, super::plan::Step::Revoke(Area::AccessGrants, _)))
+        }
+    };
+    let outcome = applied.map(|a| &a.outcome);
+    if let Some(p) = problems.iter().find(|p| p.area == area) {
+        let reason = if p.propagating {
+            reasons::PROPAGATING
+        } else {
+            p.reason
+        };
+        return ("False", reason.to_owned(), p.message.clone());
+    }
+    if let Some(Outcome::Failed { area: a, error } | Outcome::Propagating { area: a, error }) =
+        outcome
+        && *a == area
+    {
+        return (
+            "False",
+            error_reason(error).to_owned(),
+            error_message(error),
+        );
+    }
+    if !managed {
+        return (
+            "True",
+            reasons::NOT_MANAGED.to_owned(),
+            "this part of the spec is absent, so the operator leaves it as it is in Azure"
+                .to_owned(),
+        );
+    }
+    if let Some((error, a)) = failed_operation
+        && a == area
+    {
+        return (
+            "False",
+            reasons::OPERATION_FAILED.to_owned(),
+            error.to_string(),
+        );
+    }
+    if plan.touches(area) {
+        return in_progress(j, area);
+    }
+    match (area, key.verdict.as_ref(), &key.lagging) {
+        (
             Area::Encryption,
             Some(KeyVerdict::Accessible {
                 expiring: Some(warning),
             }),
-        ) = (area, key_verdict)
-        {
-            ("True", reasons::KEY_EXPIRING_SOON, warning.clone())
-        } else if let (Area::Encryption, Some(lagging)) = (area, &key.lagging) {
-            ("True", reasons::KEY_ROTATION_PENDING, lagging.clone())
-        } else {
-            ("True", reasons::SUCCEEDED, summary(area, desired, observed))
-        };
+            _,
+        ) => (
+            "True",
+            reasons::KEY_EXPIRING_SOON.to_owned(),
+            warning.clone(),
+        ),
+        (Area::Encryption, _, Some(lagging)) => (
+            "True",
+            reasons::KEY_ROTATION_PENDING.to_owned(),
+            lagging.clone(),
+        ),
+        _ => (
+            "True",
+            reasons::SUCCEEDED.to_owned(),
+            summary(area, desired, observed),
+        ),
+    }
+}
+
+/// An area the plan changes: held back by a failed prerequisite elsewhere, or applied and
+/// waiting for Azure to confirm.
+fn in_progress(j: &Judged<'_>, area: Area) -> AreaState {
+    if j.problems.iter().any(|p| !p.propagating) {
+        return (
+            "False",
+            reasons::BLOCKED.to_owned(),
+            "changes are held back until the failed prerequisite on another condition is fixed"
+                .to_owned(),
+        );
+    }
+    let done: Vec<&str> = j
+        .applied
+        .iter()
+        .flat_map(|a| a.writes.iter())
+        .filter(|w| w.area == area)
+        .map(|w| w.message.as_str())
+        .collect();
+    let message = if done.is_empty() {
+        "waiting for the identity change to finish before this part is reconciled".to_owned()
+    } else {
+        format!("applied, waiting for Azure to confirm: {}", done.join("; "))
+    };
+    ("False", reasons::IN_PROGRESS.to_owned(), message)
+}
+
+fn reconciled(
+    status: &mut MediaServicesAccountStatus,
+    j: &Judged<'_>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let Judged {
+        desired,
+        observed,
+        problems,
+        owner,
+        applied,
+        key,
+        ..
+    } = *j;
+    let key_verdict = key.verdict.as_ref();
+    let mut area_states = Vec::new();
+    for (area, type_) in AREAS {
+        let (s, reason, message) = area_condition(j, area);
         set_condition(
             &mut status.conditions,
             type_,
             s,
-            reason,
+            &reason,
             message.clone(),
             generation,
             now,
         );
-        area_states.push((type_, s == "True", reason.to_owned(), message));
+        area_states.push((type_, s == "True", reason, message));
     }
 
     // Customer-key access, judged from the key the account uses now.
@@ -902,10 +993,9 @@ fn summary(area: Area, desired: &Desired, observed: &Observed) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::assess::assess;
     use crate::reconcile::fixtures::*;
     use crate::reconcile::observe::VaultLookup;
-    use crate::reconcile::plan::plan;
-    use crate::reconcile::prereqs::check;
     use serde_json::json;
 
     const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
@@ -920,20 +1010,25 @@ mod tests {
         observed: &Observed,
         now: Timestamp,
     ) -> MediaServicesAccountStatus {
-        let problems = check(desired, observed, None, false, now);
-        let plan = plan(desired, observed, previous, "uid");
+        let assessment = assess(
+            desired,
+            observed,
+            previous,
+            "uid",
+            false,
+            now,
+            crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+        );
         compute(
             previous,
             Some(1),
             &Verdict::Reconciled {
                 desired,
                 observed,
-                problems: &problems,
-                plan: &plan,
+                assessment: &assessment,
                 owner: "uid",
                 applied: None,
                 failed_operation: None,
-                expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
                 rotation_grace: DEFAULT_ROTATION_GRACE,
             },
             now,
@@ -981,8 +1076,15 @@ mod tests {
         );
         assert_eq!(kept.storage[1], archive);
 
-        let problems = check(&d, &o, None, false, at(1001));
-        let plan = plan(&d, &o, &previous, "uid");
+        let assessment = assess(
+            &d,
+            &o,
+            &previous,
+            "uid",
+            false,
+            at(1001),
+            crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+        );
         let applied = Applied {
             writes: vec![super::super::apply::Write {
                 area: Area::Storage,
@@ -1000,12 +1102,10 @@ mod tests {
             &Verdict::Reconciled {
                 desired: &d,
                 observed: &o,
-                problems: &problems,
-                plan: &plan,
+                assessment: &assessment,
                 owner: "uid",
                 applied: Some(&applied),
                 failed_operation: None,
-                expiry_horizon: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
                 rotation_grace: DEFAULT_ROTATION_GRACE,
             },
             at(1001),
@@ -1227,24 +1327,6 @@ mod tests {
         assert_eq!(rotated.last_rotation_time, Some(Time(at(3000))));
     }
 
-    fn byok() -> (Desired, World) {
-        let d = desired(
-            json!({ "identity": { "type": "SystemAssigned" }, "encryption": { "type": "CustomerKey", "keyIdentifier": KEY } }),
-        );
-        let mut v = vault("media-kv", false);
-        v.properties.access_policies = vec![policy(PRINCIPAL, &["get", "wrapKey", "unwrapKey"])];
-        let w = World::new_account()
-            .with_system_identity()
-            .with_key(
-                KEY,
-                VaultLookup::Found(v),
-                Some(rsa_key("account-key", "v1", 2048)),
-                Some(PRINCIPAL),
-            )
-            .with_encryption(KEY, &format!("{KEY}/v1"));
-        (d, w)
-    }
-
     /// `lastKeyAccessCheckTime` is written when the verdict is first known and when checks
     /// start failing, not on every successful check; a failing check keeps the verdict and says
     /// so in the condition and `keyAccessCheckError`.
@@ -1387,7 +1469,7 @@ mod tests {
             Some(1),
             &want,
             &lost_key,
-            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            &verdict(&lost_key),
             at(2000),
         );
         let get = |s: &MediaServicesAccountStatus, t: &str| {
@@ -1414,7 +1496,7 @@ mod tests {
             Some(1),
             &want,
             &world.0.key.clone().expect("key"),
-            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            &verdict(&world.0.key.clone().expect("key")),
             at(3000),
         );
         for t in [
@@ -1446,7 +1528,7 @@ mod tests {
             Some(1),
             &want,
             &lost_key,
-            DEFAULT_EXPIRY_WARNING_FOR_TESTS,
+            &verdict(&lost_key),
             at(2000),
         );
         assert_eq!(
@@ -1459,8 +1541,13 @@ mod tests {
         );
     }
 
-    const DEFAULT_EXPIRY_WARNING_FOR_TESTS: std::time::Duration =
-        crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING;
+    fn verdict(key: &ObservedKey) -> KeyVerdict {
+        crate::reconcile::key_access::diagnose(
+            key,
+            at(2000),
+            crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+        )
+    }
 
     /// kstatus readers tell in-progress from failed: `Reconciling` while the operator works
     /// (a write, propagation, throttling, a transient failure), `Stalled` when a person must act,

@@ -1,0 +1,227 @@
+//! What every reconcile shares: the clients, the key monitor, metrics, events, the tenancy map,
+//! and the per-object failure tally. A leaf of the controller: the driver and the finalizer
+//! both read it, and it reads neither.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
+use crate::crd::MediaServicesAccount;
+
+use super::events;
+use super::requeue;
+
+/// Builds the Azure client a resource's reconcile talks through, per identity.
+pub trait AzureProvider: Send + Sync {
+    /// The client acting as `source`.
+    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
+    /// Counters of the calls made so far, for `/metrics`.
+    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+        None
+    }
+}
+
+impl AzureProvider for AzureClients {
+    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
+        AzureClients::api(self, source)
+    }
+    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+        Some(AzureClients::metrics(self))
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub kube: Client,
+    /// Azure clients per identity.
+    pub azure: Arc<dyn AzureProvider>,
+    /// The operator's own identity.
+    pub operator_credential: CredentialSource,
+    /// The one event recorder.
+    pub events: events::Events,
+    /// How long before a customer key's expiry `EncryptionReady` warns.
+    pub key_expiry_warning: Duration,
+    /// How often a reconciled account is looked at again for drift.
+    pub resync_interval: Duration,
+    /// How long an account may lag behind its key's latest version before it warns.
+    pub key_rotation_grace: Duration,
+    /// Which namespaces may manage which subscriptions; `None`: no restriction.
+    pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
+    /// This cluster's identity in role-assignment names.
+    pub cluster_id: String,
+    /// The shared key-access monitor.
+    pub keys: Arc<crate::monitor::KeyMonitor>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Consecutive failures per object (`namespace/name`), for capped backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Whether the tenancy map lets `namespace` manage what `desired` names (`Ok` without a
+    /// map). Reads the namespace's labels only when a rule selects by them.
+    ///
+    /// # Errors
+    /// Why not, for the `TenancyDenied` condition (or why the labels could not be read).
+    pub async fn tenancy_allows(
+        &self,
+        namespace: &str,
+        desired: &crate::reconcile::desired::Desired,
+    ) -> Result<(), String> {
+        let Some(t) = &self.tenancy else {
+            return Ok(());
+        };
+        let labels = if t.uses_selectors() {
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+                Api::all(self.kube.clone());
+            namespaces
+                .get_metadata(namespace)
+                .await
+                .map_err(|e| format!("failed to read the labels of namespace {namespace} for the tenancy map: {e}"))?
+                .metadata
+                .labels
+                .unwrap_or_default()
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        t.check(namespace, &labels, desired)
+    }
+}
+
+impl Context {
+    /// A context over these clients.
+    #[must_use]
+    pub fn new(
+        kube: Client,
+        azure: Arc<dyn AzureProvider>,
+        operator_credential: CredentialSource,
+        reporter: &str,
+    ) -> Self {
+        let keys = crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default());
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            keys.clone(),
+            metrics_source(&azure),
+        ));
+        Self {
+            events: events::Events::new(kube.clone(), reporter),
+            kube,
+            azure,
+            operator_credential,
+            key_expiry_warning: crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
+            resync_interval: requeue::RESYNC_DEFAULT,
+            key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
+            tenancy: None,
+            cluster_id: String::new(),
+            keys,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A context whose key monitor uses these settings (the expiry horizon is the context's).
+    #[must_use]
+    pub fn with_monitor(mut self, settings: crate::monitor::MonitorSettings) -> Self {
+        self.key_expiry_warning = settings.expiry_horizon;
+        self.keys = crate::monitor::KeyMonitor::new(settings);
+        self.metrics = Arc::new(crate::metrics::Metrics::new(
+            self.keys.clone(),
+            metrics_source(&self.azure),
+        ));
+        self
+    }
+
+    /// Who owns the role assignments made for `account`, as it goes into their names.
+    #[must_use]
+    pub fn owner(&self, account: &MediaServicesAccount) -> String {
+        crate::reconcile::plan::owner_identity(
+            &self.cluster_id,
+            &account.namespace().unwrap_or_default(),
+            &account.name_any(),
+            &account.uid().unwrap_or_default(),
+        )
+    }
+
+    /// Records a failure of `key`; returns how many in a row.
+    pub fn record_failure(&self, key: &str) -> u32 {
+        let mut f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = f.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn record_success(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Counts a pass of `key` that ended so; returns the failures in a row that backoff and
+    /// `Ready` go by (one more for a transient failure, unchanged for another failure, none
+    /// after a pass that did not fail).
+    pub fn tally(&self, key: &str, ending: requeue::Ending) -> u32 {
+        if ending.backs_off() {
+            self.record_failure(key)
+        } else if ending.is_failure() {
+            self.failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(key)
+                .copied()
+                .unwrap_or(0)
+        } else {
+            self.record_success(key);
+            0
+        }
+    }
+
+    /// The Azure client for `account`: its `credentialsSecretRef`, else the operator's own;
+    /// with the credential's identity (kind, tenant and client id), which key probers share by.
+    ///
+    /// # Errors
+    /// Why no client could be had (the Secret is missing or malformed), for
+    /// `CredentialsUnavailable`.
+    pub async fn azure_for(
+        &self,
+        account: &MediaServicesAccount,
+    ) -> Result<(String, Arc<dyn AzureApi>), String> {
+        let source = match &account.spec.credentials_secret_ref {
+            None => self.operator_credential.clone(),
+            Some(r) => {
+                let ns = account.namespace().unwrap_or_default();
+                let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &ns);
+                let secret = secrets
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| format!("failed to read Secret {ns}/{}: {e}", r.name))?
+                    .ok_or_else(|| {
+                        format!(
+                            "Secret {ns}/{} named by spec.credentialsSecretRef does not exist; create it with keys tenantId, clientId and clientSecret",
+                            r.name
+                        )
+                    })?;
+                CredentialSource::client_secret_from_k8s_secret(&ns, &secret)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let (kind, tenant, client) = source.identity_key();
+        let api = self.azure.api(&source).map_err(|e| e.to_string())?;
+        Ok((format!("{kind}/{tenant}/{client}"), api))
+    }
+}
+
+/// The Azure counters `/metrics` reads at scrape time.
+fn metrics_source(azure: &Arc<dyn AzureProvider>) -> crate::metrics::AzureSnapshot {
+    let azure = azure.clone();
+    Arc::new(move || azure.metrics())
+}
