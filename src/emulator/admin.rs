@@ -1,10 +1,10 @@
 //! The local endpoints on `localhost`: the managed-identity token endpoint and the admin API.
 //!
-//! The admin API changes the world out of band (disable/expire/delete a key, add a version,
-//! remove a role assignment or access policy, delete a vault, close a firewall, move the clock)
-//! and sets the knobs (latency, faults, throttling, propagation delay, LRO length). The same
-//! commands back the `Emulator` handle's methods, so tests in-process and tools over HTTP see
-//! one behaviour. Admin calls are never faulted, throttled or authenticated: the listener is
+//! The admin API changes the world out of band (disable/expire/delete a key, restrict its
+//! operations, add a version, remove a role assignment or access policy, delete a vault, close
+//! a firewall, move the clock) and sets the knobs (latency, faults, throttling, propagation
+//! delay, LRO length). The same commands back the `Emulator` handle's methods, so tests
+//! in-process and tools over HTTP see one behaviour. Admin calls are never faulted, throttled or authenticated: the listener is
 //! loopback-only.
 
 use std::time::Duration;
@@ -69,6 +69,20 @@ pub enum AdminCommand {
         /// Not-before time (unix seconds); absent clears it.
         #[serde(default)]
         at: Option<i64>,
+    },
+    /// Sets a key version's permitted operations (`key_ops`), as an `UpdateKey` with
+    /// `key_ops` does; e.g. `["wrapKey"]` for a key that may wrap but not unwrap.
+    SetKeyOperations {
+        /// Vault name.
+        vault: String,
+        /// Key name.
+        key: String,
+        /// Version; latest when absent.
+        #[serde(default)]
+        version: Option<String>,
+        /// The operations now permitted (`encrypt`, `decrypt`, `sign`, `verify`, `wrapKey`,
+        /// `unwrapKey`, …).
+        ops: Vec<String>,
     },
     /// Soft-deletes a key (or removes it when the vault has no soft delete).
     DeleteKey {
@@ -309,6 +323,17 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
             v.nbf = at;
             v.updated = now;
             Ok(json!({"version": v.version, "nbf": v.nbf}))
+        }
+        AdminCommand::SetKeyOperations {
+            vault,
+            key,
+            version,
+            ops,
+        } => {
+            let v = with_version(w, &vault, &key, version.as_deref())?;
+            v.key_ops = ops;
+            v.updated = now;
+            Ok(json!({"version": v.version, "keyOps": v.key_ops}))
         }
         AdminCommand::DeleteKey { vault, key } => {
             let v = w
