@@ -781,7 +781,11 @@ fn reconciled(
         now,
     );
     grant_status(status, desired, observed, applied, owner);
-    let waiting = problems.iter().any(|p| p.propagating)
+    // A wait that ran past its bound still counts from when it began: clearing it would start
+    // a new bounded wait on the next pass, and the reason would flip between the two forever.
+    let waiting = problems
+        .iter()
+        .any(|p| p.propagating || p.reason == reasons::USER_ASSIGNED_IDENTITY_NOT_FOUND)
         || applied.is_some_and(|a| matches!(a.outcome, Outcome::Propagating { .. }));
     status.propagating_since = if waiting {
         status.propagating_since.take().or(Some(Time(now)))
@@ -1547,6 +1551,33 @@ mod tests {
             at(2000),
             crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
         )
+    }
+
+    /// A user-assigned identity that stays missing past the propagation bound stays
+    /// `UserAssignedIdentityNotFound`: the wait keeps its start, so the next pass does not begin
+    /// a new wait and flip the reason back to `Propagating`.
+    #[test]
+    fn a_missing_identity_past_the_bound_stays_not_found() {
+        let d = desired(
+            json!({ "identity": { "type": "UserAssigned", "userAssignedIdentities": [uai_id()] } }),
+        );
+        let o = World::new_account().with_missing_uai().0;
+        let reason =
+            |s: &MediaServicesAccountStatus| s.condition("IdentityReady").map(|c| c.reason.clone());
+        let first = pass(&MediaServicesAccountStatus::default(), &d, &o, at(1000));
+        assert_eq!(reason(&first).as_deref(), Some("Propagating"));
+        let late = pass(&first, &d, &o, at(1000 + 301));
+        assert_eq!(
+            reason(&late).as_deref(),
+            Some("UserAssignedIdentityNotFound")
+        );
+        let again = pass(&late, &d, &o, at(1000 + 400));
+        assert_eq!(
+            reason(&again).as_deref(),
+            Some("UserAssignedIdentityNotFound"),
+            "the reason must not flip back to Propagating"
+        );
+        assert_eq!(again.propagating_since, first.propagating_since);
     }
 
     /// kstatus readers tell in-progress from failed: `Reconciling` while the operator works

@@ -318,8 +318,8 @@ async fn reconcile_asked(
 /// A user-assigned identity that does not exist, named by the account's identity and by an
 /// access grant: first `Propagating` (a new identity may take a while to be seen), and once the
 /// wait began more than the 5-minute bound ago (the test moves `status.propagatingSince` back
-/// rather than wait), `UserAssignedIdentityNotFound` on both conditions and on `Ready`. Nothing
-/// is written to Azure in either phase.
+/// rather than wait), `UserAssignedIdentityNotFound` on both conditions and on `Ready`, and it
+/// stays so on later passes. Nothing is written to Azure in either phase.
 #[tokio::test]
 async fn a_missing_user_assigned_identity_waits_then_is_not_found_with_zero_azure_writes() {
     with_temp_ns("e2e-prereq-uai", |client, ns| {
@@ -402,6 +402,18 @@ async fn a_missing_user_assigned_identity_waits_then_is_not_found_with_zero_azur
                     "False".to_owned(),
                     "UserAssignedIdentityNotFound".to_owned()
                 )
+            );
+            // The wait keeps its start: a later pass does not begin a new bounded wait and
+            // flip the reason back to Propagating.
+            let later = reconcile_asked(&client, &ns, "ghost", "a-pass-later").await;
+            assert_eq!(
+                state(&later, "IdentityReady"),
+                (
+                    "False".to_owned(),
+                    "UserAssignedIdentityNotFound".to_owned()
+                ),
+                "{:?}",
+                later.status.as_ref().map(|s| &s.conditions)
             );
             let writes = azure_writes(&emu);
             assert!(
