@@ -5,8 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::azure::PendingOperation;
 use crate::azure::lro::PollingMethod;
+use crate::azure::{Operation, PendingOperation};
 use crate::crd::account::PendingOperationStatus;
 
 use super::prereqs::Area;
@@ -20,7 +20,7 @@ pub fn to_status(op: &PendingOperation, area: Area, now: Timestamp) -> PendingOp
         PollingMethod::ProvisioningState(_) => "ProvisioningState",
     };
     PendingOperationStatus {
-        operation: op.operation.clone(),
+        operation: op.operation.as_str().to_owned(),
         condition: area.condition_type().to_owned(),
         resource_id: op.resource_id.clone(),
         api_version: op.api_version.clone(),
@@ -42,7 +42,8 @@ pub fn from_status(s: &PendingOperationStatus) -> Option<PendingOperation> {
         _ => return None,
     };
     Some(PendingOperation {
-        operation: s.operation.clone(),
+        operation: Operation::from_name(&s.operation)
+            .unwrap_or(Operation::OtherLongRunningOperation),
         resource_id: s.resource_id.clone(),
         api_version: s.api_version.clone(),
         polling,
