@@ -1,8 +1,8 @@
 //! Prometheus metrics (prometheus-client), served at `/metrics` on the health listener.
 //!
 //! Every label set is bounded: reasons are the constants of `crd::conditions` and the
-//! reconcile's own error reasons, Azure operations are the client's `&'static str` names and
-//! outcomes its error reasons; no object name, id or message is ever a label.
+//! reconcile's own error reasons, Azure operations are `azure::Operation` names and outcomes
+//! their error reasons; no object name, id or message is ever a label.
 //!
 //! - `ams_reconciles_total{reason}`: passes by the `Ready` reason they ended with.
 //! - `ams_reconcile_failures_total{reason}`: passes that failed (status write, Azure error).
@@ -13,8 +13,9 @@
 //!   `ams_key_probe_interval_stretch`: the shared key monitor.
 //! - `ams_azure_requests_total{operation,outcome}`,
 //!   `ams_azure_request_duration_seconds_total{operation,outcome}` (summed latency),
-//!   `ams_azure_http_attempts_total`, `ams_azure_http_retries_total`: Azure calls; throttling
-//!   shows as `outcome="Throttled"`.
+//!   `ams_azure_request_latency_seconds{operation}` (histogram),
+//!   `ams_azure_http_attempts_total`, `ams_azure_http_retries_total`: Azure calls, defined in
+//!   [`crate::azure::metrics`]; throttling shows as `outcome="AzureThrottled"`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,7 +29,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::azure::metrics::MetricsSnapshot;
+use crate::azure::metrics::AzureMetrics;
 use crate::monitor::KeyMonitor;
 
 /// A `reason` label.
@@ -48,16 +49,6 @@ struct Area {
 struct Cause {
     cause: String,
 }
-
-/// Azure call labels.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Call {
-    operation: String,
-    outcome: String,
-}
-
-/// Where the Azure call counters come from at scrape time.
-pub type AzureSnapshot = Arc<dyn Fn() -> Option<MetricsSnapshot> + Send + Sync>;
 
 /// The operator's metrics.
 pub struct Metrics {
@@ -177,69 +168,11 @@ impl Collector for MonitorCollector {
     }
 }
 
-struct AzureCollector(AzureSnapshot);
-
-impl std::fmt::Debug for AzureCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AzureCollector")
-    }
-}
-
-impl Collector for AzureCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(snapshot) = (self.0)() else {
-            return Ok(());
-        };
-        {
-            let mut family = encoder.encode_descriptor(
-                "ams_azure_requests",
-                "Azure calls by operation and outcome (Ok, or the error reason such as Throttled)",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for c in &snapshot.calls {
-                let labels = Call {
-                    operation: c.operation.to_owned(),
-                    outcome: c.outcome.to_owned(),
-                };
-                ConstCounter::new(c.count).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "ams_azure_request_duration_seconds",
-                "Summed latency of Azure calls by operation and outcome",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for c in &snapshot.calls {
-                let labels = Call {
-                    operation: c.operation.to_owned(),
-                    outcome: c.outcome.to_owned(),
-                };
-                ConstCounter::new(c.total_latency.as_secs_f64())
-                    .encode(family.encode_family(&labels)?)?;
-            }
-        }
-        counter(
-            &mut encoder,
-            "ams_azure_http_attempts",
-            "HTTP requests sent to Azure, retries included",
-            snapshot.http_attempts,
-        )?;
-        counter(
-            &mut encoder,
-            "ams_azure_http_retries",
-            "HTTP retries of Azure calls",
-            snapshot.http_retries,
-        )
-    }
-}
-
 impl Metrics {
-    /// The metrics, reading the key monitor's and the Azure clients' counters at scrape time.
+    /// The metrics, reading the key monitor's counters at scrape time; `azure` are the Azure
+    /// clients' call metrics, when there are real clients.
     #[must_use]
-    pub fn new(monitor: Arc<KeyMonitor>, azure: AzureSnapshot) -> Self {
+    pub fn new(monitor: Arc<KeyMonitor>, azure: Option<&AzureMetrics>) -> Self {
         let mut registry = Registry::default();
         let reconciles = Family::<Reason, Counter>::default();
         registry.register(
@@ -268,7 +201,9 @@ impl Metrics {
         let inaccessible = Arc::new(Mutex::new(HashMap::new()));
         registry.register_collector(Box::new(Inaccessible(inaccessible.clone())));
         registry.register_collector(Box::new(MonitorCollector(monitor)));
-        registry.register_collector(Box::new(AzureCollector(azure)));
+        if let Some(azure) = azure {
+            azure.register(&mut registry);
+        }
         Self {
             registry,
             reconciles,
@@ -373,7 +308,13 @@ mod tests {
     #[test]
     fn series_follow_reconciles_and_labels_stay_bounded() {
         let monitor = KeyMonitor::new(crate::monitor::MonitorSettings::default());
-        let m = Metrics::new(monitor, Arc::new(|| Some(MetricsSnapshot::default())));
+        let azure = AzureMetrics::default();
+        azure.record(
+            crate::azure::Operation::GetKey,
+            crate::azure::metrics::OUTCOME_OK,
+            Duration::from_millis(40),
+        );
+        let m = Metrics::new(monitor, Some(&azure));
         m.reconciled("ns/a", "Succeeded", None, None, Duration::from_millis(20));
         m.reconciled(
             "ns/b",
@@ -412,9 +353,23 @@ mod tests {
             "ams_key_probes_total",
             "ams_key_probe_interval_stretch",
             "ams_azure_http_attempts_total",
+            "ams_azure_http_retries_total",
         ] {
             assert!(got.keys().any(|k| k.starts_with(name)), "{name} missing");
         }
+        // Azure calls: the counters dashboards read, and the latency histogram.
+        assert_eq!(
+            got.get(r#"ams_azure_requests_total{operation="get key",outcome="Ok"}"#),
+            Some(&1.0)
+        );
+        assert_eq!(
+            got.get(r#"ams_azure_request_latency_seconds_bucket{le="0.05",operation="get key"}"#),
+            Some(&1.0)
+        );
+        assert_eq!(
+            got.get(r#"ams_azure_request_latency_seconds_count{operation="get key"}"#),
+            Some(&1.0)
+        );
         // Recovery and deletion clear the gauge.
         m.reconciled("ns/b", "Succeeded", None, None, Duration::from_millis(5));
         let got = parse(&m.render());

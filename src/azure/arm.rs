@@ -6,8 +6,17 @@
 //! another host are refused. It knows no resource semantics; [`crate::azure::client`] does.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::call::Caller;
+use super::cloud::AzureCloud;
+use super::error::{AzureError, ErrorClass, from_sdk};
+use super::lro::{LroHeaders, PendingOperation, PollOutcome, PollStep, PollingMethod, Started};
+use super::metrics::AzureMetrics;
+use super::models::ListResult;
+use super::operation::Operation;
+use super::policy::{BudgetRetryPolicy, RateLimitPolicy, RetryBudget};
+use super::ratelimit::RateLimiter;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
@@ -16,15 +25,6 @@ use azure_core::http::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
-
-use super::cloud::AzureCloud;
-use super::error::{AzureError, ErrorClass, from_sdk};
-use super::lro::{LroHeaders, PendingOperation, PollOutcome, PollStep, PollingMethod, Started};
-use super::metrics::{AzureMetrics, OUTCOME_OK};
-use super::models::ListResult;
-use super::policy::{BudgetRetryPolicy, RateLimitPolicy, RetryBudget};
-use super::ratelimit::RateLimiter;
 
 /// Pages followed at most by one list call, so a runaway `nextLink` cannot stall a reconcile.
 pub const MAX_PAGES: usize = 50;
@@ -42,7 +42,7 @@ pub struct ClientSettings {
     pub rate_limit_max_wait: Duration,
     /// Per-subscription rate limit.
     pub limiter: Arc<RateLimiter>,
-    /// Call counters.
+    /// Call metrics.
     pub metrics: Arc<AzureMetrics>,
 }
 
@@ -60,6 +60,12 @@ impl Default for ClientSettings {
 }
 
 impl ClientSettings {
+    /// The wrapper that times, traces and counts each call with these settings.
+    #[must_use]
+    pub fn caller(&self) -> Caller {
+        Caller::new(self.call_timeout, self.metrics.clone())
+    }
+
     /// `azure_core` client options carrying this transport and the bounded retry policy; the
     /// SDK's own retry (about a minute by default) is switched off.
     #[must_use]
@@ -81,8 +87,7 @@ impl ClientSettings {
 pub struct ArmClient {
     endpoint: Url,
     pipeline: Pipeline,
-    call_timeout: Duration,
-    metrics: Arc<AzureMetrics>,
+    caller: Caller,
 }
 
 /// A successful ARM answer: status, LRO headers and body.
@@ -134,8 +139,7 @@ impl ArmClient {
         Self {
             endpoint: cloud.resource_manager(),
             pipeline,
-            call_timeout: settings.call_timeout,
-            metrics: settings.metrics.clone(),
+            caller: settings.caller(),
         }
     }
 
@@ -146,12 +150,7 @@ impl ArmClient {
     }
 
     /// URL of `path` (an id or scope path) with `api-version`.
-    fn url(
-        &self,
-        operation: &'static str,
-        path: &str,
-        api_version: &str,
-    ) -> Result<Url, AzureError> {
+    fn url(&self, operation: Operation, path: &str, api_version: &str) -> Result<Url, AzureError> {
         let mut url = self
             .endpoint
             .join(path.trim_start_matches('/'))
@@ -168,7 +167,7 @@ impl ArmClient {
     /// Accept a URL Azure handed us (polling, `nextLink`) only if it is on our ARM endpoint.
     fn trusted_url(
         &self,
-        operation: &'static str,
+        operation: Operation,
         resource: &str,
         candidate: &str,
     ) -> Result<Url, AzureError> {
@@ -200,71 +199,41 @@ impl ArmClient {
 
     async fn send(
         &self,
-        operation: &'static str,
+        operation: Operation,
         resource: &str,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, AzureError> {
-        let span = tracing::debug_span!(
-            "azure_call",
-            operation,
-            resource,
-            api_version = url
-                .query_pairs()
-                .find(|(k, _)| k == "api-version")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        );
-        let started = Instant::now();
-        let result = async {
-            let mut request = Request::new(url, method);
-            request.insert_header("accept", "application/json");
-            if let Some(body) = body {
-                request.insert_header("content-type", "application/json");
-                request.set_body(body);
-            }
-            let ctx = Context::new();
-            match tokio::time::timeout(
-                self.call_timeout,
-                self.pipeline.send(&ctx, &mut request, None),
-            )
-            .await
-            {
-                Err(_) => Err(AzureError::Timeout {
-                    operation,
-                    resource: resource.to_owned(),
-                    timeout: self.call_timeout,
-                }),
-                Ok(Err(e)) => Err(from_sdk(operation, resource, e)),
-                Ok(Ok(raw)) => Ok(Answer {
+        let api_version = url
+            .query_pairs()
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        self.caller
+            .call(operation, resource, &api_version, async {
+                let mut request = Request::new(url, method);
+                request.insert_header("accept", "application/json");
+                if let Some(body) = body {
+                    request.insert_header("content-type", "application/json");
+                    request.set_body(body);
+                }
+                let raw = self
+                    .pipeline
+                    .send(&Context::new(), &mut request, None)
+                    .await
+                    .map_err(|e| from_sdk(operation, resource, e))?;
+                Ok(Answer {
                     status: u16::from(raw.status()),
                     lro: lro_headers(&raw),
                     body: raw.body().as_ref().to_vec(),
-                }),
-            }
-        }
-        .instrument(span)
-        .await;
-        let outcome = match &result {
-            Ok(_) => OUTCOME_OK,
-            Err(e) => e.reason(),
-        };
-        self.metrics.record(operation, outcome, started.elapsed());
-        if let Err(e) = &result {
-            tracing::debug!(
-                operation,
-                resource,
-                reason = e.reason(),
-                class = e.class().as_str(),
-                "azure call failed"
-            );
-        }
-        result
+                })
+            })
+            .await
     }
 
     fn decode<T: DeserializeOwned>(
-        operation: &'static str,
+        operation: Operation,
         resource: &str,
         body: &[u8],
     ) -> Result<T, AzureError> {
@@ -280,7 +249,7 @@ impl ArmClient {
     /// GET a resource; `None` when it does not exist.
     pub async fn get<T: DeserializeOwned>(
         &self,
-        operation: &'static str,
+        operation: Operation,
         id: &str,
         api_version: &str,
     ) -> Result<Option<T>, AzureError> {
@@ -296,7 +265,7 @@ impl ArmClient {
     /// [`PendingOperation`] to poll later.
     pub async fn write<B: Serialize + Sync, T: DeserializeOwned>(
         &self,
-        operation: &'static str,
+        operation: Operation,
         method: Method,
         id: &str,
         api_version: &str,
@@ -316,7 +285,7 @@ impl ArmClient {
     /// DELETE a resource. `Done(false)` when it did not exist.
     pub async fn delete(
         &self,
-        operation: &'static str,
+        operation: Operation,
         id: &str,
         api_version: &str,
     ) -> Result<Started<bool>, AzureError> {
@@ -334,7 +303,7 @@ impl ArmClient {
             Some(polling) => {
                 let polling = self.checked_polling(operation, id, polling)?;
                 Ok(Started::Pending(PendingOperation {
-                    operation: operation.to_owned(),
+                    operation,
                     resource_id: id.to_owned(),
                     api_version: api_version.to_owned(),
                     polling,
@@ -347,7 +316,7 @@ impl ArmClient {
 
     fn checked_polling(
         &self,
-        operation: &'static str,
+        operation: Operation,
         id: &str,
         polling: PollingMethod,
     ) -> Result<PollingMethod, AzureError> {
@@ -357,7 +326,7 @@ impl ArmClient {
 
     fn started<T: DeserializeOwned>(
         &self,
-        operation: &'static str,
+        operation: Operation,
         id: &str,
         api_version: &str,
         resource_url: &str,
@@ -366,7 +335,7 @@ impl ArmClient {
         match super::lro::start(answer.status, &answer.lro, &answer.body, resource_url) {
             None => Self::decode(operation, id, &answer.body).map(Started::Done),
             Some(polling) => Ok(Started::Pending(PendingOperation {
-                operation: operation.to_owned(),
+                operation,
                 resource_id: id.to_owned(),
                 api_version: api_version.to_owned(),
                 polling: self.checked_polling(operation, id, polling)?,
@@ -380,7 +349,7 @@ impl ArmClient {
         &self,
         pending: &PendingOperation,
     ) -> Result<PollOutcome<T>, AzureError> {
-        const OP: &str = "poll long-running operation";
+        const OP: Operation = Operation::PollLongRunningOperation;
         let id = pending.resource_id.as_str();
         let url = self.trusted_url(OP, id, pending.polling.url())?;
         let answer = self.send(OP, id, Method::Get, url, None).await?;
@@ -391,7 +360,7 @@ impl ArmClient {
                 code,
                 message,
             } => Err(AzureError::OperationFailed {
-                operation: static_operation(&pending.operation),
+                operation: pending.operation,
                 resource: id.to_owned(),
                 status,
                 code,
@@ -408,7 +377,7 @@ impl ArmClient {
                 // Async-operation polling ends with a GET of the resource (ARM's final-state rule).
                 let final_state = self
                     .get::<T>(
-                        "get resource after long-running operation",
+                        Operation::GetResourceAfterLongRunningOperation,
                         id,
                         &pending.api_version,
                     )
@@ -421,7 +390,7 @@ impl ArmClient {
     /// GET every page of a list, following `nextLink` (at most [`MAX_PAGES`] pages).
     pub async fn list<T: DeserializeOwned>(
         &self,
-        operation: &'static str,
+        operation: Operation,
         path: &str,
         api_version: &str,
         filter: Option<&str>,
@@ -446,16 +415,6 @@ impl ArmClient {
             reason: format!("more than {MAX_PAGES} pages"),
         })
     }
-}
-
-/// Operation names of parked operations come back as owned strings; map the ones this crate
-/// creates to their static names so errors and metrics keep bounded labels.
-fn static_operation(name: &str) -> &'static str {
-    super::client::OPERATIONS
-        .iter()
-        .find(|op| **op == name)
-        .copied()
-        .unwrap_or("complete long-running operation")
 }
 
 #[cfg(test)]
@@ -570,7 +529,7 @@ mod tests {
             ok(ACCOUNT),
         ]);
         let got: Option<MediaAccount> = c
-            .get("get media services account", ID, "2023-01-01")
+            .get(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect("third attempt succeeds");
         assert_eq!(got.and_then(|a| a.location).as_deref(), Some("westus"));
@@ -582,9 +541,14 @@ mod tests {
                 && url.ends_with("api-version=2023-01-01")),
             "{seen:?}"
         );
-        let snap = metrics.snapshot();
-        assert_eq!((snap.http_attempts, snap.http_retries), (3, 2));
-        assert_eq!(snap.count("get media services account", OUTCOME_OK), 1);
+        assert_eq!((metrics.http_attempts(), metrics.http_retries()), (3, 2));
+        assert_eq!(
+            metrics.requests(
+                Operation::MediaservicesGet,
+                crate::azure::metrics::OUTCOME_OK
+            ),
+            1
+        );
     }
 
     /// Retries are bounded: a persistent 5xx ends as a transient error after `max_retries`.
@@ -597,7 +561,7 @@ mod tests {
             Reply(500, vec![], body, FAST),
         ]);
         let err = c
-            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect_err("fails");
         assert_eq!(err.class(), ErrorClass::Transient, "{err}");
@@ -621,7 +585,7 @@ mod tests {
         )]);
         let start = tokio::time::Instant::now();
         let err = c
-            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect_err("throttled");
         assert_eq!(
@@ -643,7 +607,7 @@ mod tests {
             ok(ACCOUNT),
         ]);
         let start = tokio::time::Instant::now();
-        c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+        c.get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect("retried");
         assert!(
@@ -660,7 +624,7 @@ mod tests {
         let (c, _, _) = client(vec![slow(), slow(), slow()]);
         let start = tokio::time::Instant::now();
         let err = c
-            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect_err("times out");
         assert_eq!(err.class(), ErrorClass::Transient);
@@ -681,7 +645,7 @@ mod tests {
             FAST,
         )]);
         assert_eq!(
-            c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            c.get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
                 .await
                 .expect("ok"),
             None
@@ -713,7 +677,7 @@ mod tests {
         ]);
         let started: Started<MediaAccount> = c
             .write(
-                "update media services account",
+                Operation::MediaservicesUpdate,
                 Method::Patch,
                 ID,
                 "2023-01-01",
@@ -760,7 +724,7 @@ mod tests {
         ]);
         let Started::Pending(p) = c
             .write::<_, MediaAccount>(
-                "update media services account",
+                Operation::MediaservicesUpdate,
                 Method::Patch,
                 ID,
                 "2023-01-01",
@@ -792,7 +756,7 @@ mod tests {
         )]);
         let err = c
             .write::<_, MediaAccount>(
-                "update media services account",
+                Operation::MediaservicesUpdate,
                 Method::Patch,
                 ID,
                 "2023-01-01",
@@ -815,7 +779,7 @@ mod tests {
         ]);
         let items: Vec<serde_json::Value> = c
             .list(
-                "list role assignments",
+                Operation::RoleAssignmentsListForScope,
                 "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments",
                 "2022-04-01",
                 None,
@@ -851,12 +815,12 @@ mod tests {
         };
         let c = ArmClient::new(&AzureCloud::AzurePublic, Arc::new(FixedToken), &settings);
         for _ in 0..2 {
-            c.get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            c.get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
                 .await
                 .expect("within bucket");
         }
         let err = c
-            .get::<MediaAccount>("get media services account", ID, "2023-01-01")
+            .get::<MediaAccount>(Operation::MediaservicesGet, ID, "2023-01-01")
             .await
             .expect_err("bucket empty");
         assert!(

@@ -19,7 +19,7 @@ use super::credentials::{CredentialCache, CredentialSource, IdentityKey};
 use super::error::AzureError;
 use super::keys::{KeyInfo, KeyVaultKeys, KeyVersionInfo};
 use super::lro::{PendingOperation, PollOutcome, Started};
-use super::metrics::{AzureMetrics, MetricsSnapshot};
+use super::metrics::AzureMetrics;
 use super::models::authorization::{
     RoleAssignment, RoleAssignmentCreate, RoleAssignmentProperties, RoleDefinition,
 };
@@ -33,6 +33,7 @@ use super::models::storage::{
     NetworkRuleSet, StorageAccount, StorageAccountNetworkUpdate,
     StorageAccountNetworkUpdateProperties,
 };
+use super::operation::Operation;
 use super::policy::RetryBudget;
 use super::ratelimit::{RateLimitConfig, RateLimiter};
 use super::resource_id::ResourceId;
@@ -41,29 +42,6 @@ use super::{
     API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_MGMT, API_VERSION_MANAGED_IDENTITY,
     API_VERSION_MEDIA, API_VERSION_STORAGE,
 };
-
-const OP_GET_MEDIA: &str = "get media services account";
-const OP_UPDATE_MEDIA: &str = "update media services account";
-const OP_GET_STORAGE: &str = "get storage account";
-const OP_UPDATE_STORAGE: &str = "update storage account network rules";
-const OP_GET_VAULT: &str = "get key vault";
-const OP_LIST_VAULTS: &str = "list key vaults";
-const OP_GET_DELETED_VAULT: &str = "get deleted key vault";
-const OP_DELETE_MEDIA: &str = "delete media services account";
-const OP_UPDATE_ACCESS_POLICY: &str = "update key vault access policy";
-const OP_GET_IDENTITY: &str = "get user-assigned identity";
-const OP_GET_ROLE_DEFINITION: &str = "get role definition";
-const OP_LIST_ROLE_ASSIGNMENTS: &str = "list role assignments";
-const OP_CREATE_ROLE_ASSIGNMENT: &str = "create role assignment";
-const OP_DELETE_ROLE_ASSIGNMENT: &str = "delete role assignment";
-
-/// Every operation name this crate parks as a [`PendingOperation`].
-pub(crate) const OPERATIONS: &[&str] = &[
-    OP_UPDATE_MEDIA,
-    OP_DELETE_MEDIA,
-    OP_UPDATE_STORAGE,
-    OP_DELETE_ROLE_ASSIGNMENT,
-];
 
 /// The Azure operations the reconciler uses. Object-safe: hold it as `Arc<dyn AzureApi>`.
 #[async_trait]
@@ -188,7 +166,11 @@ fn unwrap_started<T>(s: Started<T>) -> Result<T, Started<T>> {
 impl AzureApi for AzureClient {
     async fn get_media_account(&self, id: &ResourceId) -> Result<Option<MediaAccount>, AzureError> {
         self.arm
-            .get(OP_GET_MEDIA, &id.to_string(), API_VERSION_MEDIA)
+            .get(
+                Operation::MediaservicesGet,
+                &id.to_string(),
+                API_VERSION_MEDIA,
+            )
             .await
     }
 
@@ -199,7 +181,7 @@ impl AzureApi for AzureClient {
     ) -> Result<Started<MediaAccount>, AzureError> {
         self.arm
             .write(
-                OP_UPDATE_MEDIA,
+                Operation::MediaservicesUpdate,
                 Method::Patch,
                 &id.to_string(),
                 API_VERSION_MEDIA,
@@ -210,7 +192,11 @@ impl AzureApi for AzureClient {
 
     async fn delete_media_account(&self, id: &ResourceId) -> Result<Started<bool>, AzureError> {
         self.arm
-            .delete(OP_DELETE_MEDIA, &id.to_string(), API_VERSION_MEDIA)
+            .delete(
+                Operation::MediaservicesDelete,
+                &id.to_string(),
+                API_VERSION_MEDIA,
+            )
             .await
     }
 
@@ -226,7 +212,11 @@ impl AzureApi for AzureClient {
         id: &ResourceId,
     ) -> Result<Option<StorageAccount>, AzureError> {
         self.arm
-            .get(OP_GET_STORAGE, &id.to_string(), API_VERSION_STORAGE)
+            .get(
+                Operation::StorageAccountsGetProperties,
+                &id.to_string(),
+                API_VERSION_STORAGE,
+            )
             .await
     }
 
@@ -242,7 +232,7 @@ impl AzureApi for AzureClient {
         };
         self.arm
             .write(
-                OP_UPDATE_STORAGE,
+                Operation::StorageAccountsUpdate,
                 Method::Patch,
                 &id.to_string(),
                 API_VERSION_STORAGE,
@@ -253,14 +243,23 @@ impl AzureApi for AzureClient {
 
     async fn get_vault(&self, id: &ResourceId) -> Result<Option<Vault>, AzureError> {
         self.arm
-            .get(OP_GET_VAULT, &id.to_string(), API_VERSION_KEY_VAULT_MGMT)
+            .get(
+                Operation::VaultsGet,
+                &id.to_string(),
+                API_VERSION_KEY_VAULT_MGMT,
+            )
             .await
     }
 
     async fn list_vaults(&self, subscription: &str) -> Result<Vec<Vault>, AzureError> {
         let path = format!("/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults");
         self.arm
-            .list(OP_LIST_VAULTS, &path, API_VERSION_KEY_VAULT_MGMT, None)
+            .list(
+                Operation::VaultsListBySubscription,
+                &path,
+                API_VERSION_KEY_VAULT_MGMT,
+                None,
+            )
             .await
     }
 
@@ -274,7 +273,11 @@ impl AzureApi for AzureClient {
             "/subscriptions/{subscription}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}"
         );
         self.arm
-            .get(OP_GET_DELETED_VAULT, &path, API_VERSION_KEY_VAULT_MGMT)
+            .get(
+                Operation::VaultsGetDeleted,
+                &path,
+                API_VERSION_KEY_VAULT_MGMT,
+            )
             .await
     }
 
@@ -293,7 +296,7 @@ impl AzureApi for AzureClient {
         let started: Started<serde_json::Value> = self
             .arm
             .write(
-                OP_UPDATE_ACCESS_POLICY,
+                Operation::VaultsUpdateAccessPolicy,
                 Method::Put,
                 &path,
                 API_VERSION_KEY_VAULT_MGMT,
@@ -304,7 +307,7 @@ impl AzureApi for AzureClient {
         unwrap_started(started)
             .map(|_| ())
             .map_err(|_| AzureError::Decode {
-                operation: OP_UPDATE_ACCESS_POLICY,
+                operation: Operation::VaultsUpdateAccessPolicy,
                 resource: path,
                 source: "access policy update answered as long-running".into(),
             })
@@ -316,7 +319,7 @@ impl AzureApi for AzureClient {
     ) -> Result<Option<UserAssignedIdentity>, AzureError> {
         self.arm
             .get(
-                OP_GET_IDENTITY,
+                Operation::UserAssignedIdentitiesGet,
                 &id.to_string(),
                 API_VERSION_MANAGED_IDENTITY,
             )
@@ -337,7 +340,11 @@ impl AzureApi for AzureClient {
         // means "absent".
         match self
             .arm
-            .get(OP_GET_ROLE_DEFINITION, &path, API_VERSION_AUTHORIZATION)
+            .get(
+                Operation::RoleDefinitionsGet,
+                &path,
+                API_VERSION_AUTHORIZATION,
+            )
             .await
         {
             Err(e) if e.status() == Some(404) => Ok(None),
@@ -358,7 +365,7 @@ impl AzureApi for AzureClient {
         let all: Vec<RoleAssignment> = self
             .arm
             .list(
-                OP_LIST_ROLE_ASSIGNMENTS,
+                Operation::RoleAssignmentsListForScope,
                 &path,
                 API_VERSION_AUTHORIZATION,
                 filter.as_deref(),
@@ -397,7 +404,7 @@ impl AzureApi for AzureClient {
         let started: Started<RoleAssignment> = self
             .arm
             .write(
-                OP_CREATE_ROLE_ASSIGNMENT,
+                Operation::RoleAssignmentsCreate,
                 Method::Put,
                 &path,
                 API_VERSION_AUTHORIZATION,
@@ -405,7 +412,7 @@ impl AzureApi for AzureClient {
             )
             .await?;
         unwrap_started(started).map_err(|_| AzureError::Decode {
-            operation: OP_CREATE_ROLE_ASSIGNMENT,
+            operation: Operation::RoleAssignmentsCreate,
             resource: path,
             source: "role assignment creation answered as long-running".into(),
         })
@@ -414,7 +421,11 @@ impl AzureApi for AzureClient {
     async fn delete_role_assignment(&self, id: &str) -> Result<bool, AzureError> {
         match self
             .arm
-            .delete(OP_DELETE_ROLE_ASSIGNMENT, id, API_VERSION_AUTHORIZATION)
+            .delete(
+                Operation::RoleAssignmentsDelete,
+                id,
+                API_VERSION_AUTHORIZATION,
+            )
             .await?
         {
             Started::Done(existed) => Ok(existed),
@@ -515,10 +526,10 @@ impl AzureClients {
         &self.cloud
     }
 
-    /// Counters of calls so far.
+    /// The call metrics every client built here records into.
     #[must_use]
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.settings.metrics.snapshot()
+    pub fn metrics(&self) -> Arc<AzureMetrics> {
+        self.settings.metrics.clone()
     }
 
     /// The shared credential for an identity.
@@ -564,22 +575,23 @@ impl AzureClients {
         &self,
         source: &CredentialSource,
     ) -> Result<azure_core::time::OffsetDateTime, AzureError> {
-        const OP: &str = "obtain access token";
+        const OP: Operation = Operation::TokenRequest;
         let credential = self.credentials.get(source)?;
         let scope = self.cloud.resource_manager_scope();
-        let timeout = self.settings.call_timeout;
-        match tokio::time::timeout(timeout, credential.get_token(&[scope.as_str()], None)).await {
-            Err(_) => Err(AzureError::Timeout {
-                operation: OP,
-                resource: source.kind().to_owned(),
-                timeout,
-            }),
-            Ok(Err(e)) => Err(AzureError::Credential {
-                operation: OP,
-                resource: source.kind().to_owned(),
-                source: Box::new(e),
-            }),
-            Ok(Ok(token)) => Ok(token.expires_on),
-        }
+        let resource = source.kind();
+        self.settings
+            .caller()
+            .call(OP, resource, "", async {
+                credential
+                    .get_token(&[scope.as_str()], None)
+                    .await
+                    .map(|token| token.expires_on)
+                    .map_err(|e| AzureError::Credential {
+                        operation: OP,
+                        resource: resource.to_owned(),
+                        source: Box::new(e),
+                    })
+            })
+            .await
     }
 }

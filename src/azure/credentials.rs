@@ -379,7 +379,7 @@ impl CredentialCache {
 
     fn build(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
         let fail = |e: azure_core::Error| AzureError::Credential {
-            operation: "build credential",
+            operation: super::operation::Operation::BuildCredential,
             resource: source.kind().to_owned(),
             source: Box::new(e),
         };

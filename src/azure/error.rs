@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use super::operation::Operation;
+
 /// What the reconciler should do about a failed Azure call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -164,8 +166,8 @@ pub enum AzureError {
     /// Azure answered with an error status.
     #[error("failed to {operation} {resource}: HTTP {status} {code}: {message}")]
     Service {
-        /// What we tried, e.g. "get media services account".
-        operation: &'static str,
+        /// What we tried (its name reads "get media services account").
+        operation: Operation,
         /// Resource id or URL addressed.
         resource: String,
         /// HTTP status.
@@ -186,7 +188,7 @@ pub enum AzureError {
     )]
     OperationFailed {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id addressed.
         resource: String,
         /// Terminal status (`Failed`, `Canceled`).
@@ -200,7 +202,7 @@ pub enum AzureError {
     #[error("failed to {operation} {resource}: no answer from Azure")]
     Connection {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id or URL addressed.
         resource: String,
         /// The SDK error.
@@ -211,7 +213,7 @@ pub enum AzureError {
     #[error("failed to {operation} {resource}: no answer within {timeout:?}")]
     Timeout {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id or URL addressed.
         resource: String,
         /// The budget that ran out.
@@ -221,7 +223,7 @@ pub enum AzureError {
     #[error("failed to {operation} {resource}: no access token could be obtained")]
     Credential {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id or URL addressed.
         resource: String,
         /// The SDK error (tokens are never part of it).
@@ -234,7 +236,7 @@ pub enum AzureError {
     )]
     RateLimited {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id addressed.
         resource: String,
         /// Subscription whose bucket is empty.
@@ -246,7 +248,7 @@ pub enum AzureError {
     #[error("failed to {operation} {resource}: unexpected response")]
     Decode {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// Resource id or URL addressed.
         resource: String,
         /// Parse error.
@@ -257,7 +259,7 @@ pub enum AzureError {
     #[error("failed to {operation} {resource}: {reason}")]
     InvalidInput {
         /// What we tried.
-        operation: &'static str,
+        operation: Operation,
         /// The input's name or resource id.
         resource: String,
         /// What is wrong with it.
@@ -385,11 +387,7 @@ fn credential_class(status: u16, code: Option<&str>) -> ErrorClass {
 ///
 /// `retry_after` is read by the caller from the response headers (the SDK error keeps the raw
 /// response, from which [`retry_after_from_error`] reads it).
-pub(crate) fn from_sdk(
-    operation: &'static str,
-    resource: &str,
-    err: azure_core::Error,
-) -> AzureError {
+pub(crate) fn from_sdk(operation: Operation, resource: &str, err: azure_core::Error) -> AzureError {
     use azure_core::error::ErrorKind;
     let resource = resource.to_owned();
     if let Some(limited) = crate::azure::policy::rate_limited(&err) {
@@ -629,7 +627,7 @@ mod tests {
     #[test]
     fn messages_are_lowercase_failed_to_and_carry_the_resource() {
         let err = AzureError::Timeout {
-            operation: "get media services account",
+            operation: Operation::MediaservicesGet,
             resource:
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a"
                     .into(),
@@ -647,7 +645,7 @@ mod tests {
     #[test]
     fn failed_operation_with_unknown_code_needs_a_person() {
         let err = AzureError::OperationFailed {
-            operation: "update media services account",
+            operation: Operation::MediaservicesUpdate,
             resource: "id".into(),
             status: "Failed".into(),
             code: "StorageAccountCannotBeAccessed".into(),
@@ -655,7 +653,7 @@ mod tests {
         };
         assert_eq!(err.class(), ErrorClass::UserActionRequired);
         let err = AzureError::OperationFailed {
-            operation: "update media services account",
+            operation: Operation::MediaservicesUpdate,
             resource: "id".into(),
             status: "Failed".into(),
             code: "InternalServerError".into(),
@@ -679,7 +677,7 @@ mod tests {
                 "AADSTS7000215",
             );
             AzureError::Credential {
-                operation: "get media services account",
+                operation: Operation::MediaservicesGet,
                 resource: "id".into(),
                 source: Box::new(azure_core::Error::with_error(
                     ErrorKind::Credential,
@@ -701,7 +699,7 @@ mod tests {
             ErrorClass::Throttled
         );
         let io = AzureError::Credential {
-            operation: "op",
+            operation: Operation::TokenRequest,
             resource: "id".into(),
             source: Box::new(azure_core::Error::with_error(
                 ErrorKind::Credential,
@@ -716,7 +714,7 @@ mod tests {
     #[test]
     fn rate_limited_is_throttled_with_its_delay() {
         let err = AzureError::RateLimited {
-            operation: "get vault",
+            operation: Operation::VaultsGet,
             resource: "id".into(),
             subscription: "s".into(),
             retry_after: Duration::from_secs(3),

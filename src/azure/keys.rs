@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::time::OffsetDateTime;
@@ -19,9 +18,10 @@ use url::Url;
 
 use super::API_VERSION_KEY_VAULT_KEYS;
 use super::arm::ClientSettings;
+use super::call::Caller;
 use super::cloud::AzureCloud;
 use super::error::{AzureError, ErrorClass, from_sdk};
-use super::metrics::{AzureMetrics, OUTCOME_OK};
+use super::operation::Operation;
 
 /// Key types the operator distinguishes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub struct KeyVaultKeys {
     cloud: AzureCloud,
     settings: ClientSettings,
     clients: Mutex<HashMap<(String, usize), Arc<KeyClient>>>,
-    metrics: Arc<AzureMetrics>,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for KeyVaultKeys {
@@ -201,18 +201,17 @@ impl KeyVaultKeys {
     /// Clients for vaults of `cloud`.
     #[must_use]
     pub fn new(cloud: AzureCloud, settings: ClientSettings) -> Self {
-        let metrics = settings.metrics.clone();
         Self {
             cloud,
+            caller: settings.caller(),
             settings,
             clients: Mutex::new(HashMap::new()),
-            metrics,
         }
     }
 
     fn client(
         &self,
-        operation: &'static str,
+        operation: Operation,
         vault_url: &str,
         credential: &Arc<dyn TokenCredential>,
     ) -> Result<Arc<KeyClient>, AzureError> {
@@ -263,45 +262,6 @@ impl KeyVaultKeys {
             .retain(|(_, p), _| *p != ptr);
     }
 
-    async fn timed<T, F>(
-        &self,
-        operation: &'static str,
-        resource: &str,
-        fut: F,
-    ) -> Result<T, AzureError>
-    where
-        F: std::future::Future<Output = Result<T, AzureError>>,
-    {
-        let started = Instant::now();
-        let span = tracing::debug_span!(
-            "azure_call",
-            operation,
-            resource,
-            api_version = API_VERSION_KEY_VAULT_KEYS
-        );
-        let result = match tokio::time::timeout(
-            self.settings.call_timeout,
-            tracing::Instrument::instrument(fut, span),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(AzureError::Timeout {
-                operation,
-                resource: resource.to_owned(),
-                timeout: self.settings.call_timeout,
-            }),
-        };
-        self.metrics.record(
-            operation,
-            result
-                .as_ref()
-                .map_or_else(AzureError::reason, |_| OUTCOME_OK),
-            started.elapsed(),
-        );
-        result
-    }
-
     /// Get a key (latest version when `version` is `None`); `None` when it does not exist.
     pub async fn get_key(
         &self,
@@ -310,36 +270,37 @@ impl KeyVaultKeys {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<KeyInfo>, AzureError> {
-        const OP: &str = "get key";
+        const OP: Operation = Operation::GetKey;
         let resource = format!(
             "{}/keys/{name}/{}",
             vault_url.trim_end_matches('/'),
             version.unwrap_or_default()
         );
-        self.timed(OP, &resource, async {
-            let client = self.client(OP, vault_url, credential)?;
-            let options = azure_security_keyvault_keys::models::KeyClientGetKeyOptions {
-                key_version: version.map(str::to_owned),
-                ..Default::default()
-            };
-            let key = match client.get_key(name, Some(options)).await {
-                Ok(r) => r.into_model().map_err(|e| from_sdk(OP, &resource, e))?,
-                Err(e) => {
-                    let err = from_sdk(OP, &resource, e);
-                    return if err.class() == ErrorClass::NotFound {
-                        Ok(None)
-                    } else {
-                        Err(err)
-                    };
-                }
-            };
-            key_info(&key).map(Some).ok_or_else(|| AzureError::Decode {
-                operation: OP,
-                resource: resource.clone(),
-                source: "key bundle without kid or key".into(),
+        self.caller
+            .call(OP, &resource, API_VERSION_KEY_VAULT_KEYS, async {
+                let client = self.client(OP, vault_url, credential)?;
+                let options = azure_security_keyvault_keys::models::KeyClientGetKeyOptions {
+                    key_version: version.map(str::to_owned),
+                    ..Default::default()
+                };
+                let key = match client.get_key(name, Some(options)).await {
+                    Ok(r) => r.into_model().map_err(|e| from_sdk(OP, &resource, e))?,
+                    Err(e) => {
+                        let err = from_sdk(OP, &resource, e);
+                        return if err.class() == ErrorClass::NotFound {
+                            Ok(None)
+                        } else {
+                            Err(err)
+                        };
+                    }
+                };
+                key_info(&key).map(Some).ok_or_else(|| AzureError::Decode {
+                    operation: OP,
+                    resource: resource.clone(),
+                    source: "key bundle without kid or key".into(),
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// All versions of a key, following `nextLink`.
@@ -349,20 +310,21 @@ impl KeyVaultKeys {
         vault_url: &str,
         name: &str,
     ) -> Result<Vec<KeyVersionInfo>, AzureError> {
-        const OP: &str = "list key versions";
+        const OP: Operation = Operation::GetKeyVersions;
         let resource = format!("{}/keys/{name}", vault_url.trim_end_matches('/'));
-        self.timed(OP, &resource, async {
-            let client = self.client(OP, vault_url, credential)?;
-            let pager = client
-                .list_key_properties_versions(name, None)
-                .map_err(|e| from_sdk(OP, &resource, e))?;
-            let items: Vec<KeyProperties> = pager
-                .try_collect()
-                .await
-                .map_err(|e| from_sdk(OP, &resource, e))?;
-            Ok(items.iter().filter_map(key_version_info).collect())
-        })
-        .await
+        self.caller
+            .call(OP, &resource, API_VERSION_KEY_VAULT_KEYS, async {
+                let client = self.client(OP, vault_url, credential)?;
+                let pager = client
+                    .list_key_properties_versions(name, None)
+                    .map_err(|e| from_sdk(OP, &resource, e))?;
+                let items: Vec<KeyProperties> = pager
+                    .try_collect()
+                    .await
+                    .map_err(|e| from_sdk(OP, &resource, e))?;
+                Ok(items.iter().filter_map(key_version_info).collect())
+            })
+            .await
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::models::OperationStatus;
+use super::operation::Operation;
 
 /// How a pending operation is polled (ARM's async-operation contract).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -37,8 +38,8 @@ impl PollingMethod {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingOperation {
-    /// What was started, e.g. `update media services account`.
-    pub operation: String,
+    /// What was started; stored as its name, e.g. `update media services account`.
+    pub operation: Operation,
     /// Resource the operation changes.
     pub resource_id: String,
     /// api-version to read the resource with once done.
@@ -355,7 +356,7 @@ mod tests {
     #[test]
     fn pending_operation_round_trips_through_json_for_status_parking() {
         let p = PendingOperation {
-            operation: "update media services account".into(),
+            operation: Operation::MediaservicesUpdate,
             resource_id:
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Media/mediaservices/a"
                     .into(),
@@ -367,6 +368,7 @@ mod tests {
         };
         let json = serde_json::to_value(&p).expect("serializes");
         assert_eq!(json["polling"]["kind"], "AzureAsyncOperation");
+        assert_eq!(json["operation"], "update media services account");
         let back: PendingOperation = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, p);
     }

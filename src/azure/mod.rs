@@ -6,11 +6,14 @@
 //! cloud), [`transport`] (reqwest; the emulator is reached only through explicit extra-CA and
 //! host-resolution settings), [`arm`] (`azure_core` pipeline with bounded retries and a
 //! per-subscription rate limit), [`lro`] (long-running operations as parkable values),
-//! [`keys`] (`azure_security_keyvault_keys`), [`error`] (one error type and its classification).
+//! [`keys`] (`azure_security_keyvault_keys`), [`error`] (one error type and its classification),
+//! [`operation`] (the closed set of operations: metric labels, span fields, error verbs),
+//! [`call`] (the one span + timeout + metrics wrapper of every call), [`metrics`].
 //!
 //! This module does not decide what to change in Azure and never reads Kubernetes objects.
 
 pub mod arm;
+pub mod call;
 pub mod client;
 pub mod cloud;
 pub mod credentials;
@@ -19,6 +22,7 @@ pub mod keys;
 pub mod lro;
 pub mod metrics;
 pub mod models;
+pub mod operation;
 pub mod policy;
 pub mod ratelimit;
 pub mod resource_id;
@@ -29,6 +33,7 @@ pub use cloud::AzureCloud;
 pub use credentials::CredentialSource;
 pub use error::{AzureError, ErrorClass};
 pub use lro::{PendingOperation, PollOutcome, Started};
+pub use operation::Operation;
 pub use resource_id::ResourceId;
 
 /// Microsoft.Media api-version.

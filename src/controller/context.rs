@@ -20,8 +20,8 @@ use super::requeue;
 pub trait AzureProvider: Send + Sync {
     /// The client acting as `source`.
     fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
-    /// Counters of the calls made so far, for `/metrics`.
-    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+    /// The Azure call metrics, for `/metrics`.
+    fn metrics(&self) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
         None
     }
 }
@@ -30,7 +30,7 @@ impl AzureProvider for AzureClients {
     fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
         AzureClients::api(self, source)
     }
-    fn metrics(&self) -> Option<crate::azure::metrics::MetricsSnapshot> {
+    fn metrics(&self) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
         Some(AzureClients::metrics(self))
     }
 }
@@ -106,7 +106,7 @@ impl Context {
         let keys = crate::monitor::KeyMonitor::new(crate::monitor::MonitorSettings::default());
         let metrics = Arc::new(crate::metrics::Metrics::new(
             keys.clone(),
-            metrics_source(&azure),
+            metrics_source(&azure).as_deref(),
         ));
         Self {
             events: events::Events::new(kube.clone(), reporter),
@@ -131,7 +131,7 @@ impl Context {
         self.keys = crate::monitor::KeyMonitor::new(settings);
         self.metrics = Arc::new(crate::metrics::Metrics::new(
             self.keys.clone(),
-            metrics_source(&self.azure),
+            metrics_source(&self.azure).as_deref(),
         ));
         self
     }
@@ -220,8 +220,9 @@ impl Context {
     }
 }
 
-/// The Azure counters `/metrics` reads at scrape time.
-fn metrics_source(azure: &Arc<dyn AzureProvider>) -> crate::metrics::AzureSnapshot {
-    let azure = azure.clone();
-    Arc::new(move || azure.metrics())
+/// The Azure call metrics `/metrics` serves.
+fn metrics_source(
+    azure: &Arc<dyn AzureProvider>,
+) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
+    azure.metrics()
 }

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::patterns;
+use crate::azure::operation::Operation;
 
 /// The desired security state of an Azure Media Services account.
 ///
@@ -594,7 +595,7 @@ pub struct CreatedAccessPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct PendingOperationStatus {
     /// What was started, e.g. `update media services account`.
-    pub operation: String,
+    pub operation: Operation,
     /// The condition it serves (e.g. `IdentityReady`); a failure is reported there.
     pub condition: String,
     /// The Azure resource it changes.
@@ -602,11 +603,79 @@ pub struct PendingOperationStatus {
     /// api-version to read the resource with once done.
     pub api_version: String,
     /// How it is polled: `AzureAsyncOperation`, `Location` or `ProvisioningState`.
-    pub polling_method: String,
+    pub polling_method: PollingMethodKind,
     /// The URL polled (an Azure operation-status URL; it carries no credentials).
     pub polling_url: String,
     /// When the operator started it.
     pub started_at: Time,
+}
+
+/// How a parked operation is polled (ARM's long-running-operation contract).
+///
+/// NB: stored as a plain string and read leniently. A value this version does not know (another
+/// version wrote it) reads as [`PollingMethodKind::Unknown`], keeping the text, instead of
+/// failing the whole object; the schema stays `type: string` so such a value stays valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PollingMethodKind {
+    /// GET the `Azure-AsyncOperation` URL until its `status` is terminal, then the resource.
+    AzureAsyncOperation,
+    /// GET the `Location` URL until it stops answering 202.
+    Location,
+    /// GET the resource until `properties.provisioningState` is terminal.
+    ProvisioningState,
+    /// A method this version cannot poll, as stored.
+    Unknown(String),
+}
+
+impl PollingMethodKind {
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::AzureAsyncOperation => "AzureAsyncOperation",
+            Self::Location => "Location",
+            Self::ProvisioningState => "ProvisioningState",
+            Self::Unknown(name) => name,
+        }
+    }
+
+    /// The method stored as `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "AzureAsyncOperation" => Self::AzureAsyncOperation,
+            "Location" => Self::Location,
+            "ProvisioningState" => Self::ProvisioningState,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for PollingMethodKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PollingMethodKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Self::from_name(&name))
+    }
+}
+
+impl JsonSchema for PollingMethodKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PollingMethodKind".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
+    }
 }
 
 /// Principals of the account's managed identity.

@@ -46,7 +46,7 @@ pub struct FakeAzure {
 
 fn service_error(status: u16, code: &str) -> AzureError {
     AzureError::Service {
-        operation: "scripted",
+        operation: crate::azure::Operation::MediaservicesGet,
         resource: "fake".into(),
         status,
         code: code.into(),
@@ -106,7 +106,7 @@ impl FakeAzure {
 
 fn pending(id: &ResourceId) -> PendingOperation {
     PendingOperation {
-        operation: "update media services account".into(),
+        operation: crate::azure::Operation::MediaservicesUpdate,
         resource_id: id.to_string(),
         api_version: "2023-01-01".into(),
         polling: PollingMethod::AzureAsyncOperation("https://management.azure.com/op".into()),

@@ -1126,7 +1126,7 @@ mod tests {
     #[test]
     fn a_taken_assignment_name_is_its_own_reason() {
         let e = AzureError::Service {
-            operation: "create role assignment",
+            operation: crate::azure::Operation::RoleAssignmentsCreate,
             resource: "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/n".into(),
             status: 400,
             code: NAME_TAKEN.into(),

@@ -503,7 +503,7 @@ async fn long_running_operations_are_parked_polled_and_their_failures_surface() 
         })
         .await;
         let op = parked.status.and_then(|s| s.pending_operation).expect("parked");
-        assert_eq!(op.operation, "update media services account");
+        assert_eq!(op.operation.as_str(), "update media services account");
         assert!(op.polling_url.starts_with("https://management.azure.com/"), "{}", op.polling_url);
         let ready = wait_ready(&client, &ns, "slow").await;
         assert!(ready.status.as_ref().is_some_and(|s| s.pending_operation.is_none()));
