@@ -414,23 +414,28 @@ mod tests {
         }
     }
 
-    /// Every cause, each case of what the operator cannot see, and the precedence when several
-    /// links are broken at once (the first broken link is named).
-    // NB: the table of cases is most of the length.
-    #[allow(clippy::too_many_lines)]
-    #[test]
-    fn every_cause_is_diagnosed_and_the_first_broken_link_wins() {
-        let closed = |bypass: &str| {
-            let mut v = granted_vault();
-            v.properties.network_acls = Some(VaultNetworkRuleSet {
-                bypass: Some(bypass.into()),
-                default_action: Some("Deny".into()),
-            });
-            v
-        };
-        let with_key = |k: KeyInfo| key(VaultLookup::Found(granted_vault()), Some(k));
+    /// The granted vault behind a firewall that lets `bypass` through.
+    fn closed(bypass: &str) -> Vault {
+        let mut v = granted_vault();
+        v.properties.network_acls = Some(VaultNetworkRuleSet {
+            bypass: Some(bypass.into()),
+            default_action: Some("Deny".into()),
+        });
+        v
+    }
+
+    /// Key `k` in the granted vault.
+    fn with_key(k: KeyInfo) -> ObservedKey {
+        key(VaultLookup::Found(granted_vault()), Some(k))
+    }
+
+    /// A case named, what is observed, and the verdict `verdict_name` must give.
+    type Case = (&'static str, ObservedKey, &'static str);
+
+    /// A good key, and the vault gone or closed.
+    fn vault_cases() -> Vec<Case> {
         let base = rsa_key("account-key", "v1", 3072);
-        let cases: Vec<(&str, ObservedKey, &str)> = vec![
+        vec![
             ("all good", good(), "Accessible"),
             (
                 "vault gone",
@@ -455,6 +460,13 @@ mod tests {
                 ),
                 "Accessible",
             ),
+        ]
+    }
+
+    /// The principal's access, by access policy or by RBAC role.
+    fn access_cases() -> Vec<Case> {
+        let base = rsa_key("account-key", "v1", 3072);
+        vec![
             (
                 "policy removed",
                 key(
@@ -496,6 +508,13 @@ mod tests {
                 },
                 "Accessible",
             ),
+        ]
+    }
+
+    /// The key itself: gone, unusable, or close to expiry.
+    fn key_cases() -> Vec<Case> {
+        let base = rsa_key("account-key", "v1", 3072);
+        vec![
             (
                 "key deleted",
                 key(VaultLookup::Found(granted_vault()), None),
@@ -558,6 +577,12 @@ mod tests {
                 }),
                 "Accessible",
             ),
+        ]
+    }
+
+    /// What the operator cannot see (yet): the verdict is Unknown, with the reason.
+    fn unseen_cases() -> Vec<Case> {
+        vec![
             (
                 "operator refused the key read",
                 {
@@ -576,6 +601,13 @@ mod tests {
                 },
                 "Unknown:Propagating",
             ),
+        ]
+    }
+
+    /// Several links broken at once: the first is named.
+    fn precedence_cases() -> Vec<Case> {
+        let base = rsa_key("account-key", "v1", 3072);
+        vec![
             (
                 "vault gone and key disabled: the vault is named",
                 key(
@@ -607,9 +639,22 @@ mod tests {
                 }),
                 "Inaccessible:KeyDisabled",
             ),
+        ]
+    }
+
+    /// Every cause, each case of what the operator cannot see, and the precedence when several
+    /// links are broken at once (the first broken link is named).
+    #[test]
+    fn every_cause_is_diagnosed_and_the_first_broken_link_wins() {
+        let cases = [
+            vault_cases(),
+            access_cases(),
+            key_cases(),
+            unseen_cases(),
+            precedence_cases(),
         ];
         let mut wrong = Vec::new();
-        for (name, k, expected) in cases {
+        for (name, k, expected) in cases.into_iter().flatten() {
             let verdict = diagnose(&k, now(), DEFAULT_EXPIRY_WARNING);
             let got = verdict_name(&verdict);
             if got != expected {

@@ -647,18 +647,12 @@ mod tests {
             .collect()
     }
 
-    /// The plan for each situation, as a table: what Azure needs, in the order it needs it,
-    /// and nothing at all once converged.
-    // NB: the table of cases is most of the length.
-    #[allow(clippy::too_many_lines)]
-    #[test]
-    fn plans_follow_identity_then_grants_then_account_and_are_empty_when_converged() {
-        let cmk = "https://media-kv.vault.azure.net/keys/account-key";
-        let mut cmk_spec = trusted_storage_spec();
-        cmk_spec["encryption"] = json!({ "type": "CustomerKey", "keyIdentifier": cmk });
-        let rbac_key =
-            "https://media-kv.vault.azure.net/keys/account-key/0123456789abcdef0123456789abcdef";
-        let cases: Vec<(&str, Desired, Observed, Vec<&str>)> = vec![
+    /// A situation named, and the steps planned for it, as `kinds` spells them.
+    type Case = (&'static str, Desired, Observed, Vec<&'static str>);
+
+    /// The identity, then blob access for it, then the account's storage authentication.
+    fn storage_cases() -> Vec<Case> {
+        vec![
             (
                 "new account: the identity alone comes first",
                 desired(trusted_storage_spec()),
@@ -704,6 +698,47 @@ mod tests {
                     .0,
                 vec!["UpdateAccount(storage=true, encryption=false)"],
             ),
+            (
+                "user-assigned identity attached: its principal gets the storage grant",
+                desired(json!({
+                    "identity": { "type": "UserAssigned", "userAssignedIdentities": [uai_id()] },
+                    "storage": { "authentication": "ManagedIdentity", "accounts": [
+                        { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "userAssignedIdentity": uai_id() } } ] },
+                })),
+                {
+                    let mut w = World::new_account().with_uai().with_storage(
+                        "mediaprimary",
+                        Some(UAI_PRINCIPAL),
+                        &[],
+                        None,
+                    );
+                    w.0.account.identity = Some(ResourceIdentityBlock {
+                        identity_type: "UserAssigned".into(),
+                        principal_id: None,
+                        tenant_id: None,
+                        user_assigned_identities: Some(
+                            [(uai_id(), UserAssignedIdentityRef::default())].into(),
+                        ),
+                    });
+                    w.0
+                },
+                vec![
+                    "Grant(Storage, ba92f5b4-2d11-453d-a403-e96b0029c9fe)",
+                    "UpdateAccount(storage=true, encryption=false)",
+                ],
+            ),
+        ]
+    }
+
+    /// Key access for the identity, by access policy or RBAC role, then the account's
+    /// encryption.
+    fn customer_key_cases() -> Vec<Case> {
+        let cmk = "https://media-kv.vault.azure.net/keys/account-key";
+        let mut cmk_spec = trusted_storage_spec();
+        cmk_spec["encryption"] = json!({ "type": "CustomerKey", "keyIdentifier": cmk });
+        let rbac_key =
+            "https://media-kv.vault.azure.net/keys/account-key/0123456789abcdef0123456789abcdef";
+        vec![
             (
                 "customer key in a policy vault: access policy, then encryption",
                 desired(cmk_spec.clone()),
@@ -764,35 +799,6 @@ mod tests {
                 vec!["UpdateAccount(storage=false, encryption=true)"],
             ),
             (
-                "user-assigned identity attached: its principal gets the storage grant",
-                desired(json!({
-                    "identity": { "type": "UserAssigned", "userAssignedIdentities": [uai_id()] },
-                    "storage": { "authentication": "ManagedIdentity", "accounts": [
-                        { "id": storage_id("mediaprimary"), "type": "Primary", "identity": { "userAssignedIdentity": uai_id() } } ] },
-                })),
-                {
-                    let mut w = World::new_account().with_uai().with_storage(
-                        "mediaprimary",
-                        Some(UAI_PRINCIPAL),
-                        &[],
-                        None,
-                    );
-                    w.0.account.identity = Some(ResourceIdentityBlock {
-                        identity_type: "UserAssigned".into(),
-                        principal_id: None,
-                        tenant_id: None,
-                        user_assigned_identities: Some(
-                            [(uai_id(), UserAssignedIdentityRef::default())].into(),
-                        ),
-                    });
-                    w.0
-                },
-                vec![
-                    "Grant(Storage, ba92f5b4-2d11-453d-a403-e96b0029c9fe)",
-                    "UpdateAccount(storage=true, encryption=false)",
-                ],
-            ),
-            (
                 "customer key converged, identifier compared case-insensitively",
                 desired(cmk_spec),
                 {
@@ -817,6 +823,12 @@ mod tests {
                 },
                 vec![],
             ),
+        ]
+    }
+
+    /// Roles the spec grants on the account, and those it no longer does.
+    fn access_grant_cases() -> Vec<Case> {
+        vec![
             (
                 "access grant missing: a role at the account",
                 desired(
@@ -883,9 +895,16 @@ mod tests {
                     .0,
                 vec![],
             ),
-        ];
+        ]
+    }
+
+    /// The plan for each situation, as a table: what Azure needs, in the order it needs it,
+    /// and nothing at all once converged.
+    #[test]
+    fn plans_follow_identity_then_grants_then_account_and_are_empty_when_converged() {
+        let cases = [storage_cases(), customer_key_cases(), access_grant_cases()];
         let mut wrong = Vec::new();
-        for (name, desired, observed, expected) in cases {
+        for (name, desired, observed, expected) in cases.into_iter().flatten() {
             let got = kinds(&plan(
                 &desired,
                 &observed,

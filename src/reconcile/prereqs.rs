@@ -378,13 +378,10 @@ mod tests {
         }
     }
 
-    /// Each broken prerequisite gives its own reason on its own condition; a good world gives
-    /// none.
-    #[test]
-    #[allow(clippy::too_many_lines)]
-    fn every_failed_prerequisite_has_its_own_reason() {
+    /// A good customer key, and each way the key itself falls short.
+    fn key_cases() -> Vec<Case> {
         let key = rsa_key("account-key", "v1", 3072);
-        let cases: Vec<Case> = vec![
+        vec![
             (
                 "good customer key",
                 cmk_spec(),
@@ -470,6 +467,13 @@ mod tests {
                 with_key(good_vault(), None),
                 vec![("EncryptionReady", "KeyNotFound")],
             ),
+        ]
+    }
+
+    /// The key's vault: gone, elsewhere, or unprotected.
+    fn vault_cases() -> Vec<Case> {
+        let key = rsa_key("account-key", "v1", 3072);
+        vec![
             (
                 "vault missing",
                 cmk_spec(),
@@ -506,6 +510,13 @@ mod tests {
                     ("EncryptionReady", "VaultPurgeProtectionDisabled"),
                 ],
             ),
+        ]
+    }
+
+    /// Key access the operator is told not to grant.
+    fn key_access_cases() -> Vec<Case> {
+        let key = rsa_key("account-key", "v1", 3072);
+        vec![
             (
                 "grantAccess false without a policy",
                 desired(
@@ -527,6 +538,12 @@ mod tests {
                 },
                 vec![],
             ),
+        ]
+    }
+
+    /// Storage accounts: where they are, their firewall, the access they give.
+    fn storage_cases() -> Vec<Case> {
+        vec![
             (
                 "storage in another subscription",
                 desired(json!({ "storage": { "accounts": [
@@ -623,19 +640,36 @@ mod tests {
                     .0,
                 vec![("StorageAccessReady", "StorageAccessMissing")],
             ),
-            (
-                "account location differs",
-                desired(json!({})),
-                {
-                    let mut w = World::new_account();
-                    w.0.account.location = Some("North Europe".into());
-                    w.0
-                },
-                vec![("IdentityReady", "AccountLocationMismatch")],
-            ),
+        ]
+    }
+
+    /// The Media Services account itself.
+    fn account_cases() -> Vec<Case> {
+        vec![(
+            "account location differs",
+            desired(json!({})),
+            {
+                let mut w = World::new_account();
+                w.0.account.location = Some("North Europe".into());
+                w.0
+            },
+            vec![("IdentityReady", "AccountLocationMismatch")],
+        )]
+    }
+
+    /// Each broken prerequisite gives its own reason on its own condition; a good world gives
+    /// none.
+    #[test]
+    fn every_failed_prerequisite_has_its_own_reason() {
+        let cases = [
+            key_cases(),
+            vault_cases(),
+            key_access_cases(),
+            storage_cases(),
+            account_cases(),
         ];
         let mut wrong = Vec::new();
-        for (name, desired, observed, expected) in cases {
+        for (name, desired, observed, expected) in cases.into_iter().flatten() {
             let got: Vec<(&str, &str)> = check(&desired, &observed, None, false, now())
                 .iter()
                 .map(|p| (p.area.condition_type(), p.reason))

@@ -803,15 +803,12 @@ mod tests {
         assert!(!spec.suspend);
     }
 
-    /// Each rule, violated alone, is reported on the field a user would edit.
-    #[test]
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one table of cases reads best in one place"
-    )]
-    fn each_violation_names_its_field() {
-        let sys = json!({"type": "SystemAssigned"});
-        let cases: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
+    /// A spec that breaks one rule, named, and the fields it must be reported on.
+    type FieldCase = (&'static str, serde_json::Value, Vec<&'static str>);
+
+    /// The account's coordinates.
+    fn account_violations() -> Vec<FieldCase> {
+        vec![
             (
                 "bad subscription",
                 with(base(), "/spec/account/subscriptionId", json!("nope")),
@@ -827,6 +824,12 @@ mod tests {
                 with(base(), "/spec/account/location", json!("West Europe")),
                 vec!["spec.account.location"],
             ),
+        ]
+    }
+
+    /// The identity type and the identities it lists.
+    fn identity_violations() -> Vec<FieldCase> {
+        vec![
             (
                 "unknown identity type",
                 with(
@@ -850,6 +853,13 @@ mod tests {
                 ),
                 vec!["spec.identity.userAssignedIdentities"],
             ),
+        ]
+    }
+
+    /// Storage accounts, and the identity each reaches storage with.
+    fn storage_violations() -> Vec<FieldCase> {
+        let sys = json!({"type": "SystemAssigned"});
+        vec![
             (
                 "two primaries",
                 with(
@@ -894,6 +904,13 @@ mod tests {
                 ),
                 vec!["spec.storage.accounts[0].identity.useSystemAssignedIdentity"],
             ),
+        ]
+    }
+
+    /// The encryption key and the identity that uses it.
+    fn encryption_violations() -> Vec<FieldCase> {
+        let sys = json!({"type": "SystemAssigned"});
+        vec![
             (
                 "customer key without identifier",
                 with(
@@ -930,6 +947,12 @@ mod tests {
                 ),
                 vec!["spec.encryption.keyIdentifier"],
             ),
+        ]
+    }
+
+    /// Access grants.
+    fn grant_violations() -> Vec<FieldCase> {
+        vec![
             (
                 "grant with both principal forms",
                 with(
@@ -959,6 +982,12 @@ mod tests {
                 ),
                 vec!["spec.accessGrants[1]"],
             ),
+        ]
+    }
+
+    /// The key access check interval.
+    fn interval_violations() -> Vec<FieldCase> {
+        vec![
             (
                 "interval too short",
                 with(base(), "/spec/keyAccessCheckInterval", json!("5s")),
@@ -969,9 +998,22 @@ mod tests {
                 with(base(), "/spec/keyAccessCheckInterval", json!("often")),
                 vec!["spec.keyAccessCheckInterval"],
             ),
+        ]
+    }
+
+    /// Each rule, violated alone, is reported on the field a user would edit.
+    #[test]
+    fn each_violation_names_its_field() {
+        let cases = [
+            account_violations(),
+            identity_violations(),
+            storage_violations(),
+            encryption_violations(),
+            grant_violations(),
+            interval_violations(),
         ];
         let mut wrong = Vec::new();
-        for (name, object, expected) in cases {
+        for (name, object, expected) in cases.into_iter().flatten() {
             let got = fields(&object);
             if got != expected {
                 wrong.push(format!("{name}: expected {expected:?}, got {got:?}"));
