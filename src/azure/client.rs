@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::Method;
 
+use super::api_version::{
+    API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_MGMT, API_VERSION_MANAGED_IDENTITY,
+    API_VERSION_MEDIA, API_VERSION_STORAGE,
+};
 use super::arm::{ArmClient, ClientSettings};
 use super::cloud::AzureCloud;
 use super::credentials::{CredentialCache, CredentialSource, IdentityKey};
@@ -38,10 +42,6 @@ use super::policy::RetryBudget;
 use super::ratelimit::{RateLimitConfig, RateLimiter};
 use super::resource_id::ResourceId;
 use super::transport::{TransportConfig, TransportError};
-use super::{
-    API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_MGMT, API_VERSION_MANAGED_IDENTITY,
-    API_VERSION_MEDIA, API_VERSION_STORAGE,
-};
 
 /// The Azure operations the reconciler uses. Object-safe: hold it as `Arc<dyn AzureApi>`.
 #[async_trait]

@@ -16,7 +16,7 @@ use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use futures::TryStreamExt;
 use url::Url;
 
-use super::API_VERSION_KEY_VAULT_KEYS;
+use super::api_version::API_VERSION_KEY_VAULT_KEYS;
 use super::arm::ClientSettings;
 use super::call::Caller;
 use super::cloud::AzureCloud;

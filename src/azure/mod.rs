@@ -12,6 +12,7 @@
 //!
 //! This module does not decide what to change in Azure and never reads Kubernetes objects.
 
+pub mod api_version;
 pub mod arm;
 pub mod call;
 pub mod client;
@@ -28,6 +29,10 @@ pub mod ratelimit;
 pub mod resource_id;
 pub mod transport;
 
+pub use api_version::{
+    API_VERSION_AUTHORIZATION, API_VERSION_KEY_VAULT_KEYS, API_VERSION_KEY_VAULT_MGMT,
+    API_VERSION_MANAGED_IDENTITY, API_VERSION_MEDIA, API_VERSION_STORAGE,
+};
 pub use client::{AzureApi, AzureClient, AzureClients, AzureConfig, new_role_assignment_name};
 pub use cloud::AzureCloud;
 pub use credentials::CredentialSource;
@@ -35,16 +40,3 @@ pub use error::{AzureError, ErrorClass};
 pub use lro::{PendingOperation, PollOutcome, Started};
 pub use operation::Operation;
 pub use resource_id::ResourceId;
-
-/// Microsoft.Media api-version.
-pub const API_VERSION_MEDIA: &str = "2023-01-01";
-/// Microsoft.Authorization api-version (role assignments and definitions).
-pub const API_VERSION_AUTHORIZATION: &str = "2022-04-01";
-/// Microsoft.KeyVault management-plane api-version.
-pub const API_VERSION_KEY_VAULT_MGMT: &str = "2025-05-01";
-/// Microsoft.Storage api-version.
-pub const API_VERSION_STORAGE: &str = "2025-08-01";
-/// Microsoft.ManagedIdentity api-version.
-pub const API_VERSION_MANAGED_IDENTITY: &str = "2026-05-31";
-/// Key Vault data-plane (keys) api-version; the SDK's default is newer, so it is set explicitly.
-pub const API_VERSION_KEY_VAULT_KEYS: &str = "7.5";

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use super::crypto::KeyMaterial;
 use super::entra;
 use super::knobs::{FaultRule, ThrottleLimits};
-use super::server::{ApiError, Req, Shared, json_response};
-use super::state::{World, add_key_version, key_of};
+use super::state::{Shared, World, add_key_version, key_of};
+use super::wire::{ApiError, Req, json_response};
 
 /// An out-of-band change to the world or its knobs.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

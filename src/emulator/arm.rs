@@ -12,14 +12,14 @@ use axum::body::Body;
 use axum::http::{HeaderName, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::entra::ARM_AUDIENCES;
+use super::entra::{ARM_AUDIENCES, authenticate};
 use super::knobs::ArmKind;
 use super::media;
-use super::server::{
-    ApiError, AuthFailure, Caller, Req, Shared, authenticate, empty_response, json_response,
-    set_header,
+use super::provider::{
+    ArmPath, Ctx, authorize, authorize_linked, merge_patch, require_rg, resource_id,
 };
-use super::state::{ResourceId, World, key_of, scope_covers, scope_norm};
+use super::state::{ResourceId, Shared, World, key_of, scope_covers, scope_norm};
+use super::wire::{ApiError, AuthFailure, Caller, Req, empty_response, json_response, set_header};
 
 /// The api-versions each provider accepts (the first is the spec's).
 #[must_use]
@@ -32,75 +32,6 @@ pub fn api_versions(namespace: &str) -> &'static [&'static str] {
         "microsoft.storage" => &["2025-08-01"],
         "microsoft.managedidentity" => &["2026-05-31"],
         _ => &[],
-    }
-}
-
-/// An ARM path split at its last `/providers/`: the scope, the namespace and what follows.
-#[derive(Debug, Clone)]
-pub struct ArmPath {
-    /// The scope before `/providers/` (empty for tenant-level paths).
-    pub scope: String,
-    /// Provider namespace as written.
-    pub namespace: String,
-    /// Segments after the namespace.
-    pub rest: Vec<String>,
-}
-
-impl ArmPath {
-    /// Splits a path.
-    #[must_use]
-    pub fn parse(path: &str) -> Option<Self> {
-        let lower = path.to_ascii_lowercase();
-        let idx = lower.rfind("/providers/")?;
-        let scope = path[..idx].trim_end_matches('/').to_owned();
-        let after: Vec<String> = path[idx + "/providers/".len()..]
-            .trim_end_matches('/')
-            .split('/')
-            .map(str::to_owned)
-            .collect();
-        let (namespace, rest) = after.split_first()?;
-        Some(Self {
-            scope,
-            namespace: namespace.clone(),
-            rest: rest.to_vec(),
-        })
-    }
-
-    /// Lower-case namespace.
-    #[must_use]
-    pub fn ns(&self) -> String {
-        self.namespace.to_ascii_lowercase()
-    }
-
-    /// The i-th segment after the namespace, lower-cased.
-    #[must_use]
-    pub fn seg(&self, i: usize) -> String {
-        self.rest
-            .get(i)
-            .map(|s| s.to_ascii_lowercase())
-            .unwrap_or_default()
-    }
-
-    /// The subscription in the scope, if any.
-    #[must_use]
-    pub fn subscription(&self) -> Option<String> {
-        let parts: Vec<&str> = self.scope.trim_matches('/').split('/').collect();
-        (parts.len() >= 2 && parts[0].eq_ignore_ascii_case("subscriptions"))
-            .then(|| parts[1].to_owned())
-    }
-
-    /// The resource group in the scope, if any.
-    #[must_use]
-    pub fn resource_group(&self) -> Option<String> {
-        let parts: Vec<&str> = self.scope.trim_matches('/').split('/').collect();
-        (parts.len() >= 4 && parts[2].eq_ignore_ascii_case("resourceGroups"))
-            .then(|| parts[3].to_owned())
-    }
-
-    /// Whether the scope is exactly a resource group.
-    #[must_use]
-    pub fn scope_is_rg(&self) -> bool {
-        self.scope.trim_matches('/').split('/').count() == 4 && self.resource_group().is_some()
     }
 }
 
@@ -187,18 +118,6 @@ pub fn operation(req: &Req) -> String {
         _ => "Arm_Unknown",
     };
     name.to_owned()
-}
-
-/// The context handlers get: the caller, the parsed path, the request.
-pub struct Ctx<'a> {
-    /// Caller.
-    pub caller: Caller,
-    /// Parsed path.
-    pub path: ArmPath,
-    /// Request.
-    pub req: &'a Req,
-    /// Operation name.
-    pub op: String,
 }
 
 /// Handles an ARM request.
@@ -348,88 +267,6 @@ fn route(
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     set_header(&mut resp, kind.header(), &remaining.to_string());
     Ok(resp)
-}
-
-/// 403 `AuthorizationFailed` unless the caller holds `action` at `scope`.
-pub fn authorize(w: &World, caller: &Caller, scope: &str, action: &str) -> Result<(), ApiError> {
-    if w.has_action(&caller.oid, scope, action) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "AuthorizationFailed",
-        format!(
-            "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-            caller.appid, caller.oid
-        ),
-    ))
-}
-
-/// 403 `LinkedAuthorizationFailed` unless the caller may assign the identity.
-pub fn authorize_linked(
-    w: &World,
-    caller: &Caller,
-    scope: &str,
-    action: &str,
-    linked: &str,
-) -> Result<(), ApiError> {
-    let linked_action = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action";
-    if w.has_action(&caller.oid, linked, linked_action) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "LinkedAuthorizationFailed",
-        format!(
-            "The client '{}' with object id '{}' has permission to perform action '{action}' on scope '{scope}'; however, it does not have permission to perform action(s) '{linked_action}' on the linked scope(s) '{linked}' (respectively) or the linked scope(s) are invalid.",
-            caller.appid, caller.oid
-        ),
-    ))
-}
-
-/// The full resource id of a top-level resource path.
-#[must_use]
-pub fn resource_id(path: &ArmPath) -> String {
-    format!(
-        "{}/providers/{}/{}/{}",
-        path.scope, path.namespace, path.rest[0], path.rest[1]
-    )
-}
-
-/// 404 unless the path's resource group exists.
-pub fn require_rg(w: &World, path: &ArmPath) -> Result<String, ApiError> {
-    let (Some(sub), Some(rg)) = (path.subscription(), path.resource_group()) else {
-        return Err(ApiError::bad_request(
-            "InvalidResourceId",
-            "The resource id is not a resource group scoped id.",
-        ));
-    };
-    w.rg_location(&sub, &rg).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceGroupNotFound",
-            format!("Resource group '{rg}' could not be found."),
-        )
-    })
-}
-
-/// Shallow-merges `patch` into `base` for the keys of a PATCH (objects in `properties` merge one
-/// level deep; everything else is replaced).
-pub fn merge_patch(base: &mut Value, patch: &Value) {
-    let Some(patch) = patch.as_object() else {
-        return;
-    };
-    for (k, v) in patch {
-        if k == "properties" && base["properties"].is_object() && v.is_object() {
-            if let (Some(bp), Some(vp)) = (base["properties"].as_object_mut(), v.as_object()) {
-                for (pk, pv) in vp {
-                    bp.insert(pk.clone(), pv.clone());
-                }
-            }
-        } else {
-            base[k] = v.clone();
-        }
-    }
 }
 
 fn list_body(items: &[Value]) -> Value {

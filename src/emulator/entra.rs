@@ -12,8 +12,8 @@ use axum::http::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::server::{AccessClaims, Req, Shared, json_response};
-use super::state::{PrincipalKind, key_of};
+use super::state::{PrincipalKind, Shared, key_of};
+use super::wire::{AccessClaims, AuthFailure, Caller, Req, json_response};
 
 /// Access-token lifetime in seconds.
 pub const TOKEN_LIFETIME_SECS: i64 = 3599;
@@ -34,6 +34,43 @@ pub const VAULT_AUDIENCES: &[&str] = &[
     "https://vault.usgovcloudapi.net",
     "https://vault.azure.cn",
 ];
+
+/// Validates the bearer token of `req` for one of `audiences`.
+pub fn authenticate(
+    shared: &Shared,
+    req: &Req,
+    audiences: &[&str],
+    tenant: &str,
+) -> Result<Caller, AuthFailure> {
+    let header = req.header("authorization").ok_or(AuthFailure::Missing)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(AuthFailure::Missing)?;
+    let claims: AccessClaims = shared
+        .token_key
+        .verify(token.trim())
+        .map_err(|_| AuthFailure::Invalid)?;
+    let now = shared.world().now_unix();
+    if claims.exp <= now {
+        return Err(AuthFailure::Expired);
+    }
+    let aud = claims.aud.trim_end_matches('/');
+    if !audiences
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(aud))
+    {
+        return Err(AuthFailure::WrongAudience);
+    }
+    if !claims.tid.eq_ignore_ascii_case(tenant) {
+        return Err(AuthFailure::WrongTenant);
+    }
+    Ok(Caller {
+        oid: claims.oid,
+        appid: claims.appid,
+        tid: claims.tid,
+    })
+}
 
 /// The operation name of a login request.
 #[must_use]

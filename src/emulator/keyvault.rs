@@ -13,12 +13,13 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::crypto::{KeyMaterial, b64url, b64url_decode};
-use super::entra::VAULT_AUDIENCES;
-use super::server::{
-    ApiError, AuthFailure, Caller, Req, ResetConnection, Shared, authenticate, empty_response,
-    json_response,
+use super::entra::{VAULT_AUDIENCES, authenticate};
+use super::state::{
+    DeletedInfo, Key, KeyVersion, KvDenied, KvOp, Shared, Vault, World, add_key_version,
 };
-use super::state::{DeletedInfo, Key, KeyVersion, KvDenied, KvOp, Vault, World, add_key_version};
+use super::wire::{
+    ApiError, AuthFailure, Caller, Req, ResetConnection, empty_response, json_response,
+};
 
 /// The data-plane api-version.
 pub const API_VERSION: &str = "7.5";

@@ -14,12 +14,12 @@ use axum::body::Body;
 use axum::http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::arm::{Ctx, authorize, authorize_linked, require_rg};
-use super::server::{ApiError, empty_response, json_response, set_header};
+use super::provider::{Ctx, authorize, authorize_linked, require_rg};
 use super::state::{
     AsyncOperation, KeyAccess, KeyAccessCause, MediaAccount, ResourceId, World, firewall_allows,
     key_of, norm_location, normalise_media_body, parse_key_identifier,
 };
+use super::wire::{ApiError, empty_response, json_response, set_header};
 
 const ALLOWED_IDENTITY_TYPES: [&str; 4] = [
     "None",
@@ -156,7 +156,7 @@ pub fn route(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 }
 
 fn account_id(ctx: &Ctx<'_>) -> String {
-    super::arm::resource_id(&ctx.path)
+    super::provider::resource_id(&ctx.path)
 }
 
 fn not_found(ctx: &Ctx<'_>) -> ApiError {
@@ -198,7 +198,7 @@ fn put(w: &mut World, ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         (None, true) => return Err(not_found(ctx)),
         (Some(a), true) => {
             let mut base = a.resource.clone();
-            super::arm::merge_patch(&mut base, &body);
+            super::provider::merge_patch(&mut base, &body);
             base
         }
         (_, false) => body,

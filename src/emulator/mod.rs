@@ -18,11 +18,13 @@ mod entra;
 mod keyvault;
 mod knobs;
 mod media;
+mod provider;
 mod requests;
 mod roles;
 mod seed;
 mod server;
 mod state;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -132,7 +134,7 @@ pub struct ServicePrincipalInfo {
 pub struct Emulator {
     addr: SocketAddr,
     ca_pem: String,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -172,7 +174,7 @@ impl Emulator {
             .await
             .map_err(EmulatorError::Bind)?;
         let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
-        let shared = Arc::new(server::Shared {
+        let shared = Arc::new(state::Shared {
             world: Mutex::new(world),
             token_key,
             oidc_key,

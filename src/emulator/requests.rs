@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use super::server::{ApiError, HostKind, Req};
+use super::wire::{ApiError, HostKind, Req};
 
 /// The derived schemas, as committed.
 const SCHEMAS: &str = include_str!("request_schemas.json");

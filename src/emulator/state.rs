@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::crypto::{CryptoError, KeyMaterial, random_hex32};
+use super::crypto::{CryptoError, JwtKey, KeyMaterial, random_hex32};
 use super::knobs::Knobs;
 use super::roles::{RoleDefinition, builtin_roles};
 use super::seed::{DEFAULT_ASSERTION_AUDIENCE, DEFAULT_OIDC_ISSUER, DEFAULT_TENANT_ID, Seed};
@@ -449,6 +450,27 @@ pub struct World {
     pub log: Vec<LoggedRequest>,
     /// Per-operation call counters.
     pub counters: BTreeMap<String, u64>,
+}
+
+/// State shared by every request: the world and the keys that sign tokens.
+#[derive(Debug)]
+pub struct Shared {
+    /// The world, behind one lock (never held across an await).
+    pub world: Mutex<World>,
+    /// Signs access tokens.
+    pub token_key: JwtKey,
+    /// Signs "projected service account tokens" (the emulator's OIDC issuer).
+    pub oidc_key: JwtKey,
+}
+
+impl Shared {
+    /// Locks the world, recovering from a poisoned lock (a panicking handler must not wedge
+    /// the emulator for every later test).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A seed that cannot be turned into a world.
