@@ -326,7 +326,7 @@ mod tests {
         m.reconciled(
             "ns/c",
             "TransientError",
-            Some("Throttled"),
+            Some("AzureThrottled"),
             None,
             Duration::from_secs(1),
         );
@@ -336,7 +336,7 @@ mod tests {
             Some(&1.0)
         );
         assert_eq!(
-            got.get(r#"ams_reconcile_failures_total{reason="Throttled"}"#),
+            got.get(r#"ams_reconcile_failures_total{reason="AzureThrottled"}"#),
             Some(&1.0)
         );
         assert_eq!(got.get("ams_reconcile_duration_seconds_count"), Some(&3.0));
