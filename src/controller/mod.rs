@@ -16,6 +16,11 @@ pub mod leader;
 pub mod requeue;
 pub mod write;
 
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
 pub use context::{AzureProvider, Context};
 pub use error::Error;
 
