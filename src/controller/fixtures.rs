@@ -548,18 +548,7 @@ impl Cloud {
     fn read(&self, call: String) -> Result<(), AzureError> {
         self.fake.reads.lock().expect("lock").push(call);
         match *self.fake.fail_reads.lock().expect("lock") {
-            Some((status, code)) => Err(AzureError::Service {
-                operation: crate::azure::Operation::MediaservicesGet,
-                resource: "fake".into(),
-                status,
-                code: code.into(),
-                message: format!("scripted {code}"),
-                retry_after: None,
-                source: Box::new(azure_core::Error::with_message(
-                    azure_core::error::ErrorKind::Other,
-                    "scripted",
-                )),
-            }),
+            Some((status, code)) => Err(crate::reconcile::fake::service_error(status, code)),
             None => Ok(()),
         }
     }

@@ -44,7 +44,8 @@ pub struct FakeAzure {
     pub reads: Mutex<Vec<String>>,
 }
 
-fn service_error(status: u16, code: &str) -> AzureError {
+/// A scripted service error with this status and code.
+pub(crate) fn service_error(status: u16, code: &str) -> AzureError {
     AzureError::Service {
         operation: crate::azure::Operation::MediaservicesGet,
         resource: "fake".into(),
