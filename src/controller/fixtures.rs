@@ -336,6 +336,18 @@ impl ApiServerVerifier {
 
     /// Runs `pass` while answering exactly `expected`, in order; fails on a missing call (the
     /// pass ended first, or hung past the timeout), an unexpected one, or a mismatch.
+    /// One reconcile of `object` with `ctx`, expecting exactly these apiserver calls.
+    pub async fn reconcile(
+        &mut self,
+        ctx: &Arc<super::Context>,
+        object: &MediaServicesAccount,
+        expected: Vec<Expect>,
+    ) -> (Action, Seen) {
+        let pass = super::account::reconcile(object.watched(), ctx.clone());
+        self.run(expected, pass).await
+    }
+
+    /// Runs `pass`, answering and checking its apiserver calls against `expected`.
     pub async fn run(
         &mut self,
         expected: Vec<Expect>,

@@ -27,7 +27,9 @@ async fn an_object_without_the_finalizer_gets_it_before_anything_else() {
     let (ctx, mut apiserver) = context(&cloud);
     let object = account(trusted_storage_spec());
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Finalizers {
@@ -35,7 +37,6 @@ async fn an_object_without_the_finalizer_gets_it_before_anything_else() {
                     finalizers: vec![FINALIZER.to_owned()],
                 },
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
     assert_eq!(action, Action::await_change());
@@ -65,10 +66,7 @@ async fn a_converged_account_reads_azure_and_writes_nothing() {
     let reads_before = cloud.reads().len();
 
     let (action, seen) = apiserver
-        .run(
-            vec![Expect::Get(object.clone())],
-            reconcile(object.watched(), ctx.clone()),
-        )
+        .reconcile(&ctx, &object, vec![Expect::Get(object.clone())])
         .await;
 
     assert_eq!(cloud.writes(), Vec::<String>::new(), "no Azure write");
@@ -140,7 +138,9 @@ async fn a_revoked_storage_grant_is_granted_again_and_reported_as_drift() {
     cloud.revoke_outside(&storage_id("mediaprimary"));
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Status(object.clone()),
@@ -149,7 +149,6 @@ async fn a_revoked_storage_grant_is_granted_again_and_reported_as_drift() {
                 Expect::Event("Warning", "InProgress"),
                 Expect::Event("Warning", "InProgress"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
@@ -204,11 +203,12 @@ async fn a_deleted_object_is_forgotten_and_leaves_the_key_monitor() {
     let (reads, writes) = (cloud.reads(), cloud.writes());
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![Expect::GetGone {
                 resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
             }],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
@@ -237,13 +237,14 @@ async fn a_suspended_account_says_so_and_makes_no_azure_call() {
     let object = account(spec).finalized();
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Status(object.clone()),
                 Expect::Event("Warning", "Suspended"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
@@ -272,37 +273,40 @@ async fn transient_azure_failures_flip_ready_only_on_the_third_in_a_row() {
     *cloud.fake.fail_reads.lock().expect("lock") = Some((503, "ServiceUnavailable"));
 
     let (first, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Event("Warning", "AzureServerError"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
     assert_eq!(first, Action::requeue(Duration::from_secs(2)));
     assert!(seen.status_patches.is_empty());
 
     let (second, _) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::EventRepeat("AzureServerError"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
     assert_eq!(second, Action::requeue(Duration::from_secs(4)));
 
     let (third, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Status(object.clone()),
                 Expect::EventRepeat("AzureServerError"),
                 Expect::Event("Warning", "TransientError"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
     let patch = &seen.status_patches[0];
@@ -325,7 +329,9 @@ async fn retain_releases_only_our_finalizer_without_azure_calls() {
     let object = account(trusted_storage_spec()).deleted_with(&["example.com/other", FINALIZER]);
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Finalizers {
@@ -334,7 +340,6 @@ async fn retain_releases_only_our_finalizer_without_azure_calls() {
                 },
                 Expect::Event("Normal", "Retained"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
@@ -369,7 +374,9 @@ async fn revoke_grants_revokes_our_grant_before_releasing_the_object() {
     let writes = cloud.writes().len();
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::Event("Normal", "RoleAssignmentRevoked"),
@@ -379,7 +386,6 @@ async fn revoke_grants_revokes_our_grant_before_releasing_the_object() {
                 },
                 Expect::Event("Normal", "CleanedUp"),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
@@ -406,13 +412,14 @@ async fn missing_credentials_hold_the_finalizer_and_name_the_way_out() {
     let object = account(spec).deleted_with(&[FINALIZER]);
 
     let (action, seen) = apiserver
-        .run(
+        .reconcile(
+            &ctx,
+            &object,
             vec![
                 Expect::Get(object.clone()),
                 Expect::SecretGone("azure-creds".to_owned()),
                 Expect::Status(object.clone()),
             ],
-            reconcile(object.watched(), ctx.clone()),
         )
         .await;
 
