@@ -69,10 +69,19 @@ const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 const X_MS_RETRY_AFTER_MS: HeaderName = HeaderName::from_static("x-ms-retry-after-ms");
 const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
+/// The longest wait an Azure answer can impose: a `Retry-After` beyond it (a misbehaving
+/// proxy, a date far ahead) is cut to it, so one answer never parks a resource for hours. A
+/// request that is still throttled then simply gets another `Retry-After`.
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(300);
+
 /// The delay an answer asks for: `retry-after-ms`, `x-ms-retry-after-ms`, then `Retry-After`
-/// as seconds or an HTTP date.
+/// as seconds or an HTTP date; at most [`RETRY_AFTER_CEILING`].
 #[must_use]
 pub fn retry_after(headers: &Headers) -> Option<Duration> {
+    asked_delay(headers).map(|d| d.min(RETRY_AFTER_CEILING))
+}
+
+fn asked_delay(headers: &Headers) -> Option<Duration> {
     for name in [&RETRY_AFTER_MS, &X_MS_RETRY_AFTER_MS] {
         if let Some(ms) = headers
             .get_optional_str(name)
@@ -298,6 +307,20 @@ mod tests {
             "a past date means now"
         );
         assert_eq!(retry_after(&Headers::new()), None);
+    }
+
+    /// A Retry-After of a day, in seconds, milliseconds or as a date, waits the ceiling.
+    #[test]
+    fn retry_after_is_capped_at_the_ceiling() {
+        for (name, value) in [
+            (RETRY_AFTER, "86400".to_owned()),
+            (RETRY_AFTER_MS, "86400000".to_owned()),
+            (RETRY_AFTER, "Fri, 01 Jan 2100 00:00:00 GMT".to_owned()),
+        ] {
+            let mut h = Headers::new();
+            h.insert(name, value.clone());
+            assert_eq!(retry_after(&h), Some(RETRY_AFTER_CEILING), "{value}");
+        }
     }
 
     #[test]
