@@ -11,6 +11,7 @@
 //! - [`monitor`]: the shared key-access monitor: one prober per distinct key and principal.
 //! - [`metrics`]: Prometheus metrics, served at `/metrics`.
 //! - [`roles`]: the built-in Azure role GUIDs the operator names (one registry).
+//! - [`triggers`]: reconciles asked for from inside the operator.
 //! - [`tenancy`]: which namespaces may manage which subscriptions.
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
@@ -28,3 +29,4 @@ pub mod monitor;
 pub mod reconcile;
 pub mod roles;
 pub mod tenancy;
+pub mod triggers;

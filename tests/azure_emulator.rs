@@ -418,6 +418,7 @@ async fn media_account_update_is_a_pending_operation_polled_to_completion() {
             .expect("identity"),
         ),
         properties: None,
+        tags: None,
     };
     let started = api
         .update_media_account(&account(), &update)
@@ -472,6 +473,7 @@ async fn media_account_update_that_fails_asynchronously_is_reported_when_polled(
         let update = MediaAccountUpdate {
             identity: None,
             properties: None,
+            tags: None,
         };
         let started = api
             .update_media_account(&account(), &update)
@@ -506,6 +508,7 @@ async fn media_account_update_with_storage_in_another_subscription_needs_user_ac
         properties: Some(serde_json::from_value(serde_json::json!({
             "storageAccounts": [{ "id": ResourceId::storage_account("0000b002-0000-0000-0000-000000000002", "other-rg", "x").to_string(), "type": "Primary" }]
         })).expect("props")),
+        tags: None,
     };
     let err = api
         .update_media_account(&account(), &update)
@@ -984,6 +987,7 @@ async fn customer_key_of_type_ec_needs_user_action() {
             } }))
             .expect("properties"),
         ),
+        tags: None,
     };
     let err = api
         .update_media_account(&account(), &update)
@@ -1129,6 +1133,7 @@ async fn an_invented_enum_value_is_refused_and_fails_the_request_check() {
             storage_authentication: Some("System".to_owned()),
             ..MediaAccountProperties::default()
         }),
+        tags: None,
     };
     api.update_media_account(&account(), &good)
         .await
@@ -1142,6 +1147,7 @@ async fn an_invented_enum_value_is_refused_and_fails_the_request_check() {
             storage_authentication: Some("Bogus".to_owned()),
             ..MediaAccountProperties::default()
         }),
+        tags: None,
     };
     let err = api
         .update_media_account(&account(), &bad)

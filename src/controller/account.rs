@@ -1,6 +1,7 @@
 //! The `MediaServicesAccount` driver: reads the object, then runs the pipeline
 //!
-//! admit → key-only update → credentials → parked operation → observe → assess → apply → status
+//! admit → key-only update → credentials → parked operation → observe → owned → assess → apply
+//! → status
 //!
 //! and finishes with one status write (only when it changed), events, and the requeue the
 //! pass's [`Ending`] calls for. Every decision is made by a pure step of `crate::reconcile`
@@ -28,9 +29,10 @@ use crate::crd::account::MediaServicesAccountStatus;
 use crate::crd::conditions::{reasons, types};
 use crate::monitor::{Follow, MonitoredKeys};
 use crate::reconcile::apply::{self, Applied, Outcome, Write};
-use crate::reconcile::assess::{self, Assessment, assess};
+use crate::reconcile::assess::{self, Assessment, Inputs, assess};
 use crate::reconcile::desired::Desired;
 use crate::reconcile::observe::{self, Observation, Observed};
+use crate::reconcile::ownership::{self, Claim};
 use crate::reconcile::prereqs::Area;
 use crate::reconcile::status::{self, Verdict};
 use crate::reconcile::{key_access, parked};
@@ -80,7 +82,10 @@ pub async fn reconcile(meta: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, 
     async {
         let (follow, result) = match read(&meta, &ctx).await {
             Err(e) => (Follow::Keep, Err(e)),
-            Ok(None) => (Follow::Untrack, Ok(Action::await_change())),
+            Ok(None) => {
+                ctx.claims.release(&object);
+                (Follow::Untrack, Ok(Action::await_change()))
+            }
             // Boxed: a pass's state is large, and the read should not make every caller's
             // future larger still.
             Ok(Some(Ok(account))) => Box::pin(reconcile_account(&account, &ctx)).await,
@@ -251,17 +256,18 @@ async fn pipeline(
         .map_err(|m| Stop::blocked(reasons::CREDENTIALS_UNAVAILABLE, m, Follow::Refresh))?;
     let failed_operation = resume_parked(api.as_ref(), base).await?;
     let observed = observe(account, ctx, &desired, base, credential, &api).await?;
+    let claim = owned(account, ctx, &desired, &observed)
+        .map_err(|m| Stop::blocked(reasons::ACCOUNT_OWNED_ELSEWHERE, m, Follow::Untrack))?;
     let owner = ctx.owner(account);
-    let failed = failed_operation.is_some();
-    let assessment = assess(
-        &desired,
-        &observed,
-        base,
-        &owner,
-        failed,
-        now,
-        ctx.key_expiry_warning,
-    );
+    let inputs = Inputs {
+        desired: &desired,
+        observed: &observed,
+        previous: base,
+        owner: &owner,
+        claim: &claim,
+        failed_operation: failed_operation.is_some(),
+    };
+    let assessment = assess(&inputs, now, ctx.key_expiry_warning);
     let applied = if assessment.apply {
         Some(apply::apply(api.as_ref(), &desired.account, &assessment.plan).await)
     } else {
@@ -295,6 +301,16 @@ async fn admit(account: &MediaServicesAccount, ctx: &Context) -> Result<Desired,
     ctx.tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
         .await
         .map_err(|m| Stop::blocked(reasons::TENANCY_DENIED, m, Follow::Untrack))?;
+    // One resource manages an Azure account: the oldest claim in this cluster.
+    ctx.claims
+        .claim(&desired.account.to_string(), &Context::claimant(account))
+        .map_err(|holder| {
+            let message = format!(
+                "Azure account {} is managed by MediaServicesAccount {} (the older claim); this one makes no Azure call until that one is deleted or names another account",
+                desired.account, holder.object
+            );
+            Stop::blocked(reasons::ACCOUNT_CLAIMED, message, Follow::Untrack)
+        })?;
     Ok(desired)
 }
 
@@ -395,6 +411,30 @@ async fn observe(
             ))
         }
         Err(e) => Err(Stop::azure(&e)),
+    }
+}
+
+/// Whose claim the account carries: another owner's (another cluster's, or a resource that no
+/// longer exists) stops the pass before any write, until it is handed over; the error says so.
+fn owned(
+    account: &MediaServicesAccount,
+    ctx: &Context,
+    desired: &Desired,
+    observed: &Observed,
+) -> Result<Claim, String> {
+    let handover = account
+        .annotations()
+        .get(ownership::HANDOVER_ANNOTATION)
+        .map(String::as_str);
+    let mine = ctx.claim_value(account);
+    match ownership::claim(observed.account.tags.as_ref(), &mine, handover) {
+        Claim::Foreign(holder) => Err(format!(
+            "Azure account {} is claimed by {holder} (its {} tag); this resource writes nothing to it. If that owner is gone or moves the account here, annotate {}={holder} to take it over",
+            desired.account,
+            ownership::CLAIM_TAG,
+            ownership::HANDOVER_ANNOTATION
+        )),
+        claim => Ok(claim),
     }
 }
 

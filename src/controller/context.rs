@@ -57,6 +57,8 @@ pub struct Context {
     pub cluster_id: String,
     /// The shared key-access monitor.
     pub keys: Arc<crate::monitor::KeyMonitor>,
+    /// Which resource manages each Azure account in this cluster.
+    pub claims: super::claims::Claims,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
@@ -119,6 +121,7 @@ impl Context {
             tenancy: None,
             cluster_id: String::new(),
             keys,
+            claims: super::claims::Claims::default(),
             metrics,
             failures: Mutex::new(HashMap::new()),
         }
@@ -145,6 +148,31 @@ impl Context {
             &account.name_any(),
             &account.uid().unwrap_or_default(),
         )
+    }
+
+    /// The claim `account` records on its Azure account (the ownership tag's value).
+    #[must_use]
+    pub fn claim_value(&self, account: &MediaServicesAccount) -> String {
+        crate::reconcile::ownership::claim_value(
+            &self.cluster_id,
+            &account.namespace().unwrap_or_default(),
+            &account.name_any(),
+            &account.uid().unwrap_or_default(),
+        )
+    }
+
+    /// `account` as a claimant of its Azure account in this cluster.
+    #[must_use]
+    pub fn claimant(account: &MediaServicesAccount) -> crate::reconcile::ownership::Claimant {
+        crate::reconcile::ownership::Claimant {
+            created: account.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            uid: account.uid().unwrap_or_default(),
+            object: format!(
+                "{}/{}",
+                account.namespace().unwrap_or_default(),
+                account.name_any()
+            ),
+        }
     }
 
     /// Records a failure of `key`; returns how many in a row.

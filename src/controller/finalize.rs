@@ -79,6 +79,8 @@ async fn release(
         .cloned()
         .collect();
     set_finalizers(ctx, account, finalizers).await?;
+    // The object goes now: its account's next claimant in this cluster takes over.
+    ctx.claims.release(&key_of(account));
     ctx.events
         .publish(
             &kube::Resource::object_ref(account, &()),
@@ -131,12 +133,6 @@ fn release_without_cleanup(account: &MediaServicesAccount) -> Option<(&'static s
             ),
         ));
     }
-    if account.spec.deletion_policy == DeletionPolicy::Retain {
-        return Some((
-            "Retained",
-            "deletionPolicy Retain: Azure is left as it is".to_owned(),
-        ));
-    }
     account.spec.suspend.then(|| {
         (
             "Retained",
@@ -181,22 +177,52 @@ async fn clean_up(account: &MediaServicesAccount, ctx: &Context) -> Next {
         // Outside the tenancy map nothing was ever done in Azure, so nothing is undone.
         return Next::Release("Retained", format!("{note}; Azure is left as it is"));
     }
+    if let Err(holder) = ctx
+        .claims
+        .claim(&desired.account.to_string(), &Context::claimant(account))
+    {
+        // Another resource manages the account: this one never wrote to it, and must not
+        // undo (or delete) what the other manages.
+        let note = format!(
+            "{} manages the Azure account; nothing was done in Azure for this resource, so nothing is undone",
+            holder.object
+        );
+        return Next::Release("Retained", note);
+    }
+    let policy = account.spec.deletion_policy;
+    // Retain leaves Azure as it is but for this resource's ownership claim, which it removes
+    // when it can: when it cannot, the object still goes (the claim can be handed over).
+    let stuck = |reason: &'static str, message: String| {
+        if policy == DeletionPolicy::Retain {
+            Next::Release(
+                "Retained",
+                format!(
+                    "deletionPolicy Retain: Azure is left as it is; this resource's ownership claim on the account could not be removed ({message})"
+                ),
+            )
+        } else {
+            Next::Block(reason, message)
+        }
+    };
     let api = match ctx.azure_for(account).await {
         Ok((_, api)) => api,
-        Err(message) => return Next::Block(reasons::CREDENTIALS_UNAVAILABLE, message),
+        Err(message) => return stuck(reasons::CREDENTIALS_UNAVAILABLE, message),
     };
-    let policy = account.spec.deletion_policy;
     let previous = account.status.clone().unwrap_or_default();
-    let owner = ctx.owner(account);
+    let owners = (ctx.owner(account), ctx.claim_value(account));
     let direct = observe::DirectKeys(api.as_ref());
     let plan = match observe::observe(api.as_ref(), &desired, &direct).await {
-        Ok(Observation::Found(observed)) => {
-            cleanup::cleanup_plan(policy, &desired, &observed, &previous, &owner)
-        }
+        Ok(Observation::Found(observed)) => cleanup::cleanup_plan(
+            policy,
+            &desired,
+            &observed,
+            &previous,
+            (&owners.0, &owners.1),
+        ),
         // The account is gone, but grants on storage accounts and vaults outlive it (and a
         // user-assigned identity could still use them): revoke what status recorded.
         Ok(Observation::AccountNotFound) => cleanup::recorded_plan(policy, &previous),
-        Err(e) => return Next::Block(status::error_reason(&e), e.to_string()),
+        Err(e) => return stuck(status::error_reason(&e), e.to_string()),
     };
     let (done, outcome) = cleanup::run(api.as_ref(), &desired.account, &plan).await;
     let reference = kube::Resource::object_ref(account, &());
@@ -206,8 +232,13 @@ async fn clean_up(account: &MediaServicesAccount, ctx: &Context) -> Next {
             .await;
     }
     match outcome {
-        Err(e) => Next::Block(status::error_reason(&e), e.to_string()),
+        Err(e) => stuck(status::error_reason(&e), e.to_string()),
         Ok(CleanupOutcome::Deleting) => Next::Wait(requeue::OPERATION_DEFAULT),
+        Ok(CleanupOutcome::Done) if policy == DeletionPolicy::Retain => Next::Release(
+            "Retained",
+            "deletionPolicy Retain: Azure is left as it is, but for this resource's ownership claim"
+                .to_owned(),
+        ),
         Ok(CleanupOutcome::Done) => {
             ctx.record_success(&key_of(account));
             Next::Release(

@@ -8,6 +8,7 @@
 //! with [`Error`]. This module decides nothing about Azure.
 
 pub mod account;
+pub mod claims;
 pub mod context;
 pub mod error;
 pub mod events;
@@ -233,11 +234,13 @@ fn controller_for(
     config: ControllerConfig,
     shutdown: Shared<BoxFuture<'static, ()>>,
 ) -> Controller<Watched> {
-    // Accounts whose key verdict changed are reconciled at once, not at their next resync.
-    let triggers = ctx
-        .keys
-        .triggers(namespace)
-        .map(|(ns, name)| kube::runtime::reflector::ObjectRef::<Watched>::new(&name).within(&ns));
+    // Accounts whose key verdict changed, or whose account another resource let go of, are
+    // reconciled at once, not at their next resync.
+    let triggers = futures::stream::select(
+        ctx.keys.triggers(namespace.clone()),
+        ctx.claims.triggers(namespace),
+    )
+    .map(|(ns, name)| kube::runtime::reflector::ObjectRef::<Watched>::new(&name).within(&ns));
     // The cache keeps every object's metadata only (a pass reads the whole object), less what
     // no filter reads: managed fields and kubectl's last-applied copy of the spec.
     let (reader, writer) = kube::runtime::reflector::store();
@@ -294,6 +297,47 @@ fn spawn_readiness(stores: Vec<kube::runtime::reflector::Store<Watched>>, ready:
         ready.store(true, Ordering::SeqCst);
         tracing::info!("caches synced; ready");
     });
+}
+
+/// Records which resource claims which Azure account before any pass runs, so that the oldest
+/// claim wins whichever resource the controller happens to reconcile first. Pages of 500 keep
+/// the read's memory small at any size.
+async fn seed_claims(kube: &Client, namespaces: &[String], ctx: &Context) -> Result<(), RunError> {
+    use kube::core::DeserializeGuard;
+    let scopes: Vec<(
+        String,
+        Api<DeserializeGuard<crate::crd::MediaServicesAccount>>,
+    )> = if namespaces.is_empty() {
+        vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
+            .collect()
+    };
+    for (scope, api) in scopes {
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await.map_err(|source| RunError::List {
+                scope: scope.clone(),
+                source,
+            })?;
+            ctx.claims.seed(page.items.iter().filter_map(|guard| {
+                let account = guard.0.as_ref().ok()?;
+                let desired = crate::reconcile::desired::Desired::from_spec(&account.spec).ok()?;
+                Some((desired.account.to_string(), Context::claimant(account)))
+            }));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    tracing::info!(
+        claims = ctx.claims.len(),
+        "recorded which resource manages each Azure account"
+    );
+    Ok(())
 }
 
 /// Runs the main job until `shutdown` resolves, then lets in-flight reconciles finish for at
@@ -371,6 +415,8 @@ pub async fn run(
             .shared()
         }
     };
+    // Seeded by the instance that reconciles, when it starts to: a standby's view would be stale.
+    seed_claims(&kube, &settings.namespaces, &ctx).await?;
     lead(&ctx, apis, &settings, &ready, stop).await;
     ready.store(false, Ordering::SeqCst);
     let lost = lease

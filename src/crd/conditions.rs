@@ -198,8 +198,18 @@ pub mod reasons {
     /// must.
     pub const ROLE_ASSIGNMENT_NAME_CONFLICT: &str = "RoleAssignmentNameConflict";
 
+    /// Another `MediaServicesAccount` in this cluster, older than this one (creation time, then
+    /// uid), already manages the Azure account this one names; this one makes no Azure call
+    /// until that one is deleted or stops naming it, then takes over at once.
+    pub const ACCOUNT_CLAIMED: &str = "AccountClaimed";
+
+    /// The Azure account carries another owner's claim (the `ams-security-operator-owner` tag: a
+    /// resource of another cluster, or one that no longer exists); no write is made. Hand the
+    /// account over with the `ams-security.io/take-over-from` annotation set to that claim.
+    pub const ACCOUNT_OWNED_ELSEWHERE: &str = "AccountOwnedElsewhere";
+
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 35] = [
+    pub const ALL: [&str; 37] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -235,6 +245,8 @@ pub mod reasons {
         TENANCY_DENIED,
         ROLE_DEFINITION_NOT_FOUND,
         ROLE_ASSIGNMENT_NAME_CONFLICT,
+        ACCOUNT_CLAIMED,
+        ACCOUNT_OWNED_ELSEWHERE,
     ];
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{BoxFuture, FutureExt};
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
@@ -170,7 +170,7 @@ pub struct MonitorStats {
 }
 
 /// A request to reconcile `namespace/name` now.
-pub type Trigger = (String, String);
+pub use crate::triggers::Trigger;
 
 /// A prober due in a round: its key, what to read, the client, and its gate.
 type Due = (
@@ -188,7 +188,7 @@ pub struct KeyMonitor {
     settings: MonitorSettings,
     state: Mutex<State>,
     wake: tokio::sync::Notify,
-    sinks: Mutex<Vec<(Option<String>, UnboundedSender<Trigger>)>>,
+    sinks: crate::triggers::Sinks,
     probes: AtomicU64,
     failed_probes: AtomicU64,
     rounds: AtomicU64,
@@ -206,7 +206,7 @@ impl KeyMonitor {
             settings,
             state: Mutex::new(State::default()),
             wake: tokio::sync::Notify::new(),
-            sinks: Mutex::new(Vec::new()),
+            sinks: crate::triggers::Sinks::default(),
             probes: AtomicU64::new(0),
             failed_probes: AtomicU64::new(0),
             rounds: AtomicU64::new(0),
@@ -223,12 +223,7 @@ impl KeyMonitor {
     /// Accounts to reconcile because their key's verdict changed, for accounts in `namespace`
     /// (`None`: all).
     pub fn triggers(&self, namespace: Option<String>) -> UnboundedReceiver<Trigger> {
-        let (tx, rx) = unbounded();
-        self.sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((namespace, tx));
-        rx
+        self.sinks.subscribe(namespace)
     }
 
     /// What the monitor has done so far.
@@ -562,20 +557,12 @@ impl KeyMonitor {
     }
 
     fn trigger(&self, users: impl IntoIterator<Item = String>) {
-        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for user in users {
             pending.insert(user.clone());
-            let Some((ns, name)) = user.split_once('/') else {
-                continue;
-            };
-            self.triggers.fetch_add(1, Ordering::Relaxed);
-            sinks.retain(|(scope, tx)| {
-                if scope.as_deref().is_some_and(|s| s != ns) {
-                    return true;
-                }
-                tx.unbounded_send((ns.to_owned(), name.to_owned())).is_ok()
-            });
+            if self.sinks.send(&user) {
+                self.triggers.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -32,6 +32,9 @@ pub struct Write {
     pub areas: Vec<Area>,
 }
 
+/// The event reason of the write that records the ownership claim.
+pub const CLAIM_REASON: &str = "OwnershipClaimed";
+
 /// How the pass ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -134,6 +137,7 @@ async fn run(
             let update = MediaAccountUpdate {
                 identity: Some(identity.clone()),
                 properties: None,
+                tags: None,
             };
             let started = api.update_media_account(account, &update).await?;
             let message = format!(
@@ -167,10 +171,26 @@ async fn run(
             api.delete_role_assignment(id).await?;
             Ok((revoked(*area, id), None))
         }
+        Step::Claim(tags) => {
+            let update = MediaAccountUpdate {
+                identity: None,
+                properties: None,
+                tags: Some(tags.clone()),
+            };
+            // NB: not parked like other account updates: a tag changes nothing the next
+            // steps depend on, and the next pass reads the tag back anyway.
+            api.update_media_account(account, &update).await?;
+            let message = format!(
+                "recorded this resource's claim on {account} (tag {})",
+                super::ownership::CLAIM_TAG
+            );
+            Ok((Write::new(area, CLAIM_REASON, message), None))
+        }
         Step::UpdateAccount(properties) => {
             let update = MediaAccountUpdate {
                 identity: None,
                 properties: Some(properties.clone()),
+                tags: None,
             };
             let started = api.update_media_account(account, &update).await?;
             Ok((account_updated(area, account, properties), pending(started)))

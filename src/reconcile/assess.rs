@@ -15,7 +15,8 @@ use crate::crd::conditions::{key_access, types};
 use super::desired::{Desired, DesiredEncryption};
 use super::key_access::{KeyVerdict, diagnose};
 use super::observe::Observed;
-use super::plan::{self, Plan};
+use super::ownership::Claim;
+use super::plan::{self, Plan, Step};
 use super::prereqs::{self, Problem};
 
 /// What a pass decided.
@@ -32,24 +33,61 @@ pub struct Assessment {
     pub apply: bool,
 }
 
-/// Decides a pass. `previous` is the status as the pass found it (with a finished parked
-/// operation already cleared); `owner` names the operator's role assignments
-/// ([`plan::owner_identity`]); `failed_operation` says a parked operation just failed.
+/// What a pass decides from.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// What the spec asks for.
+    pub desired: &'a Desired,
+    /// What Azure holds.
+    pub observed: &'a Observed,
+    /// The status as the pass found it (with a finished parked operation already cleared).
+    pub previous: &'a MediaServicesAccountStatus,
+    /// Who owns the operator's role assignments ([`plan::owner_identity`]).
+    pub owner: &'a str,
+    /// The account's ownership claim as judged for this resource (never another owner's: that
+    /// stops the pass before it is assessed).
+    pub claim: &'a Claim,
+    /// A parked operation just failed.
+    pub failed_operation: bool,
+}
+
+/// Decides a pass at `now`; a key expiring within `expiry_horizon` warns.
 #[must_use]
-pub fn assess(
-    desired: &Desired,
-    observed: &Observed,
-    previous: &MediaServicesAccountStatus,
-    owner: &str,
-    failed_operation: bool,
-    now: Timestamp,
-    expiry_horizon: Duration,
-) -> Assessment {
+pub fn assess(inputs: &Inputs<'_>, now: Timestamp, expiry_horizon: Duration) -> Assessment {
+    let Inputs {
+        desired,
+        observed,
+        previous,
+        owner,
+        claim,
+        failed_operation,
+    } = *inputs;
     let key = observed
         .key
         .as_ref()
         .map(|k| diagnose(k, now, expiry_horizon));
-    let plan = plan::plan(desired, observed, previous, owner);
+    let mut plan = plan::plan(desired, observed, previous, owner);
+    // While the account cannot reach the customer key it uses, Azure takes no PATCH of it:
+    // the claim waits (a grant the operator restores must not be held up behind a refused tag
+    // write).
+    let uses_customer_key = observed
+        .account
+        .properties
+        .as_ref()
+        .and_then(|p| p.encryption.as_ref())
+        .is_some_and(|e| e.key_type.eq_ignore_ascii_case("CustomerKey"));
+    let key_lost = uses_customer_key && matches!(key, Some(KeyVerdict::Inaccessible { .. }));
+    if !key_lost && let Some(tags) = claim.to_write(!plan.steps.is_empty()) {
+        // With the first PATCH of the account, after the grants: Azure judges a PATCH, tags
+        // alone included, by the whole account, which the grants may first have to make valid
+        // (a storage grant removed out of band, say).
+        let at = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::UpdateIdentity(_) | Step::UpdateAccount(_)))
+            .unwrap_or(plan.steps.len());
+        plan.steps.insert(at, Step::Claim(tags.clone()));
+    }
     let problems = prereqs::check(
         desired,
         observed,
@@ -106,6 +144,91 @@ mod tests {
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_800_000_000).expect("valid")
+    }
+
+    fn decide(desired: &Desired, observed: &Observed, claim: &Claim, failed: bool) -> Assessment {
+        let inputs = Inputs {
+            desired,
+            observed,
+            previous: &MediaServicesAccountStatus::default(),
+            owner: "owner",
+            claim,
+            failed_operation: failed,
+        };
+        assess(&inputs, now(), DEFAULT_EXPIRY_WARNING)
+    }
+
+    /// The ownership claim goes with the first write, first; a converged account gets none
+    /// (never a write in steady state); a hand-over writes it even with nothing else to do.
+    #[test]
+    fn the_claim_goes_first_with_the_first_write_and_never_alone_in_steady_state() {
+        let mine = "c/ns/name/uid";
+        let unclaimed = crate::reconcile::ownership::claim(None, mine, None);
+        let drifted = decide(
+            &desired(trusted_storage_spec()),
+            &World::new_account().0,
+            &unclaimed,
+            false,
+        );
+        assert!(
+            matches!(drifted.plan.steps.first(), Some(Step::Claim(t)) if t.values().any(|v| v == mine)),
+            "the claim goes with the first account PATCH: {:?}",
+            drifted.plan.steps
+        );
+        // A grant to restore goes before the claim: Azure judges the claim's PATCH by the
+        // whole account.
+        let mut lost_grant = World::converged_trusted_storage();
+        lost_grant.0.storage[0].assignments.clear();
+        let regrant = decide(
+            &desired(trusted_storage_spec()),
+            &lost_grant.0,
+            &unclaimed,
+            false,
+        );
+        assert!(
+            matches!(
+                regrant.plan.steps.as_slice(),
+                [Step::Grant(..), Step::Claim(_)]
+            ),
+            "{:?}",
+            regrant.plan.steps
+        );
+        assert!(
+            drifted.plan.changes_identity(),
+            "the identity still goes first after the claim"
+        );
+        let converged = decide(
+            &desired(trusted_storage_spec()),
+            &World::converged_trusted_storage().0,
+            &unclaimed,
+            false,
+        );
+        assert!(converged.plan.steps.is_empty() && !converged.apply);
+        let foreign: std::collections::BTreeMap<String, String> = [(
+            crate::reconcile::ownership::CLAIM_TAG.to_owned(),
+            "other".to_owned(),
+        )]
+        .into();
+        let handed = crate::reconcile::ownership::claim(Some(&foreign), mine, Some("other"));
+        let taken = decide(
+            &desired(trusted_storage_spec()),
+            &World::converged_trusted_storage().0,
+            &handed,
+            false,
+        );
+        assert_eq!(taken.plan.steps.len(), 1, "{:?}", taken.plan.steps);
+        assert!(taken.apply);
+        // A lost key the account uses: Azure takes no PATCH of it, so the claim waits.
+        let (d, mut w) = byok();
+        if let Some(k) = w.0.key.as_mut().and_then(|k| k.key.as_mut()) {
+            k.enabled = false;
+        }
+        let lost = decide(&d, &w.0, &handed, false);
+        assert!(
+            !lost.plan.steps.iter().any(|s| matches!(s, Step::Claim(_))),
+            "{:?}",
+            lost.plan.steps
+        );
     }
 
     /// One row: what the pass finds, and what it must decide.
@@ -165,14 +288,11 @@ mod tests {
         ];
         let mut wrong = Vec::new();
         for row in rows {
-            let a = assess(
+            let a = decide(
                 &row.desired,
                 &row.observed,
-                &MediaServicesAccountStatus::default(),
-                "owner",
+                &Claim::Ours,
                 row.failed_operation,
-                now(),
-                DEFAULT_EXPIRY_WARNING,
             );
             let problems: Vec<&str> = a.problems.iter().map(|p| p.reason).collect();
             if a.apply != row.apply || a.plan.steps.len() != row.writes || problems != row.problems
@@ -195,28 +315,17 @@ mod tests {
     #[test]
     fn the_key_verdict_is_decided_once_with_the_plan() {
         let (d, w) = byok();
-        let a = assess(
-            &d,
-            &w.0,
-            &MediaServicesAccountStatus::default(),
-            "owner",
-            false,
-            now(),
-            DEFAULT_EXPIRY_WARNING,
-        );
+        let a = decide(&d, &w.0, &Claim::Ours, false);
         assert!(
             matches!(a.key, Some(KeyVerdict::Accessible { .. })),
             "{:?}",
             a.key
         );
-        let plain = assess(
+        let plain = decide(
             &desired(json!({})),
             &World::new_account().0,
-            &MediaServicesAccountStatus::default(),
-            "owner",
+            &Claim::Ours,
             false,
-            now(),
-            DEFAULT_EXPIRY_WARNING,
         );
         assert_eq!(plain.key, None);
     }

@@ -8,6 +8,9 @@
 //! not there counts as done.
 
 use crate::azure::models::keyvault::{AccessPolicyEntry, AccessPolicyUpdateKind};
+use std::collections::BTreeMap;
+
+use crate::azure::models::media::MediaAccountUpdate;
 use crate::azure::{AzureApi, AzureError, ResourceId, Started};
 use crate::crd::account::{DeletionPolicy, MediaServicesAccountStatus};
 
@@ -24,6 +27,10 @@ pub struct CleanupPlan {
     pub access_policies: Vec<(ResourceId, String, String)>,
     /// Delete the Media Services account itself, after the grants.
     pub delete_account: bool,
+    /// The account's tags without this resource's ownership claim, when the account is kept
+    /// and carries the claim: written last, so that another resource (or cluster) may take the
+    /// account over.
+    pub release_claim: Option<BTreeMap<String, String>>,
 }
 
 impl CleanupPlan {
@@ -46,13 +53,25 @@ pub fn cleanup_plan(
     desired: &Desired,
     observed: &Observed,
     status: &MediaServicesAccountStatus,
-    owner: &str,
+    (owner, claim): (&str, &str),
 ) -> CleanupPlan {
+    let release_claim = (policy != DeletionPolicy::Delete)
+        .then(|| super::ownership::tags_released(observed.account.tags.as_ref(), claim))
+        .flatten();
     if policy == DeletionPolicy::Retain {
-        return CleanupPlan::default();
+        return CleanupPlan {
+            release_claim,
+            ..CleanupPlan::default()
+        };
     }
+    // An account another owner claims is never deleted from here, whatever the policy.
+    let foreign = matches!(
+        super::ownership::claim(observed.account.tags.as_ref(), claim, None),
+        super::ownership::Claim::Foreign(_)
+    );
     let mut plan = CleanupPlan {
-        delete_account: policy == DeletionPolicy::Delete,
+        delete_account: policy == DeletionPolicy::Delete && !foreign,
+        release_claim,
         ..CleanupPlan::default()
     };
     let mut ours =
@@ -123,6 +142,7 @@ pub fn recorded_plan(policy: DeletionPolicy, status: &MediaServicesAccountStatus
         role_assignments,
         access_policies,
         delete_account: false,
+        release_claim: None,
     }
 }
 
@@ -156,6 +176,9 @@ async fn remove(
     plan: &CleanupPlan,
     done: &mut Removed,
 ) -> Result<CleanupOutcome, AzureError> {
+    if let Some(tags) = &plan.release_claim {
+        release_claim(api, account, tags, done).await;
+    }
     for id in &plan.role_assignments {
         if api.delete_role_assignment(id).await? {
             done.push((
@@ -199,6 +222,38 @@ async fn remove(
         }
     }
     Ok(CleanupOutcome::Done)
+}
+
+/// Removes this resource's ownership claim from the account, first, while the account is as the
+/// operator kept it (Azure judges a PATCH, tags alone included, by the whole account, and the
+/// revocations after it may leave it invalid). Best effort: a claim that cannot be removed (the
+/// account's key is inaccessible, say) never holds up the revocations; the event says so.
+async fn release_claim(
+    api: &dyn AzureApi,
+    account: &ResourceId,
+    tags: &BTreeMap<String, String>,
+    done: &mut Removed,
+) {
+    let update = MediaAccountUpdate {
+        identity: None,
+        properties: None,
+        tags: Some(tags.clone()),
+    };
+    let tag = super::ownership::CLAIM_TAG;
+    // Accepted is enough: nothing else waits on the tag, and a retry finds it gone.
+    match api.update_media_account(account, &update).await {
+        Ok(_) => done.push((
+            "ClaimReleased",
+            format!("removed this resource's ownership claim (tag {tag}) from {account}"),
+        )),
+        Err(e) => done.push((
+            "ClaimKept",
+            format!(
+                "could not remove this resource's ownership claim (tag {tag}) from {account}: {e}; another owner takes the account over with the {} annotation",
+                super::ownership::HANDOVER_ANNOTATION
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -251,17 +306,86 @@ mod tests {
             ..MediaServicesAccountStatus::default()
         };
 
-        let revoke = cleanup_plan(DeletionPolicy::RevokeGrants, &d, &world.0, &status, "uid-1");
+        let revoke = cleanup_plan(
+            DeletionPolicy::RevokeGrants,
+            &d,
+            &world.0,
+            &status,
+            ("uid-1", "c/ns/n/uid-1"),
+        );
         assert_eq!(revoke.role_assignments, [ours.id.clone().expect("id")]);
         assert_eq!(revoke.access_policies.len(), 1);
         assert!(!revoke.delete_account);
 
-        let delete = cleanup_plan(DeletionPolicy::Delete, &d, &world.0, &status, "uid-1");
+        let delete = cleanup_plan(
+            DeletionPolicy::Delete,
+            &d,
+            &world.0,
+            &status,
+            ("uid-1", "c/ns/n/uid-1"),
+        );
         assert!(delete.delete_account);
         assert_eq!(delete.role_assignments, revoke.role_assignments);
 
-        let retain = cleanup_plan(DeletionPolicy::Retain, &d, &world.0, &status, "uid-1");
+        let retain = cleanup_plan(
+            DeletionPolicy::Retain,
+            &d,
+            &world.0,
+            &status,
+            ("uid-1", "c/ns/n/uid-1"),
+        );
         assert_eq!(retain, CleanupPlan::default());
+    }
+
+    /// A kept account loses only this resource's ownership claim (other tags stay); a deleted
+    /// one needs no tag write; another owner's claim is never removed.
+    #[test]
+    fn a_kept_account_loses_only_our_claim() {
+        use crate::reconcile::ownership::CLAIM_TAG;
+        let d = desired(trusted_storage_spec());
+        let mut world = World::converged_trusted_storage();
+        let status = MediaServicesAccountStatus::default();
+        let mine = "c/ns/n/uid-1";
+        world.0.account.tags = Some(
+            [
+                ("env".to_owned(), "prod".to_owned()),
+                (CLAIM_TAG.to_owned(), mine.to_owned()),
+            ]
+            .into(),
+        );
+        let kept: BTreeMap<String, String> = [("env".to_owned(), "prod".to_owned())].into();
+        for policy in [DeletionPolicy::Retain, DeletionPolicy::RevokeGrants] {
+            let plan = cleanup_plan(policy, &d, &world.0, &status, ("uid-1", mine));
+            assert_eq!(plan.release_claim.as_ref(), Some(&kept), "{policy:?}");
+        }
+        let delete = cleanup_plan(
+            DeletionPolicy::Delete,
+            &d,
+            &world.0,
+            &status,
+            ("uid-1", mine),
+        );
+        assert_eq!(delete.release_claim, None);
+        assert!(delete.delete_account);
+        let not_ours = cleanup_plan(
+            DeletionPolicy::Delete,
+            &d,
+            &world.0,
+            &status,
+            ("uid-2", "c/ns/n/uid-2"),
+        );
+        assert!(
+            !not_ours.delete_account,
+            "an account another owner claims is never deleted"
+        );
+        let other = cleanup_plan(
+            DeletionPolicy::Retain,
+            &d,
+            &world.0,
+            &status,
+            ("uid-2", "c/ns/n/uid-2"),
+        );
+        assert_eq!(other, CleanupPlan::default());
     }
 
     /// For an account already gone, status is the record: only what it lists as the

@@ -51,6 +51,8 @@ pub fn corrections(
     .filter_map(|area| {
         let made: Vec<&str> = writes
             .iter()
+            // Recording the ownership claim corrects nothing.
+            .filter(|w| w.reason != super::apply::CLAIM_REASON)
             .filter(|w| w.area == area || w.areas.contains(&area))
             .map(|w| w.message.as_str())
             .collect();

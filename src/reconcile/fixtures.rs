@@ -156,6 +156,7 @@ impl World {
                 name: Some("contosomedia".to_owned()),
                 location: Some("West Europe".to_owned()),
                 identity: None,
+                tags: None,
                 properties: Some(MediaAccountProperties {
                     storage_accounts: Some(vec![MediaStorageAccount {
                         id: Some(storage_id("mediaprimary")),

@@ -25,6 +25,7 @@ pub(crate) mod fake;
 pub(crate) mod fixtures;
 pub mod key_access;
 pub mod observe;
+pub mod ownership;
 pub mod parked;
 pub mod plan;
 pub mod prereqs;

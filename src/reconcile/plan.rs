@@ -67,6 +67,9 @@ pub enum Step {
     /// Delete a role assignment the operator made for a grant the spec no longer lists: an
     /// access grant on the account, or a storage account's blob access (full id).
     Revoke(Area, String),
+    /// PATCH the account's tags to record this resource's ownership claim (the whole tag set,
+    /// as ARM replaces it); first, with the first write the operator makes to the account.
+    Claim(BTreeMap<String, String>),
 }
 
 impl Step {
@@ -74,7 +77,7 @@ impl Step {
     #[must_use]
     pub fn area(&self) -> Area {
         match self {
-            Step::UpdateIdentity(_) => Area::Identity,
+            Step::UpdateIdentity(_) | Step::Claim(_) => Area::Identity,
             Step::Grant(area, _) | Step::Revoke(area, _) => *area,
             Step::UpdateAccount(p) if p.storage_accounts.is_some() => Area::Storage,
             Step::GrantKeyAccessPolicy { .. } | Step::UpdateAccount(_) => Area::Encryption,
@@ -120,7 +123,10 @@ impl Plan {
     /// names may not exist yet.
     #[must_use]
     pub fn changes_identity(&self) -> bool {
-        matches!(self.steps.first(), Some(Step::UpdateIdentity(_)))
+        self.steps
+            .iter()
+            .find(|s| !matches!(s, Step::Claim(_)))
+            .is_some_and(|s| matches!(s, Step::UpdateIdentity(_)))
     }
 
     /// Whether a write serves `area` (an `UpdateAccount` may serve storage and encryption).
@@ -128,6 +134,8 @@ impl Plan {
     pub fn touches(&self, area: Area) -> bool {
         self.deferred
             || self.steps.iter().any(|s| match s {
+                // Recording the claim changes no area's state.
+                Step::Claim(_) => false,
                 Step::UpdateAccount(p) => match area {
                     Area::Storage => p.storage_accounts.is_some(),
                     Area::Encryption => p.encryption.is_some(),
@@ -638,6 +646,7 @@ mod tests {
                 Step::Grant(area, g) => format!("Grant({area:?}, {})", g.role_guid),
                 Step::GrantKeyAccessPolicy { .. } => "GrantKeyAccessPolicy".to_owned(),
                 Step::Revoke(area, _) => format!("Revoke({area:?})"),
+                Step::Claim(_) => "Claim".to_owned(),
                 Step::UpdateAccount(p) => format!(
                     "UpdateAccount(storage={}, encryption={})",
                     p.storage_accounts.is_some(),

@@ -997,9 +997,10 @@ fn summary(area: Area, desired: &Desired, observed: &Observed) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::assess::assess;
+    use crate::reconcile::assess::{Inputs, assess};
     use crate::reconcile::fixtures::*;
     use crate::reconcile::observe::VaultLookup;
+    use crate::reconcile::ownership::Claim;
     use serde_json::json;
 
     const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
@@ -1015,11 +1016,14 @@ mod tests {
         now: Timestamp,
     ) -> MediaServicesAccountStatus {
         let assessment = assess(
-            desired,
-            observed,
-            previous,
-            "uid",
-            false,
+            &Inputs {
+                desired,
+                observed,
+                previous,
+                owner: "uid",
+                claim: &Claim::Ours,
+                failed_operation: false,
+            },
             now,
             crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
         );
@@ -1081,11 +1085,14 @@ mod tests {
         assert_eq!(kept.storage[1], archive);
 
         let assessment = assess(
-            &d,
-            &o,
-            &previous,
-            "uid",
-            false,
+            &Inputs {
+                desired: &d,
+                observed: &o,
+                previous: &previous,
+                owner: "uid",
+                claim: &Claim::Ours,
+                failed_operation: false,
+            },
             at(1001),
             crate::reconcile::key_access::DEFAULT_EXPIRY_WARNING,
         );

@@ -90,9 +90,9 @@ async fn revoke_grants_removes_exactly_what_the_operator_made() {
     .await;
 }
 
-/// `Delete` revokes, then deletes the account; `Retain` touches nothing.
+/// `Delete` revokes, then deletes the account; `Retain` touches nothing but its ownership claim.
 #[tokio::test]
-async fn delete_removes_the_account_and_retain_touches_nothing() {
+async fn delete_removes_the_account_and_retain_removes_only_its_claim() {
     with_temp_ns("e2e-delete", |client, ns| async move {
         let emu = emulator().await;
         let ctx = offline_context(&client, &emu);
@@ -107,7 +107,16 @@ async fn delete_removes_the_account_and_retain_touches_nothing() {
         let writes = azure_writes(&emu).len();
         delete(&client, &ns, "kept").await;
         finalize_now(&client, &ns, "kept", &ctx).await;
-        assert_eq!(azure_writes(&emu).len(), writes, "Retain wrote to Azure");
+        // Retain leaves everything but the resource's ownership claim, which goes so that
+        // another owner may take the account over.
+        let retained = azure_writes(&emu);
+        assert_eq!(
+            describe(&retained[writes..]).len(),
+            1,
+            "Retain wrote more than the claim's removal: {:#?}",
+            describe(&retained[writes..])
+        );
+        assert_eq!(retained[writes].operation, "Mediaservices_Update");
         emu.shutdown().await;
 
         // A fresh world, so the grant to revoke is this object's own.

@@ -14,6 +14,7 @@ mod harness;
 mod key_access;
 mod leader;
 mod monitor;
+mod ownership;
 mod prerequisites;
 mod reconcile;
 #[path = "../emulator/spec.rs"]

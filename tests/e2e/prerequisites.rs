@@ -29,7 +29,15 @@ const EARLY_KEY: &str = "early-key";
 /// A key in `media-kv` that may wrap but not unwrap.
 const WRAP_ONLY_KEY: &str = "wrap-only-key";
 
-/// The e2e world plus the vaults and keys only these cases use.
+/// Media Services accounts seeded for the cases, one each.
+const CASE_ACCOUNTS: usize = 16;
+
+/// The name of the `n`th case's Media Services account.
+fn case_account(n: usize) -> String {
+    format!("prereq{n}")
+}
+
+/// The e2e world plus the vaults, keys and accounts only these cases use.
 async fn prerequisite_world() -> Emulator {
     let emu = emulator_with(|c| {
         let operator_reads_keys =
@@ -47,6 +55,20 @@ async fn prerequisite_world() -> Emulator {
             .find(|v| v.id.ends_with("/vaults/media-kv"))
             .expect("media-kv in the e2e world");
         media_kv.keys.extend([rsa(EARLY_KEY), rsa(WRAP_ONLY_KEY)]);
+        // One Media Services account per case: one Azure account has one owner, so the cases'
+        // resources may not share one.
+        let template = c
+            .seed
+            .media_accounts
+            .iter()
+            .find(|a| a.id.ends_with("/mediaservices/mediaacct"))
+            .expect("mediaacct in the e2e world")
+            .clone();
+        for n in 0..CASE_ACCOUNTS {
+            let mut account = template.clone();
+            account.id = media_id("Microsoft.Media/mediaservices", &case_account(n));
+            c.seed.media_accounts.push(account);
+        }
         c.seed.vaults.push(SeedVault {
             id: media_id("Microsoft.KeyVault/vaults", SOFT_DELETE_OFF_KV),
             enable_soft_delete: false,
@@ -219,9 +241,11 @@ async fn each_remaining_failed_prerequisite_has_its_reason_and_causes_zero_azure
             ];
 
             let operator = Operator::start(&client, &emu, &ns);
-            for case in &cases {
+            assert!(cases.len() <= CASE_ACCOUNTS, "seed more case accounts");
+            for (n, case) in cases.iter().enumerate() {
                 let mut object = manifest(case.name, case.spec.clone());
                 case.location.clone_into(&mut object.spec.account.location);
+                object.spec.account.name = case_account(n);
                 create(&client, &ns, &object).await;
             }
             for case in &cases {

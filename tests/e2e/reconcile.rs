@@ -52,12 +52,14 @@ async fn system_identity_with_trusted_storage_converges_and_then_writes_nothing(
         );
         assert_eq!(state(&ready, "CustomerKeyInaccessible"), ("False".into(), "SystemKey".into()));
 
-        // Order: identity first, then both grants, then the account's storage settings.
+        // Order: the ownership claim with the first account PATCH, the identity, then both
+        // grants, then the account's storage settings.
         let writes = azure_writes(&emu);
         let ops: Vec<&str> = writes.iter().map(|r| r.operation.as_str()).collect();
         assert_eq!(
             ops,
             [
+                "Mediaservices_Update",
                 "Mediaservices_Update",
                 "RoleAssignments_Create",
                 "RoleAssignments_Create",
@@ -297,7 +299,9 @@ async fn a_changed_spec_converges_again() {
             "{:?}",
             second.status
         );
-        assert_eq!(azure_writes(&emu).len(), 3, "{:#?}", describe(&azure_writes(&emu)));
+        // The claim (the account carried none: the first resource's spec needed no write),
+        // the identity, the grant, the storage settings.
+        assert_eq!(azure_writes(&emu).len(), 4, "{:#?}", describe(&azure_writes(&emu)));
         finish(operator, emu).await;
     })
     .await;

@@ -24,6 +24,9 @@ pub struct MediaAccount {
     /// Account properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<MediaAccountProperties>,
+    /// Resource tags (the operator's ownership claim is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `MediaServiceProperties`, the part the operator manages. Also the PATCH body's properties.
@@ -122,4 +125,7 @@ pub struct MediaAccountUpdate {
     /// Properties to change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub properties: Option<MediaAccountProperties>,
+    /// The whole tag set (an ARM PATCH replaces tags as a whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
