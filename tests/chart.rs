@@ -516,6 +516,77 @@ fn rbac_without_credential_secrets_grants_no_secret_access() {
     assert_eq!(grants(cluster_role(&docs, FULLNAME)), expected);
 }
 
+const NAMESPACE_GRANTS: [&str; 2] = [" namespaces list", " namespaces watch"];
+
+/// A tenancy rule with a `namespaceSelector` (even an empty one, which the binary reads as a
+/// selector) adds list and watch on namespaces to the `ClusterRole`, for the operator's cache of
+/// namespace labels, and nothing else (under Helm 3 and Helm 4); rules by name alone, or no map,
+/// grant no access to namespaces. Namespaced mode has no `ClusterRole` and its Roles stay as they are (a Role cannot
+/// list a cluster-wide kind).
+#[test]
+fn namespace_list_and_watch_are_granted_only_in_cluster_mode_with_a_selector_rule() {
+    let with_selector = [
+        "tenancy.rules[0].namespaces={media-a}",
+        "tenancy.rules[0].subscriptions={*}",
+        "tenancy.rules[1].namespaceSelector.matchLabels.team=video",
+        "tenancy.rules[1].subscriptions={*}",
+    ];
+    let expected: BTreeSet<String> = set(&WATCH_GRANTS)
+        .into_iter()
+        .chain(set(&NAMESPACE_GRANTS))
+        .collect();
+    for helm in Helm::ALL {
+        let docs = template(helm, &with_selector)
+            .unwrap_or_else(|err| panic!("{helm:?}: helm template failed:\n{err}"));
+        assert_eq!(grants(cluster_role(&docs, FULLNAME)), expected, "{helm:?}");
+    }
+
+    let empty_selector = template_values_file(
+        Helm::V4,
+        "empty-selector",
+        "tenancy:\n  rules:\n    - namespaceSelector: {matchLabels: {}}\n      subscriptions: [\"*\"]\n",
+    )
+    .unwrap_or_else(|err| panic!("helm template with an empty selector failed:\n{err}"));
+    assert_eq!(
+        grants(cluster_role(&empty_selector, FULLNAME)),
+        expected,
+        "an empty namespaceSelector is a selector to the binary too"
+    );
+
+    for (name, args) in [
+        ("no tenancy map", vec![]),
+        (
+            "rules by name only",
+            vec![
+                "tenancy.rules[0].namespaces={media-a}",
+                "tenancy.rules[0].subscriptions={*}",
+            ],
+        ),
+    ] {
+        let docs = render(&args);
+        assert_eq!(
+            grants(cluster_role(&docs, FULLNAME)),
+            set(&WATCH_GRANTS),
+            "{name}: no access to namespaces"
+        );
+    }
+
+    let namespaced = render(
+        &[
+            &["rbac.namespaced=true", "operator.namespaces={media-a}"][..],
+            &with_selector[..],
+        ]
+        .concat(),
+    );
+    assert!(find(&namespaced, "ClusterRole").is_empty());
+    for role in find(&namespaced, "Role") {
+        assert!(
+            grants(role).iter().all(|g| !g.contains("namespaces")),
+            "a Role grants namespaces: {role}"
+        );
+    }
+}
+
 /// The roles for the cluster's users: `view` (and through it `edit` and `admin`) may read
 /// `MediaServicesAccount`s, `edit` and `admin` may also create, change and delete them, and none
 /// touches their status subresource, which the operator trusts when it revokes grants. Off with
