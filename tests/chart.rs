@@ -270,11 +270,23 @@ fn base_objects() -> Vec<String> {
     ]
 }
 
+/// Cluster mode's RBAC: the operator's `ClusterRole` and binding, and the roles aggregated into
+/// the built-in `view`, `edit` and `admin` for the cluster's users.
 fn cluster_rbac() -> Vec<String> {
     vec![
         format!("ClusterRole -/{FULLNAME}"),
         format!("ClusterRoleBinding -/{FULLNAME}"),
+        format!("ClusterRole -/{FULLNAME}-view"),
+        format!("ClusterRole -/{FULLNAME}-edit"),
     ]
+}
+
+/// The `ClusterRole` named `name`.
+fn cluster_role<'a>(docs: &'a [Value], name: &str) -> &'a Value {
+    find(docs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no ClusterRole {name} in {:?}", object_ids(docs)))
 }
 
 /// The values matrix: name, `helm` arguments, and the objects those values must render.
@@ -427,7 +439,7 @@ fn under_helm_3_and_4_each_case_of_the_values_matrix_renders_exactly_the_objects
 #[test]
 fn cluster_wide_rbac_grants_exactly_what_the_operator_needs() {
     let docs = render(&[]);
-    assert_eq!(grants(only(&docs, "ClusterRole")), set(&WATCH_GRANTS));
+    assert_eq!(grants(cluster_role(&docs, FULLNAME)), set(&WATCH_GRANTS));
     let binding = only(&docs, "ClusterRoleBinding");
     assert_eq!(
         binding["roleRef"],
@@ -501,7 +513,148 @@ fn rbac_without_credential_secrets_grants_no_secret_access() {
         .into_iter()
         .filter(|g| !g.contains("secrets"))
         .collect();
-    assert_eq!(grants(only(&docs, "ClusterRole")), expected);
+    assert_eq!(grants(cluster_role(&docs, FULLNAME)), expected);
+}
+
+const NAMESPACE_GRANTS: [&str; 2] = [" namespaces list", " namespaces watch"];
+
+/// A tenancy rule with a `namespaceSelector` (even an empty one, which the binary reads as a
+/// selector) adds list and watch on namespaces to the `ClusterRole`, for the operator's cache of
+/// namespace labels, and nothing else (under Helm 3 and Helm 4); rules by name alone, or no map,
+/// grant no access to namespaces. Namespaced mode has no `ClusterRole` and its Roles stay as they are (a Role cannot
+/// list a cluster-wide kind).
+#[test]
+fn namespace_list_and_watch_are_granted_only_in_cluster_mode_with_a_selector_rule() {
+    let with_selector = [
+        "tenancy.rules[0].namespaces={media-a}",
+        "tenancy.rules[0].subscriptions={*}",
+        "tenancy.rules[1].namespaceSelector.matchLabels.team=video",
+        "tenancy.rules[1].subscriptions={*}",
+    ];
+    let expected: BTreeSet<String> = set(&WATCH_GRANTS)
+        .into_iter()
+        .chain(set(&NAMESPACE_GRANTS))
+        .collect();
+    for helm in Helm::ALL {
+        let docs = template(helm, &with_selector)
+            .unwrap_or_else(|err| panic!("{helm:?}: helm template failed:\n{err}"));
+        assert_eq!(grants(cluster_role(&docs, FULLNAME)), expected, "{helm:?}");
+    }
+
+    let empty_selector = template_values_file(
+        Helm::V4,
+        "empty-selector",
+        "tenancy:\n  rules:\n    - namespaceSelector: {matchLabels: {}}\n      subscriptions: [\"*\"]\n",
+    )
+    .unwrap_or_else(|err| panic!("helm template with an empty selector failed:\n{err}"));
+    assert_eq!(
+        grants(cluster_role(&empty_selector, FULLNAME)),
+        expected,
+        "an empty namespaceSelector is a selector to the binary too"
+    );
+
+    for (name, args) in [
+        ("no tenancy map", vec![]),
+        (
+            "rules by name only",
+            vec![
+                "tenancy.rules[0].namespaces={media-a}",
+                "tenancy.rules[0].subscriptions={*}",
+            ],
+        ),
+    ] {
+        let docs = render(&args);
+        assert_eq!(
+            grants(cluster_role(&docs, FULLNAME)),
+            set(&WATCH_GRANTS),
+            "{name}: no access to namespaces"
+        );
+    }
+
+    let namespaced = render(
+        &[
+            &["rbac.namespaced=true", "operator.namespaces={media-a}"][..],
+            &with_selector[..],
+        ]
+        .concat(),
+    );
+    assert!(find(&namespaced, "ClusterRole").is_empty());
+    for role in find(&namespaced, "Role") {
+        assert!(
+            grants(role).iter().all(|g| !g.contains("namespaces")),
+            "a Role grants namespaces: {role}"
+        );
+    }
+}
+
+/// The roles for the cluster's users: `view` (and through it `edit` and `admin`) may read
+/// `MediaServicesAccount`s, `edit` and `admin` may also create, change and delete them, and none
+/// touches their status subresource, which the operator trusts when it revokes grants. Off with
+/// `rbac.aggregateClusterRoles=false`, and never in namespaced mode (nothing cluster-wide there).
+#[test]
+fn aggregated_roles_let_view_read_and_edit_write_the_kind_but_never_its_status() {
+    let docs = render(&[]);
+    let view = cluster_role(&docs, &format!("{FULLNAME}-view"));
+    let edit = cluster_role(&docs, &format!("{FULLNAME}-edit"));
+    assert_eq!(
+        grants(view),
+        set(&[
+            "ams-security.io mediaservicesaccounts get",
+            "ams-security.io mediaservicesaccounts list",
+            "ams-security.io mediaservicesaccounts watch",
+        ])
+    );
+    assert_eq!(
+        grants(edit),
+        set(&[
+            "ams-security.io mediaservicesaccounts create",
+            "ams-security.io mediaservicesaccounts update",
+            "ams-security.io mediaservicesaccounts patch",
+            "ams-security.io mediaservicesaccounts delete",
+            "ams-security.io mediaservicesaccounts deletecollection",
+        ])
+    );
+    let aggregates = |role: &Value| -> BTreeSet<String> {
+        role["metadata"]["labels"]
+            .as_object()
+            .expect("labels")
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with("rbac.authorization.k8s.io/aggregate-to-") && *v == "true"
+            })
+            .map(|(k, _)| {
+                k.trim_start_matches("rbac.authorization.k8s.io/aggregate-to-")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(aggregates(view), set(&["view", "edit", "admin"]));
+    assert_eq!(aggregates(edit), set(&["edit", "admin"]));
+    for role in [view, edit] {
+        assert!(role.get("aggregationRule").is_none(), "{role}");
+    }
+
+    for args in [
+        &["rbac.aggregateClusterRoles=false"][..],
+        &["rbac.create=false"][..],
+        &["rbac.namespaced=true", "operator.namespaces={media-a}"][..],
+    ] {
+        let names: Vec<String> = find(&render(args), "ClusterRole")
+            .iter()
+            .map(|r| {
+                r["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.ends_with("-view") && !n.ends_with("-edit")),
+            "{args:?}: {names:?}"
+        );
+    }
 }
 
 /// `values.schema.json` refuses a misspelt or mistyped value, naming it, while the correct
@@ -1360,6 +1513,168 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
             );
         })
         .await;
+    })
+    .await;
+}
+
+/// `kubectl auth can-i` as the user `user`, in `namespace`: whether they may.
+fn user_can_i(user: &str, namespace: &str, args: &[&str]) -> bool {
+    let as_flag = format!("--as={user}");
+    let out =
+        common::kubectl(&[&["auth", "can-i"][..], args, &["-n", namespace, &as_flag]].concat());
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "yes" => true,
+        "no" => false,
+        answer => panic!(
+            "kubectl auth can-i {args:?} as {user} answered {answer:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// A client of the test apiserver acting as the user `user` (impersonation).
+async fn client_as(user: &str) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(
+        std::env::var("AMS_TEST_KUBECONFIG").expect("AMS_TEST_KUBECONFIG"),
+    )
+    .expect("read AMS_TEST_KUBECONFIG");
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("load AMS_TEST_KUBECONFIG");
+    config.auth_info.impersonate = Some(user.to_owned());
+    kube::Client::try_from(config).expect("client builds")
+}
+
+/// Waits (up to 60 s) until the built-in `ClusterRole` `role` holds `grant` (`group resource
+/// verb`), which kube-controller-manager's clusterrole-aggregation controller copies in from the
+/// chart's aggregated roles.
+async fn wait_for_aggregation(role: &str, grant: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let json = common::kubectl_ok(&["get", "clusterrole", role, "-o", "json"]);
+        let role_doc: Value = serde_json::from_str(&json).expect("ClusterRole JSON");
+        let held = role_doc["rules"].as_array().is_some_and(|rules| {
+            rules.iter().any(|rule| {
+                rule.get("resourceNames").is_none()
+                    && rule.get("nonResourceURLs").is_none()
+                    && grants(&json!({"rules": [rule]})).contains(grant)
+            })
+        });
+        if held {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the built-in ClusterRole {role} did not aggregate {grant:?} within 60 s (is \
+             kube-controller-manager running?): {json}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The aggregated roles work on the real apiserver, through the built-in roles the
+/// clusterrole-aggregation controller fills in: a user bound to `edit` in a namespace may create
+/// an example `MediaServicesAccount` there (and change and delete it), but not write its status,
+/// which the apiserver refuses with 403; a user bound to `admin` may do the same; one bound to
+/// `view` may read them and is refused a create. Nobody gains anything in another namespace.
+#[tokio::test]
+async fn edit_admin_and_view_users_get_the_kind_through_the_aggregated_roles_but_never_its_status()
+{
+    common::with_temp_ns("chart-tenant", |client, ns| async move {
+        let _applied = install(&client, &ns, &[]).await;
+        wait_for_aggregation("edit", "ams-security.io mediaservicesaccounts create").await;
+        wait_for_aggregation("admin", "ams-security.io mediaservicesaccounts delete").await;
+        wait_for_aggregation("view", "ams-security.io mediaservicesaccounts list").await;
+        let n: &str = &ns;
+        // Users unique to this namespace, bound to the built-in roles there.
+        let (editor, admin, viewer) = (
+            format!("{n}-editor"),
+            format!("{n}-admin"),
+            format!("{n}-viewer"),
+        );
+        for (user, role) in [(&editor, "edit"), (&admin, "admin"), (&viewer, "view")] {
+            common::kubectl_ok(&[
+                "create",
+                "rolebinding",
+                &format!("{role}-{user}"),
+                &format!("--clusterrole={role}"),
+                &format!("--user={user}"),
+                "-n",
+                n,
+            ]);
+        }
+
+        let mut wrong = Vec::new();
+        let mut expect = |user: &str, namespace: &str, args: &[&str], want: bool| {
+            if user_can_i(user, namespace, args) != want {
+                wrong.push(format!(
+                    "{user} in {namespace}: {} should be {want}",
+                    args.join(" ")
+                ));
+            }
+        };
+        for user in [&editor, &admin] {
+            for verb in [
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ] {
+                expect(user, n, &[verb, MSA], true);
+            }
+            expect(user, n, &["patch", MSA, "--subresource=status"], false);
+            expect(user, n, &["update", MSA, "--subresource=status"], false);
+            expect(user, "default", &["create", MSA], false);
+        }
+        for verb in ["get", "list", "watch"] {
+            expect(&viewer, n, &[verb, MSA], true);
+        }
+        for verb in ["create", "update", "patch", "delete"] {
+            expect(&viewer, n, &[verb, MSA], false);
+        }
+        expect(&viewer, n, &["patch", MSA, "--subresource=status"], false);
+        assert!(
+            wrong.is_empty(),
+            "the aggregated roles:\n{}",
+            wrong.join("\n")
+        );
+
+        // Real requests, not only the authorizer's answers.
+        let example = common::project_path("examples/system-assigned-trusted-storage.yaml");
+        let example = example.to_str().expect("utf-8 path");
+        let as_editor = format!("--as={editor}");
+        common::kubectl_ok(&["create", "-f", example, "-n", n, &as_editor]);
+        let msas: kube::Api<ams_security_operator::crd::MediaServicesAccount> =
+            kube::Api::namespaced(client_as(&editor).await, n);
+        let forged = msas
+            .patch_status(
+                "contoso-media",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"status": {"observedGeneration": 1}})),
+            )
+            .await;
+        match forged {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("an editor wrote the status: {other:?}"),
+        }
+        let as_viewer = format!("--as={viewer}");
+        let listed = common::kubectl_ok(&["get", MSA, "-n", n, &as_viewer, "-o", "name"]);
+        assert!(listed.contains("contoso-media"), "{listed}");
+        let refused = common::kubectl(&[
+            "create",
+            "-f",
+            example,
+            "-n",
+            n,
+            &as_viewer,
+            "--dry-run=server",
+        ]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains("forbidden"),
+            "a viewer created a MediaServicesAccount: {stderr}"
+        );
+        common::kubectl_ok(&["delete", MSA, "contoso-media", "-n", n, &as_editor]);
     })
     .await;
 }

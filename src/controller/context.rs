@@ -53,6 +53,9 @@ pub struct Context {
     pub key_rotation_grace: Duration,
     /// Which namespaces may manage which subscriptions; `None`: no restriction.
     pub tenancy: Option<Arc<crate::tenancy::Tenancy>>,
+    /// The namespace labels `namespaceSelector` rules match; `None` when no rule selects by
+    /// labels.
+    pub namespace_labels: Option<Arc<super::namespaces::NamespaceLabels>>,
     /// This cluster's identity in role-assignment names.
     pub cluster_id: String,
     /// The shared key-access monitor.
@@ -67,10 +70,12 @@ pub struct Context {
 
 impl Context {
     /// Whether the tenancy map lets `namespace` manage what `desired` names (`Ok` without a
-    /// map). Reads the namespace's labels only when a rule selects by them.
+    /// map). Reads the namespace's labels, from the namespace cache, only when rules by name
+    /// alone do not allow it and a rule selects by labels.
     ///
     /// # Errors
-    /// Why not, for the `TenancyDenied` condition (or why the labels could not be read).
+    /// Why not, for the `TenancyDenied` condition (or why the labels are unknown: it fails
+    /// closed).
     pub async fn tenancy_allows(
         &self,
         namespace: &str,
@@ -79,18 +84,15 @@ impl Context {
         let Some(t) = &self.tenancy else {
             return Ok(());
         };
-        let labels = if t.uses_selectors() {
-            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-                Api::all(self.kube.clone());
-            namespaces
-                .get_metadata(namespace)
-                .await
-                .map_err(|e| format!("failed to read the labels of namespace {namespace} for the tenancy map: {e}"))?
-                .metadata
-                .labels
-                .unwrap_or_default()
-        } else {
-            std::collections::BTreeMap::new()
+        let no_labels = std::collections::BTreeMap::new();
+        // NB: a label can only add matching rules, so what names allow stands without labels.
+        let by_name = t.check(namespace, &no_labels, desired);
+        if by_name.is_ok() || !t.uses_selectors() {
+            return by_name;
+        }
+        let labels = match &self.namespace_labels {
+            Some(cache) => cache.labels(namespace).await?,
+            None => return by_name,
         };
         t.check(namespace, &labels, desired)
     }
@@ -119,6 +121,7 @@ impl Context {
             resync_interval: requeue::RESYNC_DEFAULT,
             key_rotation_grace: crate::reconcile::status::DEFAULT_ROTATION_GRACE,
             tenancy: None,
+            namespace_labels: None,
             cluster_id: String::new(),
             keys,
             claims: super::claims::Claims::default(),

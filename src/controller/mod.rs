@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod finalize;
 pub mod leader;
+pub mod namespaces;
 pub mod requeue;
 pub mod write;
 
@@ -176,6 +177,8 @@ fn context_for(kube: Client, azure: Arc<dyn AzureProvider>, settings: &Settings)
         );
     }
     ctx.tenancy = settings.tenancy.clone().map(Arc::new);
+    ctx.namespace_labels =
+        namespaces::NamespaceLabels::for_tenancy(&ctx.kube, settings.tenancy.as_ref());
     ctx.cluster_id.clone_from(&settings.cluster_id);
     Arc::new(ctx)
 }
@@ -216,6 +219,10 @@ async fn lead(
         );
     }
     spawn_readiness(stores, ready.clone());
+    let namespace_labels = ctx
+        .namespace_labels
+        .clone()
+        .map(|labels| tokio::spawn(labels.run(stop.clone())));
     let controllers = futures::future::join_all(runs);
     let grace = settings.shutdown_grace;
     let deadline = stop.clone().then(move |()| tokio::time::sleep(grace));
@@ -224,6 +231,9 @@ async fn lead(
         () = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the shutdown grace period; abandoning them"),
     }
     monitor.abort();
+    if let Some(labels) = namespace_labels {
+        labels.abort();
+    }
 }
 
 /// The controller over one watch scope: a slimmed cache, and the key monitor's triggers.
@@ -238,7 +248,7 @@ fn controller_for(
     // reconciled at once, not at their next resync.
     let triggers = futures::stream::select(
         ctx.keys.triggers(namespace.clone()),
-        ctx.claims.triggers(namespace),
+        ctx.claims.triggers(namespace.clone()),
     )
     .map(|(ns, name)| kube::runtime::reflector::ObjectRef::<Watched>::new(&name).within(&ns));
     // The cache keeps every object's metadata only (a pass reads the whole object), less what
@@ -262,9 +272,13 @@ fn controller_for(
             .combine(predicates::labels),
         PredicateConfig::default(),
     );
+    // So are the accounts of a namespace whose labels changed (tenancy map selectors).
+    let relabelled =
+        namespaces::relabelled_objects(ctx.namespace_labels.as_deref(), namespace, reader.clone());
     Controller::for_stream(objects, reader)
         .with_config(config)
         .reconcile_on(triggers)
+        .reconcile_on(relabelled)
         .graceful_shutdown_on(shutdown)
 }
 

@@ -44,13 +44,26 @@ fn helm() -> PathBuf {
 /// The chart rendered as release `rbac` in `namespace`, watching only `namespace` with a Role
 /// there, for the apiserver's version, without its CRDs (the suite installed them).
 fn render(namespace: &str, minor: u32) -> String {
+    render_release(
+        RELEASE,
+        namespace,
+        minor,
+        &[
+            "rbac.namespaced=true",
+            &format!("operator.namespaces={{{namespace}}}"),
+        ],
+    )
+}
+
+/// The chart rendered as `release` in `namespace` with these `--set` values, for the apiserver's
+/// version, without its CRDs.
+fn render_release(release: &str, namespace: &str, minor: u32, values: &[&str]) -> String {
     let out = Command::new(helm())
         .current_dir(common::project_path(""))
-        .args(["template", RELEASE, "charts/ams-security-operator"])
+        .args(["template", release, "charts/ams-security-operator"])
         .args(["--namespace", namespace, "--skip-crds"])
         .args(["--kube-version", &format!("1.{minor}.0")])
-        .args(["--set", "rbac.namespaced=true"])
-        .args(["--set", &format!("operator.namespaces={{{namespace}}}")])
+        .args(values.iter().flat_map(|v| ["--set", *v]))
         // The apiserver serves no ServiceMonitor kind, and there is no kubelet to run the pod:
         // the operator runs out of cluster with the pod's identity instead.
         .args(["--set", "metrics.serviceMonitor.enabled=false"])
@@ -165,8 +178,20 @@ async fn install_and_log_in(client: &Client, ns: &str, dir: &Path) -> PathBuf {
             "{expected} not rendered: {objects:?}"
         );
     }
+    apply_and_log_in(client, ns, FULLNAME, &chart, dir).await
+}
+
+/// Applies the rendered `chart` with kubectl and writes a kubeconfig holding a `TokenRequest`
+/// token of its `ServiceAccount` `service_account` (in `ns`) into `dir`; returns its path.
+async fn apply_and_log_in(
+    client: &Client,
+    ns: &str,
+    service_account: &str,
+    chart: &str,
+    dir: &Path,
+) -> PathBuf {
     let manifest_path = dir.join("chart.yaml");
-    std::fs::write(&manifest_path, &chart).expect("write the rendered chart");
+    std::fs::write(&manifest_path, chart).expect("write the rendered chart");
     common::kubectl_ok(&["apply", "-f", manifest_path.to_str().expect("utf-8 path")]);
 
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
@@ -176,7 +201,7 @@ async fn install_and_log_in(client: &Client, ns: &str, dir: &Path) -> PathBuf {
         "spec": {"expirationSeconds": 3600},
     });
     let issued: TokenRequest = accounts
-        .create_subresource("token", FULLNAME, &PostParams::default(), &request)
+        .create_subresource("token", service_account, &PostParams::default(), &request)
         .await
         .expect("TokenRequest for the chart's ServiceAccount");
     let token = issued.status.expect("a TokenRequest status").token;
@@ -331,4 +356,147 @@ async fn wait_for_any_event(client: &Client, namespace: &str, name: &str) -> Vec
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Deletes the objects of a rendered chart (its cluster-wide ones outlive the test namespaces)
+/// when dropped, also on failure, unless `AMS_TEST_KEEP_NS` keeps them.
+struct AppliedChart(PathBuf);
+
+impl Drop for AppliedChart {
+    fn drop(&mut self) {
+        if std::env::var_os("AMS_TEST_KEEP_NS").is_none()
+            && let Some(path) = self.0.to_str()
+        {
+            let _ = common::kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", path]);
+        }
+    }
+}
+
+/// The namespace label the tenancy rule of
+/// [`a_label_selected_tenancy_rule_follows_namespace_labels_with_the_charts_cluster_rbac`]
+/// selects by.
+const TENANT_LABEL: &str = "ams-e2e-tenant";
+
+/// Sets (`Some`) or removes (`None`) [`TENANT_LABEL`] on `namespace`.
+fn label_tenant(namespace: &str, value: Option<&str>) {
+    let label = value.map_or_else(
+        || format!("{TENANT_LABEL}-"),
+        |v| format!("{TENANT_LABEL}={v}"),
+    );
+    common::kubectl_ok(&["label", "--overwrite", "namespace", namespace, &label]);
+}
+
+/// The chart in cluster mode with a tenancy rule that selects namespaces by label: the rendered
+/// `ClusterRole` lets the operator list and watch namespaces, and the real binary, as the chart's
+/// `ServiceAccount` and with the chart's tenancy map, reconciles an account in a labelled
+/// namespace to `Ready` while the same spec in an unlabelled one is `TenancyDenied` without a
+/// single Azure call. Moving the label from one namespace to the other flips both, without a
+/// restart and long before any resync: a label change is a trigger, not something the next
+/// periodic pass happens to see.
+#[tokio::test]
+async fn a_label_selected_tenancy_rule_follows_namespace_labels_with_the_charts_cluster_rbac() {
+    with_temp_ns("e2e-tenant-a", |client, a| async move {
+        with_temp_ns("e2e-tenant-b", |_, b| async move {
+            let dir = std::env::temp_dir().join(format!("ams-e2e-tenancy-{a}"));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let _dir = TempDir(dir.clone());
+            // The release is named after the namespace, so its cluster-wide names are unique.
+            let release = a.as_str();
+            let fullname = format!("{release}-ams-security-operator");
+            let minor = common::server_minor(&client).await;
+            let chart = render_release(
+                release,
+                &a,
+                minor,
+                &[
+                    &format!("tenancy.rules[0].namespaceSelector.matchLabels.{TENANT_LABEL}={a}"),
+                    "tenancy.rules[0].subscriptions={*}",
+                    "leaderElection.enabled=false",
+                ],
+            );
+            let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&chart)
+                .map(|doc| serde::Deserialize::deserialize(doc).expect("rendered YAML"))
+                .filter(|doc: &Value| !doc.is_null())
+                .collect();
+            let role = docs
+                .iter()
+                .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == fullname)
+                .unwrap_or_else(|| {
+                    panic!("no ClusterRole {fullname}: {:?}", rendered_objects(&chart))
+                });
+            assert!(
+                role["rules"].as_array().expect("rules").iter().any(|r| {
+                    r["resources"] == json!(["namespaces"])
+                        && r["verbs"] == json!(["list", "watch"])
+                }),
+                "the ClusterRole grants no list and watch on namespaces: {role}"
+            );
+            // The binary reads the map the chart renders, as the pod would from its mount.
+            let map = docs
+                .iter()
+                .find(|d| d["kind"] == "ConfigMap")
+                .and_then(|d| d["data"]["tenancy.yaml"].as_str())
+                .expect("the tenancy ConfigMap");
+            let tenancy_file = dir.join("tenancy.yaml");
+            std::fs::write(&tenancy_file, map).expect("write the tenancy map");
+            let _applied = AppliedChart(dir.join("chart.yaml"));
+            let kubeconfig = apply_and_log_in(&client, &a, &fullname, &chart, &dir).await;
+            label_tenant(&a, Some(&a));
+
+            let emu = emulator().await;
+            let mut operator = OperatorProcess::spawn_with_kubeconfig(
+                &emu,
+                &a,
+                &kubeconfig,
+                &[
+                    "--namespace",
+                    b.as_str(),
+                    "--tenancy-file",
+                    tenancy_file.to_str().expect("utf-8 path"),
+                    "--resync-seconds",
+                    "600",
+                ],
+            );
+            wait_for_http(&format!("http://{}/readyz", operator.health), 200).await;
+            let spec = json!({ "identity": { "type": "SystemAssigned" } });
+            create(&client, &b, &manifest("tenant", spec.clone())).await;
+            let denied =
+                wait_for_condition(&client, &b, "tenant", "Ready", "False", "TenancyDenied").await;
+            let message = &condition(&denied, "Ready").expect("Ready").message;
+            assert!(
+                message.contains(&format!(
+                    "namespace {b} is not in the operator's tenancy map"
+                )),
+                "{message}"
+            );
+            assert!(
+                emu.request_log().is_empty(),
+                "a namespace outside the map called Azure: {:#?}",
+                describe(&emu.request_log())
+            );
+            create(&client, &a, &manifest("tenant", spec)).await;
+            wait_ready(&client, &a, "tenant").await;
+
+            // The label moves; the operator keeps running and both follow within the wait
+            // (60 s), far inside the resync interval (600 s) and the idle requeue of a denial.
+            label_tenant(&a, None);
+            label_tenant(&b, Some(&a));
+            wait_ready(&client, &b, "tenant").await;
+            let denied =
+                wait_for_condition(&client, &a, "tenant", "Ready", "False", "TenancyDenied").await;
+            let message = &condition(&denied, "Ready").expect("Ready").message;
+            assert!(
+                message.contains(&format!("namespace {a} is not")),
+                "{message}"
+            );
+            assert!(
+                operator.child.try_wait().expect("try_wait").is_none(),
+                "the operator exited"
+            );
+            drop(operator);
+            emu.shutdown().await;
+        })
+        .await;
+    })
+    .await;
 }

@@ -63,6 +63,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+"true" when a tenancy rule selects namespaces by label (has a namespaceSelector, even an empty
+one, as the binary reads it), else empty: then the operator caches namespace labels and needs
+list and watch on namespaces.
+*/}}
+{{- define "ams.tenancyUsesSelectors" -}}
+{{- range .Values.tenancy.rules -}}
+{{- if hasKey . "namespaceSelector" -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ams.tenancyFile" -}}
 {{- printf "%s/tenancy.yaml" (trimSuffix "/" .Values.tenancy.mountPath) -}}
 {{- end -}}
