@@ -300,7 +300,11 @@ async fn admit(account: &MediaServicesAccount, ctx: &Context) -> Result<Desired,
         .map_err(|errors| idle(Verdict::InvalidSpec(errors.to_string())))?;
     ctx.tenancy_allows(&account.namespace().unwrap_or_default(), &desired)
         .await
-        .map_err(|m| Stop::blocked(reasons::TENANCY_DENIED, m, Follow::Untrack))?;
+        .map_err(|m| {
+            // A resource that may not manage its account holds no claim on it either.
+            ctx.claims.release(&key_of(account));
+            Stop::blocked(reasons::TENANCY_DENIED, m, Follow::Untrack)
+        })?;
     // One resource manages an Azure account: the oldest claim in this cluster.
     ctx.claims
         .claim(&desired.account.to_string(), &Context::claimant(account))

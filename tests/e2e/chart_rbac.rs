@@ -459,7 +459,10 @@ async fn a_label_selected_tenancy_rule_follows_namespace_labels_with_the_charts_
             );
             wait_for_http(&format!("http://{}/readyz", operator.health), 200).await;
             let spec = json!({ "identity": { "type": "SystemAssigned" } });
-            create(&client, &b, &manifest("tenant", spec.clone())).await;
+            // Each namespace's resource names its own account: one Azure account has one owner.
+            let mut in_b = manifest("tenant", spec.clone());
+            "mediaacct2".clone_into(&mut in_b.spec.account.name);
+            create(&client, &b, &in_b).await;
             let denied =
                 wait_for_condition(&client, &b, "tenant", "Ready", "False", "TenancyDenied").await;
             let message = &condition(&denied, "Ready").expect("Ready").message;
