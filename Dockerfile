@@ -6,6 +6,10 @@
 # Build stage: musl gives a fully static binary; aws-lc-sys (the one TLS crypto provider of the
 # process) compiles its C code with musl-gcc from musl-tools, without cmake. The toolchain is the
 # one rust-toolchain.toml pins, so the musl target is added after the sources are copied in.
+# NB: no `--features`. Keep it so: the `test-endpoints` feature (which `emulator` brings) adds
+# `--azure-extra-ca` and `--azure-host-override`, which send Azure traffic, tokens included,
+# elsewhere; the shipped binary must not have them (scripts/test.sh checks a featureless build:
+# tests/chart.rs, the_test_endpoint_flags_and_variables_exist_only_in_test_endpoints_builds).
 FROM rust:1.95.0-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \

@@ -3,7 +3,7 @@
 //! and the real kube-apiserver.
 //!
 //! Run with `scripts/bench.sh` (starts the control plane and runs
-//! `cargo bench --features emulator --bench key_monitor`). Arguments after `--`:
+//! `cargo bench --features emulator,test-endpoints --bench key_monitor`). Arguments after `--`:
 //! `--rows 1,100` (accounts per row; the 1,000-distinct-keys row is `1000x1000`),
 //! `--window SECONDS` (steady-state window, default 30), `--samples N` (detection samples per
 //! row, default 6; the naive side takes at most 4). The defaults keep the whole run under 30

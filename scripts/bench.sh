@@ -22,4 +22,6 @@ stop_control_plane() {
 }
 trap stop_control_plane EXIT
 
-cargo bench --locked --features emulator --bench key_monitor -- "$@"
+# test-endpoints: the operator binary the benchmark starts reaches the emulator through
+# --azure-extra-ca and --azure-host-override (emulator brings it too; named for the reader).
+cargo bench --locked --features emulator,test-endpoints --bench key_monitor -- "$@"

@@ -9,7 +9,8 @@
 #   scripts/run-local.sh down   stop the operator, the emulator and the control plane
 #
 # Everything listens on 127.0.0.1 only. Nothing here reaches Azure: the operator's Azure host
-# names are pointed at the emulator by explicit flags (--azure-host-override, --azure-extra-ca).
+# names are pointed at the emulator by explicit flags (--azure-host-override, --azure-extra-ca),
+# which only builds with the test-endpoints feature have (the image does not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,7 @@ eval "$(scripts/control-plane.sh env)"
 k() { "$AMS_KUBECTL" --kubeconfig "$AMS_TEST_KUBECONFIG" "$@"; }
 
 log "building the operator and the emulator"
-cargo build --quiet --locked --features emulator --bin ams-security-operator --bin ams-azure-emulator
+cargo build --quiet --locked --features emulator,test-endpoints --bin ams-security-operator --bin ams-azure-emulator
 
 mkdir -p "$STATE_DIR"
 if ! running emulator; then

@@ -39,6 +39,12 @@ ensure_lua
 step 120 "shellcheck scripts" shellcheck scripts/*.sh .ci/run
 step 120 "cargo fmt --check" cargo fmt --all -- --check
 step 1800 "cargo clippy -D warnings" cargo clippy --all-targets --all-features --locked -- -D warnings
+# The shipped build has no features (Dockerfile): code under `cfg(feature = ...)` must leave it
+# clean, and it must have none of the emulator's test endpoints (--azure-extra-ca,
+# --azure-host-override). Before the all-features tests, whose build then relinks their binary.
+step 900 "cargo clippy -D warnings (no features, as the image)" cargo clippy --locked -- -D warnings
+step 900 "no test endpoints without features (as the image)" \
+  cargo test --locked --test chart the_test_endpoint_flags_and_variables_exist_only_in_test_endpoints_builds
 
 started_here=
 if [ -z "${AMS_TEST_KUBECONFIG:-}" ]; then

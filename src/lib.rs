@@ -16,7 +16,11 @@
 //! - [`azure`]: Azure clients (credentials, ARM, Key Vault) the reconciler talks through.
 //! - `emulator` (feature `emulator`): a stateful Azure stand-in held to the official REST
 //!   specifications, for tests, benchmarks and the "try it without Azure" mode. It imports
-//!   nothing from [`azure`]: the specs referee both sides.
+//!   nothing from [`azure`]: the specs referee both sides. It brings `test-endpoints`.
+//!
+//! Feature `test-endpoints`: the transport settings that point Azure host names at another
+//! address and trust another CA (`azure::transport`), and the `run` flags that set them; off in
+//! the image, so the shipped binary cannot send Azure traffic anywhere but Azure.
 
 pub mod azure;
 pub mod controller;

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ams_security_operator::azure::credentials::OperatorCredential;
-use ams_security_operator::azure::transport::{HostOverride, TransportConfig};
+#[cfg(feature = "test-endpoints")]
+use ams_security_operator::azure::transport::HostOverride;
+use ams_security_operator::azure::transport::TransportConfig;
 use ams_security_operator::azure::{AzureClients, AzureCloud, AzureConfig};
 use ams_security_operator::controller::{self, Settings};
 use ams_security_operator::{crd, reconcile::validate};
@@ -67,12 +69,16 @@ struct RunArgs {
     #[arg(long, env = "AMS_AZURE_CLOUD", default_value = "AzurePublic")]
     azure_cloud: String,
     /// PEM file of one more CA to trust for Azure endpoints, in addition to the system roots
-    /// (for the Azure emulator; never needed against Azure).
+    /// (for the Azure emulator; never needed against Azure). Only in builds with the
+    /// `test-endpoints` feature; the image has no such flag.
+    #[cfg(feature = "test-endpoints")]
     #[arg(long, env = "AMS_AZURE_EXTRA_CA")]
     azure_extra_ca: Option<PathBuf>,
     /// Connect to IP:PORT for an Azure host name, `HOST=IP:PORT` or `*.SUFFIX=IP:PORT` (repeat,
     /// or comma-separate in the variable). URLs and TLS checks stay those of Azure. For the
-    /// Azure emulator; never needed against Azure.
+    /// Azure emulator; never needed against Azure. Only in builds with the `test-endpoints`
+    /// feature; the image has no such flag.
+    #[cfg(feature = "test-endpoints")]
     #[arg(
         long = "azure-host-override",
         env = "AMS_AZURE_HOST_OVERRIDES",
@@ -323,21 +329,9 @@ fn tenancy(
     })
 }
 
-async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let health_addr: Option<SocketAddr> =
-        if args.health_addr.eq_ignore_ascii_case("off") {
-            None
-        } else {
-            Some(args.health_addr.parse().map_err(|e| {
-                format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
-            })?)
-        };
-    let tenancy = tenancy(&args)?;
-    let leader_election = leader_election(&args)?;
-    let cloud = AzureCloud::from_name(&args.azure_cloud)?;
-    let operator_credential = args
-        .azure_credential
-        .source(|name| std::env::var(name).ok())?;
+/// The transport `--azure-extra-ca` and `--azure-host-override` ask for.
+#[cfg(feature = "test-endpoints")]
+fn test_endpoints(args: &RunArgs) -> Result<TransportConfig, Box<dyn std::error::Error>> {
     let extra_root_ca_pem = match &args.azure_extra_ca {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -356,6 +350,28 @@ async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             "Azure endpoints are redirected (--azure-extra-ca / --azure-host-override): this is for the Azure emulator"
         );
     }
+    Ok(transport)
+}
+
+async fn try_run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let health_addr: Option<SocketAddr> =
+        if args.health_addr.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(args.health_addr.parse().map_err(|e| {
+                format!("failed to parse --health-addr {:?}: {e}", args.health_addr)
+            })?)
+        };
+    let tenancy = tenancy(&args)?;
+    let leader_election = leader_election(&args)?;
+    let cloud = AzureCloud::from_name(&args.azure_cloud)?;
+    let operator_credential = args
+        .azure_credential
+        .source(|name| std::env::var(name).ok())?;
+    #[cfg(feature = "test-endpoints")]
+    let transport = test_endpoints(&args)?;
+    #[cfg(not(feature = "test-endpoints"))]
+    let transport = TransportConfig::default();
     let azure = AzureClients::new(AzureConfig {
         cloud,
         transport,

@@ -9,7 +9,9 @@
 //! run under Helm 4 alone. The apiserver tests apply the rendered chart to the real
 //! kube-apiserver (`AMS_TEST_KUBECONFIG`, see `tests/common`) and ask it, impersonating the
 //! chart's `ServiceAccount`, what the operator may and may not do. The health check runs in real
-//! Lua interpreters through `tests/argocd_health.lua`.
+//! Lua interpreters through `tests/argocd_health.lua`. The operator binary built without cargo
+//! features, as the image builds it, is checked to have none of the emulator's test endpoints,
+//! which no value may set either.
 
 mod common;
 
@@ -913,7 +915,9 @@ fn probes_service_and_service_monitor_reach_the_operators_listener() {
 }
 
 /// Variables of the binary the chart deliberately does not set: the pod uses its in-cluster
-/// configuration, and the redirection to the Azure emulator is never for a cluster install.
+/// configuration, and the redirection to the Azure emulator is never for a cluster install (the
+/// image's binary does not even read those two: see
+/// `the_test_endpoint_flags_and_variables_exist_only_in_test_endpoints_builds`).
 const NOT_FOR_A_CLUSTER: [&str; 3] = [
     "AMS_KUBECONFIG",
     "AMS_AZURE_EXTRA_CA",
@@ -921,8 +925,8 @@ const NOT_FOR_A_CLUSTER: [&str; 3] = [
 ];
 
 /// Every setting of `ams-security-operator run` is a value: each variable the binary declares
-/// (`env = "AMS_..."` in src/main.rs) is set by the chart, unless it has no place in a cluster,
-/// and the chart sets no variable the binary does not know.
+/// (`env = "AMS_..."` in src/main.rs) is set by the chart, unless it has no place in a cluster
+/// (then the chart never sets it), and the chart sets no variable the binary does not know.
 #[test]
 fn every_setting_of_the_binary_is_a_chart_value() {
     let main = std::fs::read_to_string(common::project_path("src/main.rs")).expect("src/main.rs");
@@ -957,6 +961,115 @@ fn every_setting_of_the_binary_is_a_chart_value() {
         unknown.is_empty(),
         "the chart sets {unknown:?}, which the binary does not read"
     );
+    let misplaced: Vec<_> = chart
+        .iter()
+        .filter(|v| NOT_FOR_A_CLUSTER.contains(&v.as_str()))
+        .collect();
+    assert!(
+        misplaced.is_empty(),
+        "the chart sets {misplaced:?}, which have no place in a cluster"
+    );
+}
+
+/// Runs the tests' operator binary with `args` and `env`, and no other `AMS_*` variable.
+fn run_operator(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ams-security-operator"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AMS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("failed to run the operator binary")
+}
+
+/// `--azure-extra-ca` and `--azure-host-override` (with `AMS_AZURE_EXTRA_CA` and
+/// `AMS_AZURE_HOST_OVERRIDES`) send Azure traffic, tokens included, to another address and trust
+/// another CA: for the emulator, never for a cluster. The shipped binary must not be configurable
+/// that way by anyone who can set its arguments or environment, so the image is built without
+/// cargo features and the flags exist only with `test-endpoints`.
+///
+/// The binary checked is the one cargo built for this test, with this test's features. Built
+/// without features (`cargo test --locked --test chart test_endpoint`, a step of
+/// `scripts/test.sh`), it is the image's binary and must refuse the flags and ignore the
+/// variables: that is the proof. NB: a dev build for the host, not the image's `--release
+/// --target x86_64-unknown-linux-musl`; which flags exist depends on this crate's features alone
+/// (nothing here is under a `cfg` of profile or target), so it has exactly the image's flag set,
+/// and it shares the tests' compiled dependencies (a separate featureless build took 5 minutes
+/// cold on 2 cores). Built with `--all-features`, it must accept them, so a renamed flag cannot
+/// make the refusal pass vacuously.
+#[test]
+fn the_test_endpoint_flags_and_variables_exist_only_in_test_endpoints_builds() {
+    let present = cfg!(feature = "test-endpoints");
+    let build = if present {
+        "a test-endpoints build"
+    } else {
+        "the featureless (image) build"
+    };
+    let help = run_operator(&["run", "--help"], &[]);
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.status.success() && help_text.contains("--azure-cloud"),
+        "`run --help` failed or is not run's help:\n{help_text}{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+    for name in [
+        "--azure-extra-ca",
+        "--azure-host-override",
+        "AMS_AZURE_EXTRA_CA",
+        "AMS_AZURE_HOST_OVERRIDES",
+    ] {
+        assert_eq!(
+            help_text.contains(name),
+            present,
+            "`run --help` of {build} should {}list {name}:\n{help_text}",
+            if present { "" } else { "not " }
+        );
+    }
+    // `--help` last: a binary that took the flag would print help and exit 0, never start.
+    for (flag, value) in [
+        ("--azure-host-override", "management.azure.com=127.0.0.1:1"),
+        ("--azure-extra-ca", "/dev/null"),
+    ] {
+        let out = run_operator(&["run", flag, value, "--help"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if present {
+            assert!(out.status.success(), "{build} refused {flag}:\n{stderr}");
+        } else {
+            assert!(
+                out.status.code() == Some(2)
+                    && stderr.contains(&format!("unexpected argument '{flag}'")),
+                "{build} should refuse {flag} as an unexpected argument (exit 2), got {:?}:\n{stderr}",
+                out.status
+            );
+        }
+    }
+    // An unparsable override in the variable: read, it stops clap (exit 2); ignored, the
+    // operator gets as far as its first own check, the listen address (exit 1).
+    let out = run_operator(
+        &["run", "--health-addr", "not-an-address"],
+        &[
+            ("AMS_AZURE_HOST_OVERRIDES", "not-an-override"),
+            ("AMS_AZURE_EXTRA_CA", "/nonexistent/ca.pem"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if present {
+        assert!(
+            out.status.code() == Some(2) && stderr.contains("not-an-override"),
+            "{build} should parse AMS_AZURE_HOST_OVERRIDES and refuse it, got {:?}:\n{stderr}",
+            out.status
+        );
+    } else {
+        assert!(
+            out.status.code() == Some(1) && stderr.contains("failed to parse --health-addr"),
+            "{build} should ignore the AMS_AZURE_* test-endpoint variables, got {:?}:\n{stderr}",
+            out.status
+        );
+    }
 }
 
 /// Each value reaches the variable the binary reads, spelt as the binary parses it (large

@@ -495,11 +495,16 @@ impl std::fmt::Debug for AzureClients {
 impl AzureClients {
     /// Build the shared transport and caches.
     pub fn new(config: AzureConfig) -> Result<Self, TransportError> {
+        // NB: without the `test-endpoints` feature there is nothing to customise, and the
+        // clients use azure_core's default transport.
+        #[cfg(feature = "test-endpoints")]
         let transport = if config.transport.is_customised() {
             Some(config.transport.build()?)
         } else {
             None
         };
+        #[cfg(not(feature = "test-endpoints"))]
+        let transport = None;
         let defaults = ClientSettings::default();
         let settings = ClientSettings {
             transport: transport.clone(),

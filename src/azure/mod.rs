@@ -4,7 +4,7 @@
 //! [`AzureClients::new`] and [`AzureClients::api`]. Underneath: [`credentials`] (explicitly
 //! chosen `azure_identity` credentials, cached per identity), [`cloud`] (endpoints of each
 //! cloud), [`transport`] (reqwest; the emulator is reached only through explicit extra-CA and
-//! host-resolution settings), [`arm`] (`azure_core` pipeline with bounded retries and a
+//! host-resolution settings, compiled only with the `test-endpoints` feature), [`arm`] (`azure_core` pipeline with bounded retries and a
 //! per-subscription rate limit), [`lro`] (long-running operations as parkable values),
 //! [`keys`] (`azure_security_keyvault_keys`), [`error`] (one error type and its classification),
 //! [`operation`] (the closed set of operations: metric labels, span fields, error verbs),

@@ -5,7 +5,13 @@
 //!
 //! URLs stay the real `https://` Azure ones and TLS is verified as usual, so nothing here
 //! weakens TLS against real Azure. This module does not authenticate or retry.
+//!
+//! NB: the two emulator settings exist only with the `test-endpoints` feature (which `emulator`
+//! brings). Without it, as the image is built, the fields, the resolver and the code that reads
+//! them are not compiled at all: the shipped binary cannot be configured to send Azure traffic,
+//! tokens included, anywhere but Azure.
 
+#[cfg(feature = "test-endpoints")]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +19,7 @@ use std::time::Duration;
 use azure_core::http::Transport;
 
 /// Map one host name, or every host under a suffix (`*.vault.azure.net`), to an address.
+#[cfg(feature = "test-endpoints")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostOverride {
     /// `management.azure.com` or `*.vault.azure.net`.
@@ -21,6 +28,7 @@ pub struct HostOverride {
     pub addr: SocketAddr,
 }
 
+#[cfg(feature = "test-endpoints")]
 impl std::str::FromStr for HostOverride {
     type Err = String;
 
@@ -55,6 +63,7 @@ impl std::str::FromStr for HostOverride {
     }
 }
 
+#[cfg(feature = "test-endpoints")]
 impl HostOverride {
     fn matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
@@ -73,8 +82,10 @@ impl HostOverride {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportConfig {
     /// PEM of one more CA to trust, in addition to the system roots.
+    #[cfg(feature = "test-endpoints")]
     pub extra_root_ca_pem: Option<String>,
     /// Host name overrides (DNS), tried in order.
+    #[cfg(feature = "test-endpoints")]
     pub host_overrides: Vec<HostOverride>,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
@@ -83,7 +94,9 @@ pub struct TransportConfig {
 impl Default for TransportConfig {
     fn default() -> Self {
         Self {
+            #[cfg(feature = "test-endpoints")]
             extra_root_ca_pem: None,
+            #[cfg(feature = "test-endpoints")]
             host_overrides: Vec::new(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -94,6 +107,7 @@ impl Default for TransportConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// The extra CA is not valid PEM.
+    #[cfg(feature = "test-endpoints")]
     #[error("failed to read the extra trusted CA certificate")]
     InvalidCa(#[source] reqwest::Error),
     /// reqwest refused the configuration (e.g. no usable TLS roots).
@@ -104,6 +118,7 @@ pub enum TransportError {
 impl TransportConfig {
     /// Settings to reach an emulator at `addr` whose CA is `ca_pem`: every Azure host of the
     /// public, US Government and China clouds resolves to `addr`.
+    #[cfg(feature = "test-endpoints")]
     #[must_use]
     pub fn emulator(addr: SocketAddr, ca_pem: &str) -> Self {
         let hosts = [
@@ -131,6 +146,7 @@ impl TransportConfig {
     }
 
     /// Whether any emulator-style setting is on.
+    #[cfg(feature = "test-endpoints")]
     #[must_use]
     pub fn is_customised(&self) -> bool {
         self.extra_root_ca_pem.is_some() || !self.host_overrides.is_empty()
@@ -140,9 +156,20 @@ impl TransportConfig {
     pub fn build_client(&self) -> Result<reqwest::Client, TransportError> {
         // Same shape as azure_core's default client: no redirects (ARM never relies on them),
         // a bounded connect time; per-attempt timeouts are the retry policy's job.
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .redirect(reqwest::redirect::Policy::none());
+        #[cfg(feature = "test-endpoints")]
+        let builder = self.with_test_endpoints(builder)?;
+        builder.build().map_err(TransportError::Build)
+    }
+
+    /// The extra CA and the host overrides, when set.
+    #[cfg(feature = "test-endpoints")]
+    fn with_test_endpoints(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, TransportError> {
         if let Some(pem) = &self.extra_root_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(TransportError::InvalidCa)?;
@@ -153,7 +180,7 @@ impl TransportConfig {
                 overrides: self.host_overrides.clone(),
             }));
         }
-        builder.build().map_err(TransportError::Build)
+        Ok(builder)
     }
 
     /// Build the `azure_core` transport.
@@ -162,10 +189,12 @@ impl TransportConfig {
     }
 }
 
+#[cfg(feature = "test-endpoints")]
 struct OverrideResolver {
     overrides: Vec<HostOverride>,
 }
 
+#[cfg(feature = "test-endpoints")]
 impl reqwest::dns::Resolve for OverrideResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
@@ -191,6 +220,7 @@ impl reqwest::dns::Resolve for OverrideResolver {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "test-endpoints")]
     #[test]
     fn overrides_match_exact_hosts_and_wildcard_suffixes_only() {
         let addr: SocketAddr = "127.0.0.1:8443".parse().expect("addr");
@@ -214,6 +244,7 @@ mod tests {
         assert!(!wild.matches("myvaultvault.azure.net"));
     }
 
+    #[cfg(feature = "test-endpoints")]
     #[test]
     fn overrides_parse_from_flags() {
         let o: HostOverride = "*.vault.azure.net=127.0.0.1:8443".parse().expect("valid");
@@ -232,10 +263,12 @@ mod tests {
     #[test]
     fn default_transport_has_no_overrides_and_builds() {
         let cfg = TransportConfig::default();
+        #[cfg(feature = "test-endpoints")]
         assert!(!cfg.is_customised());
         cfg.build().expect("default transport builds");
     }
 
+    #[cfg(feature = "test-endpoints")]
     #[test]
     fn invalid_extra_ca_is_rejected() {
         let cfg = TransportConfig {
