@@ -201,3 +201,47 @@ async fn a_foreign_claim_blocks_every_write_until_it_is_handed_over() {
     })
     .await;
 }
+
+/// Across namespaces the same: a resource in another namespace naming an account already
+/// managed is `AccountClaimed`, naming the holder with its namespace, and writes nothing.
+#[tokio::test]
+async fn a_resource_in_another_namespace_naming_a_managed_account_is_held_off() {
+    with_temp_ns("e2e-owner-a", |client, a| async move {
+        with_temp_ns("e2e-owner-b", |_, b| async move {
+            let emu = emulator().await;
+            let ctx = offline_context(&client, &emu);
+            create(&client, &a, &manifest("media", trusted_storage())).await;
+            reconcile_until_ready(&client, &a, "media", &ctx).await;
+            // Creation times have one-second resolution: the second must be visibly younger.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            create(&client, &b, &manifest("media", trusted_storage())).await;
+            let before = azure_writes(&emu).len();
+            // The first pass puts the finalizer on.
+            reconcile_now(&client, &b, "media", &ctx).await;
+            for _ in 0..2 {
+                let held = reconcile_now(&client, &b, "media", &ctx).await;
+                assert_eq!(
+                    state(&held, "Ready"),
+                    ("False".to_owned(), "AccountClaimed".to_owned())
+                );
+                let message = &condition(&held, "Ready").expect("Ready").message;
+                assert!(message.contains(&format!("{a}/media")), "{message}");
+            }
+            let held_by = reconcile_now(&client, &a, "media", &ctx).await;
+            assert_eq!(
+                state(&held_by, "Ready"),
+                ("True".to_owned(), "Succeeded".to_owned())
+            );
+            let writes = azure_writes(&emu);
+            assert_eq!(
+                writes.len(),
+                before,
+                "writes while two namespaces name one account: {:#?}",
+                describe(&writes[before..])
+            );
+            emu.shutdown().await;
+        })
+        .await;
+    })
+    .await;
+}
