@@ -176,11 +176,13 @@ async fn user_assigned_identity_for_storage_and_customer_key_converges() {
         assert_eq!(uai[0].principal_id.as_deref(), Some(principal.as_str()));
         assert_eq!(uai[0].client_id.as_deref(), Some(client_id.as_str()));
 
+        // The ownership claim with the first account PATCH, then identity, grants, settings.
         let writes = azure_writes(&emu);
         let ops: Vec<&str> = writes.iter().map(|r| r.operation.as_str()).collect();
         assert_eq!(
             ops,
             [
+                "Mediaservices_Update",
                 "Mediaservices_Update",
                 "RoleAssignments_Create",
                 "Vaults_UpdateAccessPolicy",
