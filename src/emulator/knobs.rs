@@ -197,8 +197,9 @@ pub struct Knobs {
     pub hold_key_rotation: bool,
     /// Lifetime of the access tokens the token endpoint issues from now on; `None`: an hour,
     /// as Entra's default. A lifetime under five minutes makes the Azure SDKs ask for a new
-    /// token on every call (they refresh that long before expiry), so a revoked secret shows
-    /// at once instead of when the cached token runs out.
+    /// token on every call (they refresh that long before expiry); as they keep using a
+    /// still-valid token when a refresh is refused, a revoked secret shows once the last token
+    /// expires, that is within the lifetime.
     pub token_lifetime: Option<Duration>,
 }
 

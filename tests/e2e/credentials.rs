@@ -73,6 +73,60 @@ fn ready_and_accessible(o: &MediaServicesAccount) -> bool {
         && state(o, "CustomerKeyInaccessible") == ("False".to_owned(), "KeyAccessible".to_owned())
 }
 
+/// Asks for a pass of `name` (as `kubectl annotate … reconcile-at=…` does) and waits for it.
+async fn pass_on_request(client: &Client, ns: &str, name: &str) {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": {
+            ams_security_operator::controller::account::RECONCILE_AT: "before-revocation" } } })),
+    )
+    .await
+    .expect("ask for a pass");
+    wait_until(
+        client,
+        ns,
+        name,
+        "reconciled on request",
+        Duration::from_secs(30),
+        |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some("before-revocation")
+        },
+    )
+    .await;
+}
+
+/// `name` is Ready with its key accessible, its key checks never failed, and it heard nothing
+/// of the other namespace's revoked secret.
+async fn assert_untouched(client: &Client, ns: &str, name: &str, revoked_at: Instant) {
+    let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), ns);
+    let object = api.get(name).await.expect("get");
+    let check_error = object
+        .status
+        .as_ref()
+        .and_then(|s| s.encryption.as_ref())
+        .and_then(|e| e.key_access_check_error.clone());
+    assert_eq!(
+        check_error, None,
+        "{name}'s key checks failed: they used the other namespace's revoked credential"
+    );
+    assert!(
+        ready_and_accessible(&object),
+        "{:?} after the other namespace's secret was revoked {:?} ago",
+        object.status,
+        revoked_at.elapsed()
+    );
+    let reasons = event_reasons(client, ns, name).await;
+    assert!(
+        !reasons.iter().any(|r| r == "CredentialsRejected"),
+        "{name} heard of the other namespace's revocation: {reasons:?}"
+    );
+}
+
 /// One namespace's revoked secret is that namespace's problem only: its account reports
 /// `CredentialsRejected` naming its Secret and `AADSTS7000215`, while the other namespace's
 /// account, whose Secret holds another secret of the same application, keeps its key checks
@@ -87,9 +141,10 @@ async fn a_revoked_secret_stays_in_its_namespace_and_a_fixed_secret_clears_at_on
                 emu.add_client_secret("operator", secret)
                     .expect("add a client secret");
             }
-            // Tokens shorter than the SDKs' refresh margin: every call asks Entra afresh, so
-            // the revocation shows at the next call rather than in an hour.
-            emu.set_token_lifetime(Some(Duration::from_secs(60)));
+            // Tokens shorter than the SDKs' refresh margin: every call asks Entra afresh, and
+            // as the SDK keeps using a refused refresh's still-valid token, the revocation
+            // shows once the last token expires: within seconds rather than an hour.
+            emu.set_token_lifetime(Some(Duration::from_secs(5)));
             create_credentials(&client, &ns_a, &emu, "team-a-secret").await;
             create_credentials(&client, &ns_b, &emu, "team-b-secret").await;
             create(&client, &ns_a, &account("first", "mediaacct")).await;
@@ -107,6 +162,9 @@ async fn a_revoked_secret_stays_in_its_namespace_and_a_fixed_secret_clears_at_on
                 .await;
             }
 
+            // team-b's account reads its key last before the revocation: a prober shared by
+            // both namespaces would now probe with team-b's credential.
+            pass_on_request(&client, &ns_b, "second").await;
             emu.revoke_client_secret("operator", "team-b-secret")
                 .expect("revoke");
             let revoked_at = Instant::now();
@@ -136,19 +194,7 @@ async fn a_revoked_secret_stays_in_its_namespace_and_a_fixed_secret_clears_at_on
             tokio::time::sleep(PROBE_INTERVAL * 3 + Duration::from_secs(1)).await;
             let probes = emu.call_count("GetKey") - probes_before;
             assert!(probes >= 2, "{probes} key probes in three rounds");
-            let api: Api<MediaServicesAccount> = Api::namespaced(client.clone(), &ns_a);
-            let first = api.get("first").await.expect("get");
-            assert!(
-                ready_and_accessible(&first),
-                "{:?} after the other namespace's secret was revoked {:?} ago",
-                first.status,
-                revoked_at.elapsed()
-            );
-            let reasons = event_reasons(&client, &ns_a, "first").await;
-            assert!(
-                !reasons.iter().any(|r| r == "CredentialsRejected"),
-                "the other namespace heard of the revocation: {reasons:?}"
-            );
+            assert_untouched(&client, &ns_a, "first", revoked_at).await;
             let refused: Vec<_> = emu
                 .request_log()
                 .into_iter()
@@ -182,8 +228,7 @@ async fn a_revoked_secret_stays_in_its_namespace_and_a_fixed_secret_clears_at_on
                 "cleared {:?} after the fix",
                 fixed_at.elapsed()
             );
-            let first = api.get("first").await.expect("get");
-            assert!(ready_and_accessible(&first), "{:?}", first.status);
+            assert_untouched(&client, &ns_a, "first", revoked_at).await;
             finish(operator, emu).await;
         })
         .await;
