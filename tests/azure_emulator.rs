@@ -148,6 +148,28 @@ async fn wrong_client_secret_needs_user_action() {
         !format!("{err:?}").contains("not-the-secret"),
         "secret leaked into the error"
     );
+    // A resource's call through its Secret: Entra's refusal names the Secret and Entra's code.
+    let key = ams_security_operator::azure::CredentialSourceKey::secret(
+        "media",
+        "azure-credentials",
+        &source,
+    );
+    let api = clients.api_for(&key, &source).expect("client");
+    let err = api
+        .get_media_account(&account())
+        .await
+        .expect_err("rejected");
+    assert_eq!(err.reason(), "CredentialsRejected", "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("Secret media/azure-credentials")
+            && text.contains("AADSTS7000215 (invalid_client)"),
+        "{text}"
+    );
+    assert!(
+        !format!("{err:?}").contains("not-the-secret"),
+        "secret leaked"
+    );
 }
 
 /// Workload identity: a projected service-account token exchanged for an Entra token, then

@@ -238,7 +238,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// What the operator needs in a watched namespace: its kind, status, finalizers, events, and
 /// the credentials Secret by name.
-const WATCH_GRANTS: [&str; 11] = [
+const WATCH_GRANTS: [&str; 13] = [
     "ams-security.io mediaservicesaccounts get",
     "ams-security.io mediaservicesaccounts list",
     "ams-security.io mediaservicesaccounts watch",
@@ -250,6 +250,8 @@ const WATCH_GRANTS: [&str; 11] = [
     " events create",
     " events patch",
     " secrets get",
+    " secrets list",
+    " secrets watch",
 ];
 
 /// What kube-lease-manager sends: it reads the Lease, creates it when missing, and acquires,
@@ -1549,6 +1551,8 @@ async fn cluster_wide_chart_installs_and_its_service_account_may_do_only_what_th
                 &["create", "events.events.k8s.io", "-n", "default"],
                 &["patch", "events.events.k8s.io", "-n", "default"],
                 &["get", "secrets", "-n", "default"],
+                &["list", "secrets", "-n", "default"],
+                &["watch", "secrets", "-n", "default"],
                 &["get", "leases.coordination.k8s.io", "-n", n],
                 &["create", "leases.coordination.k8s.io", "-n", n],
                 &["patch", "leases.coordination.k8s.io", "-n", n],
@@ -1558,8 +1562,6 @@ async fn cluster_wide_chart_installs_and_its_service_account_may_do_only_what_th
                 &["create", MSA, "-n", "default"],
                 &["delete", MSA, "-n", "default"],
                 &["update", MSA, "--subresource=status", "-n", "default"],
-                &["list", "secrets", "-n", n],
-                &["watch", "secrets", "-n", n],
                 &["update", "secrets", "-n", n],
                 &["delete", "secrets", "-n", n],
                 &["delete", "events", "-n", n],
@@ -1600,6 +1602,7 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
                     vec!["create", "events.events.k8s.io", "-n", target],
                     vec!["create", "events", "-n", target],
                     vec!["get", "secrets", "-n", target],
+                    vec!["watch", "secrets", "-n", target],
                 ]);
             }
             for verb in ["get", "create", "patch"] {
@@ -1617,7 +1620,8 @@ async fn namespaced_chart_installs_and_its_service_account_may_act_only_in_watch
                     &["get", "secrets", "-n", "default"],
                     &["create", "events", "-n", "default"],
                     &["update", MSA, "-n", w],
-                    &["list", "secrets", "-n", w],
+                    &["list", "secrets", "-n", "default"],
+                    &["update", "secrets", "-n", w],
                     &["delete", MSA, "-n", w],
                     &["create", "leases.coordination.k8s.io", "-n", w],
                     &["update", "leases.coordination.k8s.io", "-n", n],

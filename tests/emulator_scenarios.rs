@@ -154,6 +154,56 @@ async fn client_secret_tokens_carry_identity_claims_and_arm_checks_the_audience(
     finish(emu).await;
 }
 
+/// An application holds several secrets; revoking one refuses that one as Entra refuses a
+/// wrong secret (401 `invalid_client`, AADSTS7000215) and leaves the others working; tokens
+/// last as long as `setTokenLifetime` says.
+#[tokio::test]
+async fn a_revoked_client_secret_is_refused_and_the_others_keep_working() {
+    let emu = start_standard().await;
+    let client = client(&emu);
+    let info = emu.service_principal("operator").expect("operator");
+    emu.add_client_secret("operator", "second-secret")
+        .expect("add");
+    emu.set_token_lifetime(Some(std::time::Duration::from_secs(60)));
+    let url = format!(
+        "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+        emu.tenant_id()
+    );
+    let scope = format!("{ARM_AUDIENCE}/.default");
+    let token = |secret: &str| {
+        client
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", info.client_id.as_str()),
+                ("client_secret", secret),
+                ("scope", scope.as_str()),
+            ])
+            .send()
+    };
+    let first = info.secret.clone().expect("seeded secret");
+    let ok = token("second-secret").await.expect("sent");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body: Value = ok.json().await.expect("json");
+    assert_eq!(body["expires_in"], json!(60), "{body}");
+    emu.revoke_client_secret(&info.client_id, "second-secret")
+        .expect("revoke");
+    let refused = token("second-secret").await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(
+        (body["error"].as_str(), body["error_codes"][0].as_u64()),
+        (Some("invalid_client"), Some(7_000_215)),
+        "{body}"
+    );
+    assert_eq!(token(&first).await.expect("sent").status(), StatusCode::OK);
+    assert!(
+        emu.revoke_client_secret("operator", "second-secret")
+            .is_err(),
+        "revoking an unknown secret is an error"
+    );
+}
+
 /// A wrong secret gets Entra's AADSTS error shape, not a bare 401.
 #[tokio::test]
 async fn wrong_secret_and_unknown_client_get_aadsts_errors() {

@@ -1,13 +1,12 @@
 //! What the reconciler sees: the [`AzureApi`] trait with the operations it needs, its real
-//! implementation [`AzureClient`], and [`AzureClients`], which builds one client per identity
-//! over shared credentials, transport, rate limiter and counters.
+//! implementation [`AzureClient`], and [`AzureClients`], which builds one client per credential
+//! source ([`CredentialSourceKey`]) over shared transport, rate limiter and counters.
 //!
 //! Reconciler unit tests implement [`AzureApi`] in memory; nothing here decides what to
 //! change in Azure.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
@@ -19,7 +18,9 @@ use super::api_version::{
 };
 use super::arm::{ArmClient, ClientSettings};
 use super::cloud::AzureCloud;
-use super::credentials::{CredentialCache, CredentialSource, IdentityKey};
+use super::credentials::{
+    CredentialCache, CredentialSource, CredentialSourceKey, IDLE_EVICTION, SourceCache,
+};
 use super::error::AzureError;
 use super::keys::{KeyInfo, KeyVaultKeys, KeyVersionInfo};
 use super::lro::{PendingOperation, PollOutcome, Started};
@@ -474,14 +475,15 @@ pub struct AzureConfig {
     pub rate_limit: RateLimitConfig,
 }
 
-/// Builds and caches one [`AzureClient`] per identity, sharing credentials, transport, the
-/// rate limiter and the counters.
+/// Builds and caches one [`AzureClient`] per credential source, sharing transport, the rate
+/// limiter and the counters. Bounded as [`CredentialCache`] is: one entry per source used
+/// within [`IDLE_EVICTION`].
 pub struct AzureClients {
     cloud: AzureCloud,
     settings: ClientSettings,
     credentials: CredentialCache,
     keys: Arc<KeyVaultKeys>,
-    clients: Mutex<HashMap<IdentityKey, Arc<AzureClient>>>,
+    clients: Mutex<SourceCache<Arc<AzureClient>>>,
 }
 
 impl std::fmt::Debug for AzureClients {
@@ -521,7 +523,7 @@ impl AzureClients {
             keys: Arc::new(KeyVaultKeys::new(config.cloud.clone(), settings.clone())),
             cloud: config.cloud,
             settings,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(SourceCache::new(IDLE_EVICTION)),
         })
     }
 
@@ -537,41 +539,71 @@ impl AzureClients {
         self.settings.metrics.clone()
     }
 
-    /// The shared credential for an identity.
+    /// The shared credential of the operator's own identity, `source`.
     pub fn credential(
         &self,
         source: &CredentialSource,
     ) -> Result<Arc<dyn TokenCredential>, AzureError> {
-        self.credentials.get(source)
+        self.credentials.get(&CredentialSourceKey::Operator, source)
     }
 
-    /// The client acting as `source`, built on first use and shared afterwards.
+    /// The client acting as the operator's own identity, `source`.
     pub fn client(&self, source: &CredentialSource) -> Result<Arc<AzureClient>, AzureError> {
-        let credential = self.credentials.get(source)?;
-        let key = source.identity_key();
+        self.client_for(&CredentialSourceKey::Operator, source)
+    }
+
+    /// The client of credential source `key`, built from `source` on first use and shared
+    /// afterwards (rebuilt when `source` holds other material).
+    pub fn client_for(
+        &self,
+        key: &CredentialSourceKey,
+        source: &CredentialSource,
+    ) -> Result<Arc<AzureClient>, AzureError> {
+        let credential = self.credentials.get(key, source)?;
+        let fingerprint = source.fingerprint();
+        let now = Instant::now();
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = clients.get(&key) {
-            if Arc::ptr_eq(&c.credential, &credential) {
-                return Ok(c.clone());
-            }
-            // The identity's secret rotated: drop what was built on the old credential.
-            self.keys.forget_credential(&c.credential);
+        if let Some(c) = clients.get(key, fingerprint, now)
+            && Arc::ptr_eq(&c.credential, &credential)
+        {
+            return Ok(c);
         }
         let client = Arc::new(AzureClient {
             arm: ArmClient::new(&self.cloud, credential.clone(), &self.settings),
             credential,
             keys: self.keys.clone(),
         });
-        clients.insert(key, client.clone());
+        // What was built on an evicted (or replaced) credential goes with it.
+        for old in clients.insert(key.clone(), fingerprint, client.clone(), now) {
+            self.keys.forget_credential(&old.credential);
+        }
         Ok(client)
     }
 
     /// [`Self::client`] as the trait object the reconciler holds.
     pub fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
         Ok(self.client(source)?)
+    }
+
+    /// [`Self::client_for`] as the trait object the reconciler holds.
+    pub fn api_for(
+        &self,
+        key: &CredentialSourceKey,
+        source: &CredentialSource,
+    ) -> Result<Arc<dyn AzureApi>, AzureError> {
+        Ok(self.client_for(key, source)?)
+    }
+
+    /// Clients cached (one per credential source in use).
+    #[must_use]
+    pub fn cached_clients(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Obtain an ARM token for `source` (readiness checks and tests). Returns when it expires;
@@ -581,7 +613,7 @@ impl AzureClients {
         source: &CredentialSource,
     ) -> Result<azure_core::time::OffsetDateTime, AzureError> {
         const OP: Operation = Operation::TokenRequest;
-        let credential = self.credentials.get(source)?;
+        let credential = self.credential(source)?;
         let scope = self.cloud.resource_manager_scope();
         let resource = source.kind();
         self.settings
@@ -591,11 +623,7 @@ impl AzureClients {
                     .get_token(&[scope.as_str()], None)
                     .await
                     .map(|token| token.expires_on)
-                    .map_err(|e| AzureError::Credential {
-                        operation: OP,
-                        resource: resource.to_owned(),
-                        source: Box::new(e),
-                    })
+                    .map_err(|e| super::error::from_token_failure(OP, resource, e))
             })
             .await
     }

@@ -2,17 +2,21 @@
 //! cluster, a client secret from the Kubernetes Secret a resource names in
 //! `credentialsSecretRef` (same namespace only), or managed identity.
 //!
-//! Credentials are built with `azure_identity` and cached: one credential, with its token cache,
-//! per distinct identity. Reading the Secret from the API server is the reconciler's job; this
-//! module takes the Secret's data already fetched. Tokens and secrets are never logged: the
-//! secret is held in `azure_core::credentials::Secret`, whose `Debug` redacts it.
+//! Credentials are built with `azure_identity` and cached per source
+//! ([`CredentialSourceKey`]): the operator's own identity, or one Secret with one content. Two
+//! namespaces never share a credential, even for the same client id. Reading the Secret from
+//! the API server is the reconciler's job; this module takes the Secret's data already
+//! fetched. Tokens and secrets are never logged: the secret is held in
+//! `azure_core::credentials::Secret`, whose `Debug` redacts it, and a source's fingerprint is a
+//! per-process keyed hash, never the secret.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
@@ -249,64 +253,216 @@ impl CredentialSource {
         }
     }
 
-    /// Who this is: kind, tenant and client id (case-insensitive). One cached credential per
-    /// identity.
-    pub(crate) fn identity_key(&self) -> IdentityKey {
+    /// Fingerprint of what the credential is built from (tenant, client id and the secret or
+    /// token file): a changed Secret is another source, with its own credential and token cache.
+    /// A hash keyed per process, so it says nothing about the secret outside this process.
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+        let keys = KEYS.get_or_init(std::collections::hash_map::RandomState::new);
         match self {
             Self::WorkloadIdentity {
                 tenant_id,
                 client_id,
-                ..
-            } => (
-                0,
+                token_file,
+            } => keys.hash_one((
+                0_u8,
                 tenant_id.to_ascii_lowercase(),
                 client_id.to_ascii_lowercase(),
-            ),
+                token_file,
+            )),
             Self::ClientSecret {
                 tenant_id,
                 client_id,
-                ..
-            } => (
-                1,
+                secret,
+            } => keys.hash_one((
+                1_u8,
                 tenant_id.to_ascii_lowercase(),
                 client_id.to_ascii_lowercase(),
-            ),
-            Self::ManagedIdentity { client_id } => (
-                2,
-                String::new(),
-                client_id.clone().unwrap_or_default().to_ascii_lowercase(),
-            ),
+                secret.secret(),
+            )),
+            Self::ManagedIdentity { client_id } => {
+                keys.hash_one((2_u8, client_id.as_deref().map(str::to_ascii_lowercase)))
+            }
+        }
+    }
+}
+
+/// Whose credential an Azure call uses: the key of the credential cache, the Azure client
+/// cache and the key probers. Never a client id alone: two namespaces whose Secrets hold the
+/// same application's (different) secrets are two sources, and one's revoked secret never
+/// touches the other's calls.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CredentialSourceKey {
+    /// The operator's own identity, for resources without `credentialsSecretRef`.
+    Operator,
+    /// The Secret a resource names in `credentialsSecretRef`, with what it held when read.
+    Secret {
+        /// Namespace of the Secret (the resource's own).
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// [`CredentialSource::fingerprint`] of its content: a changed Secret is a new key.
+        fingerprint: u64,
+    },
+}
+
+impl CredentialSourceKey {
+    /// The key of the credential read from Secret `namespace/name`.
+    #[must_use]
+    pub fn secret(namespace: &str, name: &str, source: &CredentialSource) -> Self {
+        Self::Secret {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            fingerprint: source.fingerprint(),
         }
     }
 
-    /// Fingerprint of the secret material: a rotated client secret (or another token file)
-    /// replaces the identity's credential, and its cached tokens, instead of adding one.
-    fn fingerprint(&self) -> u64 {
+    /// Who this is, as condition messages name it.
+    #[must_use]
+    pub fn describe(&self) -> String {
         match self {
-            Self::WorkloadIdentity { token_file, .. } => hash(token_file),
-            Self::ClientSecret { secret, .. } => hash(secret.secret()),
-            Self::ManagedIdentity { .. } => 0,
+            Self::Operator => "the operator's own identity".to_owned(),
+            Self::Secret {
+                namespace, name, ..
+            } => format!("Secret {namespace}/{name}"),
+        }
+    }
+
+    /// Whether both keys are the same Secret (whatever its content).
+    fn same_secret(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Secret {
+                    namespace: a,
+                    name: b,
+                    ..
+                },
+                Self::Secret {
+                    namespace: c,
+                    name: d,
+                    ..
+                },
+            ) => a == c && b == d,
+            _ => false,
         }
     }
 }
 
-/// Kind, tenant and client id of an identity.
-pub(crate) type IdentityKey = (u8, String, String);
-
-/// A credential and the fingerprint of the secret it was built from.
-type Fingerprinted = (u64, Arc<dyn TokenCredential>);
-
-fn hash<T: Hash + ?Sized>(v: &T) -> u64 {
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
+impl std::fmt::Display for CredentialSourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Operator => f.write_str("operator"),
+            Self::Secret {
+                namespace,
+                name,
+                fingerprint,
+            } => write!(f, "secret/{namespace}/{name}/{fingerprint:016x}"),
+        }
+    }
 }
 
-/// Builds credentials once per identity and shares them (and their token caches).
+/// How long a source's cached credential and client outlive their last use. Every resource
+/// asks for its source on each pass, at least once per resync (ten minutes by default), so a
+/// source still in use is never evicted; one no resource names any more goes within this.
+pub const IDLE_EVICTION: Duration = Duration::from_secs(3600);
+
+/// One cached value per credential source, bounded: a Secret keeps one entry (its newest
+/// content replaces the older content's entry), an entry built from other material than asked
+/// for is rebuilt, and entries unused for longer than the idle bound go at the next insertion.
+/// So it holds at most one entry per source used within the bound. Time is passed in, so
+/// eviction is tested without waiting.
+#[derive(Debug)]
+pub(crate) struct SourceCache<T> {
+    entries: HashMap<CredentialSourceKey, (u64, T, Instant)>,
+    idle: Duration,
+}
+
+impl<T: Clone> SourceCache<T> {
+    /// An empty cache evicting entries idle for longer than `idle`.
+    pub(crate) fn new(idle: Duration) -> Self {
+        Self {
+            entries: HashMap::new(),
+            idle,
+        }
+    }
+
+    /// The entry of `key` built from material with `fingerprint`, marked used at `now`.
+    pub(crate) fn get(
+        &mut self,
+        key: &CredentialSourceKey,
+        fingerprint: u64,
+        now: Instant,
+    ) -> Option<T> {
+        let (known, value, used) = self.entries.get_mut(key)?;
+        if *known != fingerprint {
+            return None;
+        }
+        *used = now;
+        Some(value.clone())
+    }
+
+    /// Stores `value` for `key`; returns what it evicts: the entry it replaces, the entries of
+    /// the same Secret's earlier content, and entries idle for longer than the bound.
+    pub(crate) fn insert(
+        &mut self,
+        key: CredentialSourceKey,
+        fingerprint: u64,
+        value: T,
+        now: Instant,
+    ) -> Vec<T> {
+        let idle = self.idle;
+        let stale: Vec<CredentialSourceKey> = self
+            .entries
+            .iter()
+            .filter(|(k, (_, _, used))| {
+                **k == key || k.same_secret(&key) || now.saturating_duration_since(*used) > idle
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let evicted = stale
+            .iter()
+            .filter_map(|k| self.entries.remove(k))
+            .map(|(_, v, _)| v)
+            .collect();
+        self.entries.insert(key, (fingerprint, value, now));
+        evicted
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A credential that says whose it is when Entra ID refuses it: the refusal then reaches the
+/// resource as [`AzureError::CredentialsRejected`], naming the Secret (or the operator's own
+/// identity) and Entra's error code, from whichever call asked for the token.
+#[derive(Debug)]
+struct Named {
+    inner: Arc<dyn TokenCredential>,
+    who: String,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for Named {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.inner
+            .get_token(scopes, options)
+            .await
+            .map_err(|e| super::error::name_rejection(&self.who, e))
+    }
+}
+
+/// Builds credentials once per source and shares them (and their token caches).
 pub struct CredentialCache {
     cloud: AzureCloud,
     transport: Option<Transport>,
-    cache: Mutex<HashMap<IdentityKey, Fingerprinted>>,
+    cache: Mutex<SourceCache<Arc<dyn TokenCredential>>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -325,7 +481,7 @@ impl CredentialCache {
         Self {
             cloud,
             transport,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(SourceCache::new(IDLE_EVICTION)),
         }
     }
 
@@ -359,21 +515,27 @@ impl CredentialCache {
         self.len() == 0
     }
 
-    /// The shared credential for `source`, built on first use.
-    pub fn get(&self, source: &CredentialSource) -> Result<Arc<dyn TokenCredential>, AzureError> {
-        let key = source.identity_key();
+    /// The shared credential of source `key`, built from `source` on first use (and again when
+    /// `source` holds other material than the cached one was built from).
+    pub fn get(
+        &self,
+        key: &CredentialSourceKey,
+        source: &CredentialSource,
+    ) -> Result<Arc<dyn TokenCredential>, AzureError> {
         let fingerprint = source.fingerprint();
+        let now = Instant::now();
         let mut cache = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((known, c)) = cache.get(&key)
-            && *known == fingerprint
-        {
-            return Ok(c.clone());
+        if let Some(c) = cache.get(key, fingerprint, now) {
+            return Ok(c);
         }
-        let credential = self.build(source)?;
-        cache.insert(key, (fingerprint, credential.clone()));
+        let credential: Arc<dyn TokenCredential> = Arc::new(Named {
+            inner: self.build(source)?,
+            who: key.describe(),
+        });
+        cache.insert(key.clone(), fingerprint, credential.clone(), now);
         Ok(credential)
     }
 
@@ -602,38 +764,115 @@ mod tests {
         );
     }
 
-    /// One credential per identity: the same identity shares its token cache; a rotated
-    /// secret replaces the identity's credential; another identity gets its own.
+    fn client_secret(tenant: &str, app: &str, secret: &'static str) -> CredentialSource {
+        CredentialSource::ClientSecret {
+            tenant_id: tenant.into(),
+            client_id: app.into(),
+            secret: Secret::new(secret),
+        }
+    }
+
+    /// The key of a Secret's credential names the Secret and its content, never the secret:
+    /// the same application's two secrets in two namespaces are two keys, and so is a Secret
+    /// whose content changed.
     #[test]
-    fn cache_shares_one_credential_per_identity() {
+    fn source_keys_name_the_secret_and_its_content_but_never_the_secret() {
+        let one = client_secret("tenant", "app", "secret-one");
+        let key = CredentialSourceKey::secret("team-a", "azure-creds", &one);
+        assert_eq!(key.describe(), "Secret team-a/azure-creds");
+        assert_eq!(
+            CredentialSourceKey::Operator.describe(),
+            "the operator's own identity"
+        );
+        for shown in [key.to_string(), format!("{key:?}")] {
+            assert!(!shown.contains("secret-one"), "secret leaked: {shown}");
+        }
+        assert_eq!(
+            key,
+            CredentialSourceKey::secret(
+                "team-a",
+                "azure-creds",
+                &client_secret("TENANT", "APP", "secret-one")
+            ),
+            "tenant and client id compare without case"
+        );
+        let other_namespace = CredentialSourceKey::secret("team-b", "azure-creds", &one);
+        let other_secret = CredentialSourceKey::secret(
+            "team-a",
+            "azure-creds",
+            &client_secret("tenant", "app", "secret-two"),
+        );
+        assert_ne!(key, other_namespace);
+        assert_ne!(key, other_secret);
+        assert!(key.same_secret(&other_secret) && !key.same_secret(&other_namespace));
+        assert!(!CredentialSourceKey::Operator.same_secret(&CredentialSourceKey::Operator));
+    }
+
+    /// One credential per source: a source shares its token cache; the same application's
+    /// secret in another namespace gets its own credential; a Secret's new content replaces
+    /// the credential of its old content.
+    #[test]
+    fn cache_keeps_one_credential_per_source() {
         let cache = CredentialCache::new(AzureCloud::AzurePublic, None);
-        let source =
-            |tenant: &str, app: &str, secret: &'static str| CredentialSource::ClientSecret {
-                tenant_id: tenant.into(),
-                client_id: app.into(),
-                secret: Secret::new(secret),
-            };
-        let c1 = cache.get(&source("tenant", "app", "one")).expect("builds");
-        let c2 = cache.get(&source("TENANT", "APP", "one")).expect("builds");
+        let one = client_secret("tenant", "app", "one");
+        let a = CredentialSourceKey::secret("team-a", "creds", &one);
+        let c1 = cache.get(&a, &one).expect("builds");
+        let c2 = cache.get(&a, &one).expect("builds");
+        assert!(Arc::ptr_eq(&c1, &c2), "same source must share a credential");
+        let b = CredentialSourceKey::secret("team-b", "creds", &one);
+        let other = cache.get(&b, &one).expect("builds");
         assert!(
-            Arc::ptr_eq(&c1, &c2),
-            "same identity must share a credential"
+            !Arc::ptr_eq(&c1, &other),
+            "another namespace's Secret gets its own credential"
         );
-        let rotated = cache.get(&source("tenant", "app", "two")).expect("builds");
-        assert!(
-            !Arc::ptr_eq(&c1, &rotated),
-            "a rotated secret needs a new credential"
-        );
+        let two = client_secret("tenant", "app", "two");
+        let rotated = cache
+            .get(&CredentialSourceKey::secret("team-a", "creds", &two), &two)
+            .expect("builds");
+        assert!(!Arc::ptr_eq(&c1, &rotated));
         assert_eq!(
             cache.len(),
-            1,
-            "the rotated secret replaces the old credential"
+            2,
+            "the new content replaced the old one's credential"
         );
-        let again = cache.get(&source("tenant", "app", "two")).expect("builds");
-        assert!(Arc::ptr_eq(&rotated, &again));
-        cache
-            .get(&source("tenant", "other-app", "two"))
-            .expect("builds");
+    }
+
+    /// The caches stay bounded: an entry unused for longer than the idle bound goes at the next
+    /// insertion, a Secret keeps one entry, and material other than the cached entry's is not
+    /// served from it.
+    #[test]
+    fn source_cache_evicts_idle_sources_and_old_secret_content() {
+        let idle = Duration::from_secs(60);
+        let mut cache: SourceCache<&str> = SourceCache::new(idle);
+        let t0 = Instant::now();
+        let secret = |ns: &str, fp: u64| CredentialSourceKey::Secret {
+            namespace: ns.into(),
+            name: "creds".into(),
+            fingerprint: fp,
+        };
+        assert!(
+            cache
+                .insert(CredentialSourceKey::Operator, 7, "operator", t0)
+                .is_empty()
+        );
+        assert!(cache.insert(secret("a", 1), 1, "a1", t0).is_empty());
+        assert!(cache.insert(secret("b", 1), 1, "b1", t0).is_empty());
+        // Used later: the operator's entry stays fresh; other material is not served.
+        assert_eq!(
+            cache.get(&CredentialSourceKey::Operator, 7, t0 + idle),
+            Some("operator")
+        );
+        assert_eq!(
+            cache.get(&CredentialSourceKey::Operator, 8, t0 + idle),
+            None
+        );
+        assert_eq!(cache.get(&secret("a", 1), 1, t0 + idle), Some("a1"));
+        // Secret a changes: its old content goes; b, unused past the bound, goes too.
+        let mut evicted = cache.insert(secret("a", 2), 2, "a2", t0 + idle + Duration::from_secs(1));
+        evicted.sort_unstable();
+        assert_eq!(evicted, vec!["a1", "b1"]);
         assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&secret("a", 2), 2, t0 + idle), Some("a2"));
+        assert_eq!(cache.get(&secret("b", 1), 1, t0 + idle), None);
     }
 }

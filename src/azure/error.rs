@@ -230,6 +230,25 @@ pub enum AzureError {
         #[source]
         source: Box<azure_core::Error>,
     },
+    /// Entra ID refused the credential's token request: a wrong, expired or revoked client
+    /// secret, an unknown application, a federated credential that does not match. Only a
+    /// person can fix it, by changing what `credential` holds.
+    #[error(
+        "failed to {operation} {resource}: Entra ID rejected the credentials of {credential}: {code}"
+    )]
+    CredentialsRejected {
+        /// What we tried.
+        operation: Operation,
+        /// Resource id or URL addressed.
+        resource: String,
+        /// Whose credential: `Secret namespace/name`, or the operator's own identity.
+        credential: String,
+        /// Entra's error code and OAuth error, e.g. `AADSTS7000215 (invalid_client)`.
+        code: String,
+        /// The SDK error, with Entra's description (tokens are never part of it).
+        #[source]
+        source: Box<azure_core::Error>,
+    },
     /// Our own per-subscription rate limit has no budget left for this call.
     #[error(
         "failed to {operation} {resource}: the client-side request budget of subscription {subscription} is spent"
@@ -284,7 +303,9 @@ impl AzureError {
             | AzureError::Decode { .. } => ErrorClass::Transient,
             AzureError::Credential { source, .. } => credential_failure_class(source),
             AzureError::RateLimited { .. } => ErrorClass::Throttled,
-            AzureError::InvalidInput { .. } => ErrorClass::UserActionRequired,
+            AzureError::CredentialsRejected { .. } | AzureError::InvalidInput { .. } => {
+                ErrorClass::UserActionRequired
+            }
         }
     }
 
@@ -333,6 +354,7 @@ impl AzureError {
             AzureError::Connection { .. } => "AzureUnreachable",
             AzureError::Timeout { .. } => "AzureTimeout",
             AzureError::Credential { .. } => "AzureCredentialFailed",
+            AzureError::CredentialsRejected { .. } => "CredentialsRejected",
             AzureError::RateLimited { .. } => "AzureClientRateLimited",
             AzureError::Decode { .. } => "AzureUnexpectedResponse",
             AzureError::InvalidInput { .. } => "AzureInvalidInput",
@@ -383,6 +405,121 @@ fn credential_class(status: u16, code: Option<&str>) -> ErrorClass {
     }
 }
 
+/// A token request Entra ID refused, tagged with whose credential it was (see
+/// [`name_rejection`]).
+#[derive(Debug, thiserror::Error)]
+#[error("Entra ID rejected the credentials of {credential}: {code}")]
+pub(crate) struct RejectedCredential {
+    credential: String,
+    code: String,
+    #[source]
+    source: azure_core::Error,
+}
+
+/// Tags a token failure with `credential` (whose it is) when Entra ID answered with a refusal
+/// a person must fix; any other failure (no answer, throttling, Entra's own faults) is
+/// returned as it was.
+pub(crate) fn name_rejection(credential: &str, err: azure_core::Error) -> azure_core::Error {
+    match entra_rejection(&err) {
+        Some(code) => azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Credential,
+            RejectedCredential {
+                credential: credential.to_owned(),
+                code,
+                source: err,
+            },
+            format!("Entra ID rejected the credentials of {credential}"),
+        ),
+        None => err,
+    }
+}
+
+/// Entra's code of a refused token request, `AADSTS<n> (<error>)`, from the token endpoint's
+/// answer (`error_codes`, `error`; per Entra's documented error format), when the answer is one
+/// a person must fix ([`credential_class`]).
+fn entra_rejection(err: &azure_core::Error) -> Option<String> {
+    use azure_core::error::ErrorKind;
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        error_codes: Vec<u64>,
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(core) = e.downcast_ref::<azure_core::Error>()
+            && let ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } = core.kind()
+        {
+            if credential_class(u16::from(*status), error_code.as_deref())
+                != ErrorClass::UserActionRequired
+            {
+                return None;
+            }
+            let body: Option<Body> = raw_response
+                .as_deref()
+                .and_then(|raw| serde_json::from_slice(raw.body().as_ref()).ok());
+            let aadsts = body
+                .as_ref()
+                .and_then(|b| b.error_codes.first())
+                .map(|c| format!("AADSTS{c}"))
+                .or_else(|| {
+                    error_code
+                        .as_deref()
+                        .and_then(|c| c.split(',').next())
+                        .map(|c| format!("AADSTS{c}"))
+                });
+            let error = body.and_then(|b| b.error);
+            return Some(match (aadsts, error) {
+                (Some(code), Some(error)) => format!("{code} ({error})"),
+                (Some(code), None) => code,
+                (None, Some(error)) => error,
+                (None, None) => format!("HTTP {}", u16::from(*status)),
+            });
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn rejected_in(err: &azure_core::Error) -> Option<&RejectedCredential> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(r) = e.downcast_ref::<RejectedCredential>() {
+            return Some(r);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A token failure as an [`AzureError`]: [`AzureError::CredentialsRejected`] when Entra ID
+/// refused a named credential, else [`AzureError::Credential`].
+pub(crate) fn from_token_failure(
+    operation: Operation,
+    resource: &str,
+    err: azure_core::Error,
+) -> AzureError {
+    match rejected_in(&err) {
+        Some(r) => AzureError::CredentialsRejected {
+            operation,
+            resource: resource.to_owned(),
+            credential: r.credential.clone(),
+            code: r.code.clone(),
+            source: Box::new(err),
+        },
+        None => AzureError::Credential {
+            operation,
+            resource: resource.to_owned(),
+            source: Box::new(err),
+        },
+    }
+}
+
 /// Build an [`AzureError`] from what the SDK pipeline returned.
 ///
 /// `retry_after` is read by the caller from the response headers (the SDK error keeps the raw
@@ -397,6 +534,9 @@ pub(crate) fn from_sdk(operation: Operation, resource: &str, err: azure_core::Er
             retry_after: limited.retry_after,
             resource,
         };
+    }
+    if rejected_in(&err).is_some() {
+        return from_token_failure(operation, &resource, err);
     }
     match err.kind() {
         ErrorKind::HttpResponse {
@@ -709,6 +849,73 @@ mod tests {
         };
         assert_eq!(io.class(), ErrorClass::Transient);
         assert_eq!(io.reason(), "AzureCredentialFailed");
+    }
+
+    /// The token endpoint's refusal of a wrong secret, as Entra documents it (and the SDK hands
+    /// it on): a 401 with `invalid_client` and `error_codes: [7000215]`.
+    fn refused_token(status: azure_core::http::StatusCode) -> azure_core::Error {
+        use azure_core::error::ErrorKind;
+        use azure_core::http::{RawResponse, headers::Headers};
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215],"error_uri":"https://login.microsoftonline.com/error?code=7000215"}"#;
+        let inner = azure_core::Error::with_message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: Some("7000215".into()),
+                raw_response: Some(Box::new(RawResponse::from_bytes(
+                    status,
+                    Headers::default(),
+                    body.to_vec(),
+                ))),
+            },
+            "AADSTS7000215: Invalid client secret provided.",
+        );
+        azure_core::Error::with_error(
+            ErrorKind::Credential,
+            inner,
+            "ClientSecretCredential authentication failed.",
+        )
+    }
+
+    /// A credential Entra ID refuses is its own error, naming whose credential it is and
+    /// Entra's code, from any call that needed the token; a refusal only in name (Entra's
+    /// own fault, throttling) is not tagged and stays transient or throttled.
+    #[test]
+    fn a_refused_credential_names_its_source_and_entras_code() {
+        use azure_core::http::StatusCode;
+        let tagged = name_rejection(
+            "Secret team-a/azure-creds",
+            refused_token(StatusCode::Unauthorized),
+        );
+        let err = from_sdk(Operation::MediaservicesGet, "/subscriptions/s/x", tagged);
+        assert!(
+            matches!(&err, AzureError::CredentialsRejected { credential, code, .. }
+                if credential == "Secret team-a/azure-creds" && code == "AADSTS7000215 (invalid_client)"),
+            "{err:?}"
+        );
+        assert_eq!(err.class(), ErrorClass::UserActionRequired);
+        assert_eq!(err.reason(), "CredentialsRejected");
+        assert_eq!(
+            err.to_string(),
+            "failed to get media services account /subscriptions/s/x: Entra ID rejected the credentials of Secret team-a/azure-creds: AADSTS7000215 (invalid_client)"
+        );
+        let checked = from_token_failure(
+            Operation::TokenRequest,
+            "ClientSecret",
+            name_rejection(
+                "the operator's own identity",
+                refused_token(StatusCode::BadRequest),
+            ),
+        );
+        assert_eq!(checked.reason(), "CredentialsRejected");
+        for (status, class) in [
+            (StatusCode::ServiceUnavailable, ErrorClass::Transient),
+            (StatusCode::TooManyRequests, ErrorClass::Throttled),
+        ] {
+            let untagged = name_rejection("Secret team-a/azure-creds", refused_token(status));
+            let err = from_sdk(Operation::MediaservicesGet, "id", untagged);
+            assert!(matches!(err, AzureError::Credential { .. }), "{err:?}");
+            assert_eq!(err.class(), class);
+        }
     }
 
     #[test]

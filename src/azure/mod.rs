@@ -35,7 +35,7 @@ pub use api_version::{
 };
 pub use client::{AzureApi, AzureClient, AzureClients, AzureConfig, new_role_assignment_name};
 pub use cloud::AzureCloud;
-pub use credentials::CredentialSource;
+pub use credentials::{CredentialSource, CredentialSourceKey};
 pub use error::{AzureError, ErrorClass};
 pub use lro::{PendingOperation, PollOutcome, Started};
 pub use operation::Operation;

@@ -386,7 +386,7 @@ async fn observe(
     ctx: &Context,
     desired: &Desired,
     base: &mut MediaServicesAccountStatus,
-    credential: String,
+    credential: crate::azure::CredentialSourceKey,
     api: &Arc<dyn AzureApi>,
 ) -> Result<Box<Observed>, Stop> {
     let keys = MonitoredKeys {

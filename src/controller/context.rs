@@ -10,16 +10,20 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource};
+use crate::azure::{AzureApi, AzureClients, AzureError, CredentialSource, CredentialSourceKey};
 use crate::crd::MediaServicesAccount;
 
 use super::events;
 use super::requeue;
 
-/// Builds the Azure client a resource's reconcile talks through, per identity.
+/// Builds the Azure client a resource's reconcile talks through, per credential source.
 pub trait AzureProvider: Send + Sync {
-    /// The client acting as `source`.
-    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError>;
+    /// The client of credential source `key`, acting as `source`.
+    fn api(
+        &self,
+        key: &CredentialSourceKey,
+        source: &CredentialSource,
+    ) -> Result<Arc<dyn AzureApi>, AzureError>;
     /// The Azure call metrics, for `/metrics`.
     fn metrics(&self) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
         None
@@ -27,8 +31,12 @@ pub trait AzureProvider: Send + Sync {
 }
 
 impl AzureProvider for AzureClients {
-    fn api(&self, source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
-        AzureClients::api(self, source)
+    fn api(
+        &self,
+        key: &CredentialSourceKey,
+        source: &CredentialSource,
+    ) -> Result<Arc<dyn AzureApi>, AzureError> {
+        AzureClients::api_for(self, key, source)
     }
     fn metrics(&self) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
         Some(AzureClients::metrics(self))
@@ -66,6 +74,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive failures per object (`namespace/name`), for capped backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Which credentials Secret each object (`namespace/name`) named at its last pass.
+    secret_users: Mutex<SecretUsers>,
 }
 
 impl Context {
@@ -127,6 +137,7 @@ impl Context {
             claims: super::claims::Claims::default(),
             metrics,
             failures: Mutex::new(HashMap::new()),
+            secret_users: Mutex::new(SecretUsers::default()),
         }
     }
 
@@ -217,7 +228,7 @@ impl Context {
     }
 
     /// The Azure client for `account`: its `credentialsSecretRef`, else the operator's own;
-    /// with the credential's identity (kind, tenant and client id), which key probers share by.
+    /// with the key of the credential's source, by which key probers are shared.
     ///
     /// # Errors
     /// Why no client could be had (the Secret is missing or malformed), for
@@ -225,29 +236,100 @@ impl Context {
     pub async fn azure_for(
         &self,
         account: &MediaServicesAccount,
-    ) -> Result<(String, Arc<dyn AzureApi>), String> {
-        let source = match &account.spec.credentials_secret_ref {
-            None => self.operator_credential.clone(),
-            Some(r) => {
-                let ns = account.namespace().unwrap_or_default();
+    ) -> Result<(CredentialSourceKey, Arc<dyn AzureApi>), String> {
+        let ns = account.namespace().unwrap_or_default();
+        let secret_name = account
+            .spec
+            .credentials_secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str());
+        self.note_secret_use(&ns, &account.name_any(), secret_name);
+        let (key, source) = match secret_name {
+            None => (
+                CredentialSourceKey::Operator,
+                self.operator_credential.clone(),
+            ),
+            Some(name) => {
                 let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &ns);
                 let secret = secrets
-                    .get_opt(&r.name)
+                    .get_opt(name)
                     .await
-                    .map_err(|e| format!("failed to read Secret {ns}/{}: {e}", r.name))?
+                    .map_err(|e| format!("failed to read Secret {ns}/{name}: {e}"))?
                     .ok_or_else(|| {
                         format!(
-                            "Secret {ns}/{} named by spec.credentialsSecretRef does not exist; create it with keys tenantId, clientId and clientSecret",
-                            r.name
+                            "Secret {ns}/{name} named by spec.credentialsSecretRef does not exist; create it with keys tenantId, clientId and clientSecret"
                         )
                     })?;
-                CredentialSource::client_secret_from_k8s_secret(&ns, &secret)
-                    .map_err(|e| e.to_string())?
+                let source = CredentialSource::client_secret_from_k8s_secret(&ns, &secret)
+                    .map_err(|e| e.to_string())?;
+                (CredentialSourceKey::secret(&ns, name, &source), source)
             }
         };
-        let (kind, tenant, client) = source.identity_key();
-        let api = self.azure.api(&source).map_err(|e| e.to_string())?;
-        Ok((format!("{kind}/{tenant}/{client}"), api))
+        let api = self.azure.api(&key, &source).map_err(|e| e.to_string())?;
+        Ok((key, api))
+    }
+
+    /// Records which credentials Secret object `namespace/name` names (`None`: none), so a
+    /// change of that Secret re-triggers it.
+    fn note_secret_use(&self, namespace: &str, name: &str, secret: Option<&str>) {
+        self.secret_users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(namespace, name, secret);
+    }
+
+    /// The objects (names in `namespace`) whose last pass read credentials Secret
+    /// `namespace/secret`. `exists` says whether an object is still there; those gone are
+    /// forgotten, which keeps the index to the objects that exist.
+    pub fn secret_users(
+        &self,
+        namespace: &str,
+        secret: &str,
+        exists: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        self.secret_users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .users(namespace, secret, exists)
+    }
+}
+
+/// Which credentials Secret each object named at its last pass, by `(namespace, object)`.
+#[derive(Debug, Default)]
+struct SecretUsers(HashMap<(String, String), String>);
+
+impl SecretUsers {
+    fn note(&mut self, namespace: &str, name: &str, secret: Option<&str>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        match secret {
+            Some(s) => {
+                self.0.insert(key, s.to_owned());
+            }
+            None => {
+                self.0.remove(&key);
+            }
+        }
+    }
+
+    fn users(
+        &mut self,
+        namespace: &str,
+        secret: &str,
+        exists: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        self.0.retain(|(ns, name), s| {
+            if ns != namespace || s != secret {
+                return true;
+            }
+            let alive = exists(name);
+            if alive {
+                found.push(name.clone());
+            }
+            alive
+        });
+        found.sort();
+        found
     }
 }
 
@@ -256,4 +338,31 @@ fn metrics_source(
     azure: &Arc<dyn AzureProvider>,
 ) -> Option<Arc<crate::azure::metrics::AzureMetrics>> {
     azure.metrics()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SecretUsers;
+
+    /// A Secret's change reaches exactly the objects that last named it; an object that names
+    /// another Secret, or none, or is gone, is not re-triggered, and the gone one is forgotten.
+    #[test]
+    fn secret_users_are_the_objects_that_last_named_the_secret() {
+        let mut users = SecretUsers::default();
+        users.note("team-a", "first", Some("creds"));
+        users.note("team-a", "second", Some("creds"));
+        users.note("team-a", "third", Some("other"));
+        users.note("team-b", "fourth", Some("creds"));
+        users.note("team-a", "moved", Some("creds"));
+        users.note("team-a", "moved", None);
+        assert_eq!(
+            users.users("team-a", "creds", |_| true),
+            vec!["first".to_owned(), "second".to_owned()]
+        );
+        assert_eq!(
+            users.users("team-a", "creds", |n| n != "second"),
+            vec!["first".to_owned()]
+        );
+        assert_eq!(users.0.len(), 3, "the object that is gone is forgotten");
+    }
 }

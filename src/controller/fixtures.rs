@@ -751,7 +751,11 @@ impl AzureApi for Cloud {
 pub struct FakeProvider(pub Arc<Cloud>);
 
 impl AzureProvider for FakeProvider {
-    fn api(&self, _source: &CredentialSource) -> Result<Arc<dyn AzureApi>, AzureError> {
+    fn api(
+        &self,
+        _key: &crate::azure::CredentialSourceKey,
+        _source: &CredentialSource,
+    ) -> Result<Arc<dyn AzureApi>, AzureError> {
         Ok(self.0.clone())
     }
 }

@@ -236,14 +236,19 @@ async fn lead(
     }
 }
 
-/// The controller over one watch scope: a slimmed cache, and the key monitor's triggers.
+/// The controller over one watch scope: a slimmed cache, the key monitor's triggers, and the
+/// credentials Secrets' changes.
 fn controller_for(
     api: Api<Watched>,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     namespace: Option<String>,
     config: ControllerConfig,
     shutdown: Shared<BoxFuture<'static, ()>>,
 ) -> Controller<Watched> {
+    // The cache keeps every object's metadata only (a pass reads the whole object), less what
+    // no filter reads: managed fields and kubectl's last-applied copy of the spec.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let secrets = secret_triggers(ctx, namespace.as_deref(), reader.clone());
     // Accounts whose key verdict changed, or whose account another resource let go of, are
     // reconciled at once, not at their next resync.
     let triggers = futures::stream::select(
@@ -251,9 +256,6 @@ fn controller_for(
         ctx.claims.triggers(namespace.clone()),
     )
     .map(|(ns, name)| kube::runtime::reflector::ObjectRef::<Watched>::new(&name).within(&ns));
-    // The cache keeps every object's metadata only (a pass reads the whole object), less what
-    // no filter reads: managed fields and kubectl's last-applied copy of the spec.
-    let (reader, writer) = kube::runtime::reflector::store();
     let objects = kube::runtime::reflector(
         writer,
         watcher(api, watcher::Config::default())
@@ -279,7 +281,54 @@ fn controller_for(
         .with_config(config)
         .reconcile_on(triggers)
         .reconcile_on(relabelled)
+        .reconcile_on(secrets)
         .graceful_shutdown_on(shutdown)
+}
+
+/// Objects to reconcile at once because the credentials Secret they name changed (a fixed or
+/// rotated secret is used without waiting for the resync). A metadata-only watch of the
+/// Secrets in the scope: no Secret data is ever cached here (a pass reads the one Secret it
+/// names). Each changed Secret maps to the objects whose last pass named it; objects gone
+/// from `store` are forgotten on the way.
+fn secret_triggers(
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    store: kube::runtime::reflector::Store<Watched>,
+) -> impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Watched>> + Send + 'static {
+    use kube::runtime::reflector::ObjectRef;
+    // NB: an `Api` of `PartialObjectMeta` lists and watches metadata only.
+    let secrets: Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        match namespace {
+            Some(ns) => Api::namespaced(ctx.kube.clone(), ns),
+            None => Api::all(ctx.kube.clone()),
+        };
+    let ctx = ctx.clone();
+    watcher(secrets, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        // Only a new version of a Secret is a change (a re-list repeats the ones seen).
+        .predicate_filter(predicates::resource_version, PredicateConfig::default())
+        .filter_map(|seen| async move {
+            seen.map_err(|e| {
+                tracing::warn!(error = %e, "failed to watch credentials Secrets; a changed Secret is used at the object's next pass");
+            })
+            .ok()
+        })
+        .flat_map(move |secret| {
+            let ns = secret.metadata.namespace.clone().unwrap_or_default();
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            let users = ctx.secret_users(&ns, &name, |object| {
+                store.get(&ObjectRef::new(object).within(&ns)).is_some()
+            });
+            if !users.is_empty() {
+                tracing::info!(secret = %format!("{ns}/{name}"), objects = users.len(), "credentials Secret changed; reconciling the objects that name it");
+            }
+            futures::stream::iter(
+                users
+                    .into_iter()
+                    .map(move |object| ObjectRef::new(&object).within(&ns)),
+            )
+        })
 }
 
 /// Drops from a cached object what no filter reads.

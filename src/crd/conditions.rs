@@ -129,6 +129,14 @@ pub mod reasons {
     /// The credentials the resource names (`credentialsSecretRef`) or the operator's own could
     /// not be used; the message says which and why.
     pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
+    /// Entra ID refused the credentials the resource's Azure calls (its key checks included)
+    /// use: a wrong, expired or revoked client secret, an unknown application, a federated
+    /// credential that does not match. The message names the Secret
+    /// (`credentialsSecretRef`, as `namespace/name`) or the operator's own identity, and
+    /// Entra's error code (e.g. `AADSTS7000215 (invalid_client)`: a wrong secret). Fix what the
+    /// Secret holds; the operator notices the change at once. Other resources, whose
+    /// credentials come from elsewhere, are not affected.
+    pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
     /// Azure refused the operator's own identity a read or write it needs; the message names
     /// the resource and the permission to grant the operator.
     pub const OPERATOR_FORBIDDEN: &str = "OperatorForbidden";
@@ -209,7 +217,7 @@ pub mod reasons {
     pub const ACCOUNT_OWNED_ELSEWHERE: &str = "AccountOwnedElsewhere";
 
     /// Every reason of this module, for documentation and exhaustive tests.
-    pub const ALL: [&str; 37] = [
+    pub const ALL: [&str; 38] = [
         SUCCEEDED,
         IN_PROGRESS,
         INVALID_SPEC,
@@ -223,6 +231,7 @@ pub mod reasons {
         NOT_MANAGED,
         OPERATION_FAILED,
         CREDENTIALS_UNAVAILABLE,
+        CREDENTIALS_REJECTED,
         OPERATOR_FORBIDDEN,
         ACCOUNT_NOT_FOUND,
         ACCOUNT_LOCATION_MISMATCH,

@@ -154,6 +154,29 @@ pub enum AdminCommand {
         #[serde(default)]
         ip_rules: Vec<String>,
     },
+    /// Revokes one client secret of an application, as deleting it in Entra does: token
+    /// requests with it then fail as Entra answers a wrong secret (401 `invalid_client`,
+    /// `AADSTS7000215`). Tokens issued before stay valid until they expire, as in Entra.
+    RevokeClientSecret {
+        /// The application: seeded name or client id.
+        client: String,
+        /// The secret to revoke.
+        secret: String,
+    },
+    /// Adds a client secret to an application (a new credential in Entra).
+    AddClientSecret {
+        /// The application: seeded name or client id.
+        client: String,
+        /// The new secret.
+        secret: String,
+    },
+    /// Sets the lifetime of the access tokens issued from now on (seconds; absent: Entra's
+    /// default of an hour). Under five minutes, the SDKs ask for a token on every call.
+    SetTokenLifetime {
+        /// Seconds.
+        #[serde(default)]
+        seconds: Option<u64>,
+    },
     /// Moves the emulator clock forward.
     AdvanceClock {
         /// Seconds to add.
@@ -272,6 +295,20 @@ fn with_version<'a>(
             .last_mut()
             .ok_or_else(|| "key has no versions".to_owned()),
     }
+}
+
+/// The service principal of an application, by seeded name or client id.
+fn application<'a>(
+    w: &'a mut World,
+    client: &str,
+) -> Result<&'a mut super::state::Principal, String> {
+    let oid = w
+        .resolve_principal(client)
+        .ok_or_else(|| format!("no application {client}"))?;
+    w.principals
+        .get_mut(&key_of(&oid))
+        .filter(|p| p.kind == super::state::PrincipalKind::ServicePrincipal)
+        .ok_or_else(|| format!("{client} is not an application"))
 }
 
 fn apply_to_world(w: &mut World, cmd: AdminCommand) -> Result<Value, String> {
@@ -474,6 +511,26 @@ fn apply_rest(w: &mut World, cmd: AdminCommand, now: i64) -> Result<Value, Strin
                 "virtualNetworkRules": [],
             });
             Ok(v.resource["properties"]["networkAcls"].clone())
+        }
+        AdminCommand::RevokeClientSecret { client, secret } => {
+            let p = application(w, &client)?;
+            let before = p.secrets.len();
+            p.secrets.retain(|s| *s != secret);
+            if p.secrets.len() == before {
+                return Err(format!("application {client} has no such secret"));
+            }
+            Ok(json!({"secrets": p.secrets.len()}))
+        }
+        AdminCommand::AddClientSecret { client, secret } => {
+            let p = application(w, &client)?;
+            if !p.secrets.contains(&secret) {
+                p.secrets.push(secret);
+            }
+            Ok(json!({"secrets": p.secrets.len()}))
+        }
+        AdminCommand::SetTokenLifetime { seconds } => {
+            w.knobs.token_lifetime = seconds.map(Duration::from_secs);
+            Ok(json!({}))
         }
         AdminCommand::AdvanceClock { seconds } => {
             w.clock_offset += chrono::Duration::seconds(seconds);

@@ -156,6 +156,14 @@ fn audience_for(resource: &str) -> Option<String> {
         .map(|a| (*a).to_owned())
 }
 
+/// The lifetime of tokens issued now, in seconds.
+fn token_lifetime(w: &super::state::World) -> i64 {
+    w.knobs
+        .token_lifetime
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(TOKEN_LIFETIME_SECS)
+}
+
 /// Issues an access token for `oid` (must be a known principal) and `audience`.
 pub fn issue_token(shared: &Shared, oid: &str, audience: &str) -> Result<(String, i64), String> {
     let (claims, exp) = {
@@ -165,7 +173,7 @@ pub fn issue_token(shared: &Shared, oid: &str, audience: &str) -> Result<(String
             .get(&key_of(oid))
             .ok_or_else(|| format!("unknown principal {oid}"))?;
         let now = w.now_unix();
-        let exp = now + TOKEN_LIFETIME_SECS;
+        let exp = now + token_lifetime(&w);
         (
             AccessClaims {
                 aud: audience.to_owned(),
@@ -370,7 +378,7 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
             ),
         ));
     };
-    let (token, _) = issue_token(shared, &principal.object_id, &audience).map_err(|e| {
+    let (token, exp) = issue_token(shared, &principal.object_id, &audience).map_err(|e| {
         AadError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "temporarily_unavailable",
@@ -378,10 +386,11 @@ fn token(shared: &Shared, req: &Req) -> Result<Value, AadError> {
             e,
         )
     })?;
+    let lifetime = exp - shared.world().now_unix();
     Ok(json!({
         "token_type": "Bearer",
-        "expires_in": TOKEN_LIFETIME_SECS,
-        "ext_expires_in": TOKEN_LIFETIME_SECS,
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
         "access_token": token,
     }))
 }

@@ -195,6 +195,12 @@ pub struct Knobs {
     /// While set, accounts on a versionless key stay on the version they use when a newer one
     /// appears (Media Services picks new versions up in the background, not at once).
     pub hold_key_rotation: bool,
+    /// Lifetime of the access tokens the token endpoint issues from now on; `None`: an hour,
+    /// as Entra's default. A lifetime under five minutes makes the Azure SDKs ask for a new
+    /// token on every call (they refresh that long before expiry); as they keep using a
+    /// still-valid token when a refresh is refused, a revoked secret shows once the last token
+    /// expires, that is within the lifetime.
+    pub token_lifetime: Option<Duration>,
 }
 
 /// Whether an operation name matches a rule pattern.

@@ -462,6 +462,32 @@ impl Emulator {
         .map(drop)
     }
 
+    /// Revokes client secret `secret` of application `client` (seeded name or client id): token
+    /// requests with it then fail as Entra's do (401 `invalid_client`, `AADSTS7000215`).
+    pub fn revoke_client_secret(&self, client: &str, secret: &str) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::RevokeClientSecret {
+            client: client.to_owned(),
+            secret: secret.to_owned(),
+        })
+        .map(drop)
+    }
+
+    /// Adds client secret `secret` to application `client` (seeded name or client id).
+    pub fn add_client_secret(&self, client: &str, secret: &str) -> Result<(), EmulatorError> {
+        self.admin(AdminCommand::AddClientSecret {
+            client: client.to_owned(),
+            secret: secret.to_owned(),
+        })
+        .map(drop)
+    }
+
+    /// Sets the lifetime of the tokens issued from now on (`None`: an hour).
+    pub fn set_token_lifetime(&self, lifetime: Option<Duration>) {
+        let _ = self.admin(AdminCommand::SetTokenLifetime {
+            seconds: lifetime.map(|d| d.as_secs()),
+        });
+    }
+
     /// Holds (`true`) or releases the accounts' background pick-up of new key versions.
     pub fn hold_key_rotation(&self, hold: bool) -> Result<(), EmulatorError> {
         self.admin(AdminCommand::HoldKeyRotation { hold }).map(drop)

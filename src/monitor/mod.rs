@@ -1,8 +1,10 @@
 //! The key-access monitor: one prober per distinct customer key and principal, shared by every
 //! account that uses it.
 //!
-//! A prober is keyed by the operator credential that reads, the vault, the key name, the pinned
-//! version (or "latest") and the account identity's principal. Reconciles register their
+//! A prober is keyed by the credential source that reads (the operator's own identity, or one
+//! namespace's Secret with its content: never a client id alone, so a namespace's probes use
+//! only its own credential), the vault, the key name, the pinned version (or "latest") and the
+//! account identity's principal. Reconciles register their
 //! account with the prober of its key ([`KeyMonitor::read`]) and get its latest facts; the
 //! background task ([`KeyMonitor::run`]) probes each key on the shortest interval its accounts
 //! ask for, reads each subscription's vault list once per round for all keys due in it, never
@@ -28,7 +30,7 @@ use tokio::time::Instant;
 
 use crate::azure::models::authorization::RoleDefinition;
 use crate::azure::models::keyvault::Vault;
-use crate::azure::{AzureApi, AzureError};
+use crate::azure::{AzureApi, AzureError, CredentialSourceKey};
 use crate::reconcile::key_access::{KeyVerdict, diagnose};
 use crate::reconcile::observe::{KeyReader, KeyRequest, ObservedKey, probe_key};
 
@@ -67,8 +69,8 @@ impl Default for MonitorSettings {
 /// Identifies one prober.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeKey {
-    /// The credential that reads (kind, tenant, client id).
-    pub credential: String,
+    /// The credential source that reads; the prober's client always belongs to it.
+    pub credential: CredentialSourceKey,
     /// Subscription (lower case).
     pub subscription: String,
     /// Vault name (lower case).
@@ -82,9 +84,9 @@ pub struct ProbeKey {
 }
 
 impl ProbeKey {
-    fn new(credential: &str, request: &KeyRequest, principal: &str) -> Self {
+    fn new(credential: &CredentialSourceKey, request: &KeyRequest, principal: &str) -> Self {
         Self {
-            credential: credential.to_owned(),
+            credential: credential.clone(),
             subscription: request.subscription.to_ascii_lowercase(),
             vault: request.key_id.vault_name.to_ascii_lowercase(),
             key: request.key_id.name.to_ascii_lowercase(),
@@ -146,8 +148,9 @@ struct State {
     probers: HashMap<ProbeKey, (Prober, Option<Instant>)>,
     /// Which prober each account uses.
     users: HashMap<String, ProbeKey>,
-    /// Role definitions read by probes: (credential, GUID) → definition and when read.
-    roles: HashMap<(String, String), (RoleDefinition, Instant)>,
+    /// Role definitions read by probes: (credential source, GUID) → definition and when read.
+    /// Kept only for sources some prober still reads with.
+    roles: HashMap<(CredentialSourceKey, String), (RoleDefinition, Instant)>,
 }
 
 /// Counters of the monitor's work.
@@ -321,10 +324,14 @@ impl KeyMonitor {
         });
         if empty {
             s.probers.remove(key);
+            // The source's role definitions go with its last prober.
+            if !s.probers.keys().any(|k| k.credential == key.credential) {
+                s.roles.retain(|(c, _), _| *c != key.credential);
+            }
         }
     }
 
-    /// Registers `user` with the prober of `request` (reading as `credential`, asking for
+    /// Registers `user` with the prober of `request` (reading as source `credential`, asking for
     /// `interval`) and returns the prober's facts: the latest ones when they are fresh, else
     /// from a probe now. `force` always probes (a reconcile someone asked for).
     ///
@@ -334,7 +341,7 @@ impl KeyMonitor {
     pub async fn read(
         &self,
         user: &str,
-        credential: &str,
+        credential: &CredentialSourceKey,
         api: Arc<dyn AzureApi>,
         request: &KeyRequest,
         interval: Duration,
@@ -400,7 +407,8 @@ impl KeyMonitor {
                 None,
             )
         });
-        // The newest client for the credential (a rotated secret builds a new one).
+        // The newest client of the prober's source (the source's cache entry may have been
+        // rebuilt); never another source's, which is another prober.
         prober.api = api;
         let before = prober.users.insert(user.to_owned(), interval);
         let gate = prober.gate.clone();
@@ -510,7 +518,17 @@ impl KeyMonitor {
                 } else {
                     *probed_at = None;
                 }
-                let users = (first && p.last.is_some()).then(|| p.users.keys().cloned().collect());
+                let users: Option<Vec<String>> =
+                    (first && p.last.is_some()).then(|| p.users.keys().cloned().collect());
+                if matches!(e, AzureError::CredentialsRejected { .. })
+                    && let Some(users) = users
+                {
+                    drop(s);
+                    // A refused credential is no fact about the key: its accounts get a full
+                    // pass, whose own Azure calls put the refusal on `Ready`.
+                    self.send(users, false);
+                    return (None, Err(e));
+                }
                 (users, Err(e))
             }
         }
@@ -557,9 +575,17 @@ impl KeyMonitor {
     }
 
     fn trigger(&self, users: impl IntoIterator<Item = String>) {
+        self.send(users, true);
+    }
+
+    /// Re-triggers `users`; `key_only`: their passes may update only the key's part of status
+    /// ([`Self::take_update`]).
+    fn send(&self, users: impl IntoIterator<Item = String>, key_only: bool) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for user in users {
-            pending.insert(user.clone());
+            if key_only {
+                pending.insert(user.clone());
+            }
             if self.sinks.send(&user) {
                 self.triggers.fetch_add(1, Ordering::Relaxed);
             }
@@ -712,8 +738,8 @@ pub struct MonitoredKeys<'a> {
     pub monitor: &'a KeyMonitor,
     /// The account (`namespace/name`).
     pub user: String,
-    /// The credential's identity.
-    pub credential: String,
+    /// The credential's source.
+    pub credential: CredentialSourceKey,
     /// The client acting as it.
     pub api: Arc<dyn AzureApi>,
     /// The interval the account asks for.
@@ -782,9 +808,16 @@ mod tests {
         r: &KeyRequest,
         force: bool,
     ) -> ObservedKey {
-        m.read(user, "operator", api.clone(), r, INTERVAL, force)
-            .await
-            .expect("read")
+        m.read(
+            user,
+            &CredentialSourceKey::Operator,
+            api.clone(),
+            r,
+            INTERVAL,
+            force,
+        )
+        .await
+        .expect("read")
     }
 
     /// Accounts that use the same key and principal share one prober: one read of the vault
@@ -818,6 +851,49 @@ mod tests {
         // Moving to another key leaves the old prober.
         read(&m, &api, "ns/c", &request(OTHER_KEY, UAI_PRINCIPAL), false).await;
         assert_eq!((m.stats().probers, m.stats().users), (2, 2));
+    }
+
+    /// Two namespaces whose Secrets hold the same application's secrets are two sources: each
+    /// key probe goes through its own namespace's client, whoever registered last; accounts of
+    /// one source and key still share a probe; a Secret's new content is a new source, and the
+    /// old one's prober goes with its last account.
+    #[tokio::test]
+    async fn probes_use_only_their_own_sources_client_and_share_within_a_source() {
+        let m = KeyMonitor::new(MonitorSettings::default());
+        let (team_a, team_b) = (fake(), fake());
+        let source = |ns: &str, fingerprint| CredentialSourceKey::Secret {
+            namespace: ns.into(),
+            name: "azure-creds".into(),
+            fingerprint,
+        };
+        let r = request(KEY, PRINCIPAL);
+        let read_as =
+            |user: &'static str, key: CredentialSourceKey, api: &Arc<FakeAzure>, force| {
+                let (m, api, r) = (m.clone(), api.clone(), r.clone());
+                async move {
+                    m.read(user, &key, api, &r, INTERVAL, force)
+                        .await
+                        .expect("read")
+                }
+            };
+        read_as("team-a/x", source("team-a", 1), &team_a, false).await;
+        read_as("team-b/y", source("team-b", 1), &team_b, false).await;
+        assert_eq!(m.stats().probers, 2, "one prober per source");
+        read_as("team-a/x", source("team-a", 1), &team_a, true).await;
+        assert_eq!(
+            (team_a.reads_of("GET key"), team_b.reads_of("GET key")),
+            (2, 1),
+            "team-a's probe went through team-b's client"
+        );
+        read_as("team-a/z", source("team-a", 1), &team_a, false).await;
+        assert_eq!((m.stats().probers, team_a.reads_of("GET key")), (2, 2));
+        read_as("team-a/x", source("team-a", 2), &team_a, false).await;
+        read_as("team-a/z", source("team-a", 2), &team_a, false).await;
+        assert_eq!(
+            (m.stats().probers, m.stats().users),
+            (2, 3),
+            "the old content's prober went with its last account"
+        );
     }
 
     /// Scheduled rounds probe each key once per interval, list the vaults once for all keys of
@@ -895,7 +971,7 @@ mod tests {
         let other = m
             .read(
                 "ns/c",
-                "operator",
+                &CredentialSourceKey::Operator,
                 api.clone(),
                 &request(OTHER_KEY, PRINCIPAL),
                 INTERVAL,

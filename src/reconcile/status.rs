@@ -385,6 +385,9 @@ pub fn error_reason(error: &AzureError) -> &'static str {
     if matches!(error, AzureError::OperationFailed { .. }) {
         return reasons::OPERATION_FAILED;
     }
+    if matches!(error, AzureError::CredentialsRejected { .. }) {
+        return reasons::CREDENTIALS_REJECTED;
+    }
     if error.code() == Some(NAME_TAKEN) {
         return reasons::ROLE_ASSIGNMENT_NAME_CONFLICT;
     }
@@ -1126,6 +1129,28 @@ mod tests {
             &revoked.storage[0].id,
             &storage_id("mediaprimary")
         ));
+    }
+
+    /// A credential Entra ID refused is `CredentialsRejected`, not the generic
+    /// `UserActionRequired`, with the message naming the Secret and Entra's code.
+    #[test]
+    fn a_refused_credential_is_credentials_rejected() {
+        let e = AzureError::CredentialsRejected {
+            operation: crate::azure::Operation::MediaservicesGet,
+            resource: "/subscriptions/s/x".into(),
+            credential: "Secret team-a/azure-creds".into(),
+            code: "AADSTS7000215 (invalid_client)".into(),
+            source: Box::new(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "scripted",
+            )),
+        };
+        assert_eq!(error_reason(&e), reasons::CREDENTIALS_REJECTED);
+        let message = error_message(&e);
+        assert!(
+            message.contains("Secret team-a/azure-creds") && message.contains("AADSTS7000215"),
+            "{message}"
+        );
     }
 
     /// ARM's cryptic answer to a taken role-assignment name becomes its own reason and a

@@ -96,6 +96,16 @@ impl Operator {
         namespace: &str,
         health: Option<std::net::SocketAddr>,
     ) -> Self {
+        Self::start_watching(client, emu, &[namespace], health)
+    }
+
+    /// [`Self::start_with_health`] for several namespaces at once.
+    pub fn start_watching(
+        client: &Client,
+        emu: &Emulator,
+        namespaces: &[&str],
+        health: Option<std::net::SocketAddr>,
+    ) -> Self {
         // Logs go to the test's captured output; RUST_LOG picks the level (default: warnings).
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -106,7 +116,7 @@ impl Operator {
             .try_init();
         let (clients, credential, token_file) = operator_clients(emu);
         let settings = Settings {
-            namespaces: vec![namespace.to_owned()],
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
             concurrency: 4,
             health_addr: health,
             shutdown_grace: Duration::from_secs(5),

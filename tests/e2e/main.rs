@@ -7,6 +7,7 @@ mod chart_rbac;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod credentials;
 mod deletion;
 mod examples;
 mod grants;
