@@ -156,18 +156,22 @@ impl Context {
     /// Who owns the role assignments made for `account`, as it goes into their names.
     #[must_use]
     pub fn owner(&self, account: &MediaServicesAccount) -> String {
-        crate::reconcile::plan::owner_identity(
-            &self.cluster_id,
-            &account.namespace().unwrap_or_default(),
-            &account.name_any(),
-            &account.uid().unwrap_or_default(),
-        )
+        self.owned_as(account, crate::reconcile::plan::owner_identity)
     }
 
     /// The claim `account` records on its Azure account (the ownership tag's value).
     #[must_use]
     pub fn claim_value(&self, account: &MediaServicesAccount) -> String {
-        crate::reconcile::ownership::claim_value(
+        self.owned_as(account, crate::reconcile::ownership::claim_value)
+    }
+
+    /// `form` of this cluster's id and the object's namespace, name and uid.
+    fn owned_as(
+        &self,
+        account: &MediaServicesAccount,
+        form: fn(&str, &str, &str, &str) -> String,
+    ) -> String {
+        form(
             &self.cluster_id,
             &account.namespace().unwrap_or_default(),
             &account.name_any(),

@@ -18,7 +18,6 @@ use super::common::with_temp_ns;
 use super::harness::*;
 
 const KEY: &str = "https://media-kv.vault.azure.net/keys/account-key";
-const UAI: &str = "/subscriptions/1a2b3c4d-0000-4000-8000-000000000001/resourceGroups/media/providers/Microsoft.ManagedIdentity/userAssignedIdentities/media-id";
 /// The Secret each namespace's account names.
 const SECRET: &str = "azure-creds";
 /// How often each account's key is checked.
@@ -27,21 +26,10 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(10);
 /// An account of the e2e world encrypted with the shared key through the shared identity,
 /// authenticating with the namespace's [`SECRET`].
 fn account(name: &str, azure_name: &str) -> MediaServicesAccount {
-    let mut m = manifest(
-        name,
-        json!({
-            "identity": { "type": "UserAssigned", "userAssignedIdentities": [UAI] },
-            "encryption": {
-                "type": "CustomerKey",
-                "keyIdentifier": KEY,
-                "identity": { "userAssignedIdentity": UAI },
-                "grantAccess": true,
-            },
-            "keyAccessCheckInterval": format!("{}s", PROBE_INTERVAL.as_secs()),
-            "credentialsSecretRef": { "name": SECRET },
-        }),
-    );
-    m.spec.account.name = azure_name.into();
+    let mut m = shared_key_account(name, azure_name, KEY, PROBE_INTERVAL);
+    m.spec.credentials_secret_ref = Some(ams_security_operator::crd::account::SecretReference {
+        name: SECRET.to_owned(),
+    });
     m
 }
 

@@ -748,3 +748,30 @@ impl Drop for OperatorProcess {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A resource for the e2e world's Azure account `azure_name`, encrypted with `key` through the
+/// world's user-assigned identity (its access granted by the operator), checked every
+/// `interval`: the shape the key-monitor and credentials scenarios share.
+pub fn shared_key_account(
+    name: &str,
+    azure_name: &str,
+    key: &str,
+    interval: std::time::Duration,
+) -> MediaServicesAccount {
+    let uai = identity_id();
+    let mut m = manifest(
+        name,
+        serde_json::json!({
+            "identity": { "type": "UserAssigned", "userAssignedIdentities": [uai] },
+            "encryption": {
+                "type": "CustomerKey",
+                "keyIdentifier": key,
+                "identity": { "userAssignedIdentity": uai },
+                "grantAccess": true,
+            },
+            "keyAccessCheckInterval": format!("{}s", interval.as_secs()),
+        }),
+    );
+    azure_name.clone_into(&mut m.spec.account.name);
+    m
+}

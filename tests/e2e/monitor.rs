@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 
 use super::common::with_temp_ns;
 use super::harness::*;
@@ -22,21 +21,7 @@ fn shared(
     account: &str,
     key: &str,
 ) -> ams_security_operator::crd::MediaServicesAccount {
-    let mut m = manifest(
-        name,
-        json!({
-            "identity": { "type": "UserAssigned", "userAssignedIdentities": [UAI] },
-            "encryption": {
-                "type": "CustomerKey",
-                "keyIdentifier": key,
-                "identity": { "userAssignedIdentity": UAI },
-                "grantAccess": true,
-            },
-            "keyAccessCheckInterval": "10s",
-        }),
-    );
-    m.spec.account.name = account.into();
-    m
+    shared_key_account(name, account, key, Duration::from_secs(10))
 }
 
 fn writes_to_accounts(emu: &ams_security_operator::emulator::Emulator) -> usize {
