@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-
 use super::common::with_temp_ns;
 use super::harness::*;
 
