@@ -37,7 +37,7 @@ use crate::reconcile::prereqs::Area;
 use crate::reconcile::status::{self, Verdict};
 use crate::reconcile::{key_access, parked};
 
-use super::context::Context;
+use super::context::{Context, key_of};
 use super::error::Error;
 use super::requeue::{self, Ending};
 use super::{finalize, write};
@@ -55,14 +55,6 @@ pub fn object_key(meta: &Watched) -> String {
         "{}/{}",
         meta.metadata.namespace.as_deref().unwrap_or_default(),
         meta.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
-fn key_of(account: &MediaServicesAccount) -> String {
-    format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
     )
 }
 

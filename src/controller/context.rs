@@ -185,11 +185,7 @@ impl Context {
         crate::reconcile::ownership::Claimant {
             created: account.metadata.creation_timestamp.as_ref().map(|t| t.0),
             uid: account.uid().unwrap_or_default(),
-            object: format!(
-                "{}/{}",
-                account.namespace().unwrap_or_default(),
-                account.name_any()
-            ),
+            object: key_of(account),
         }
     }
 
@@ -335,6 +331,17 @@ impl SecretUsers {
         found.sort();
         found
     }
+}
+
+/// `namespace/name` of `account`: how the failure tally, the key monitor, the claims and the
+/// metrics know an object.
+#[must_use]
+pub fn key_of(account: &MediaServicesAccount) -> String {
+    format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    )
 }
 
 /// The Azure call metrics `/metrics` serves.

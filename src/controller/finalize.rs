@@ -21,7 +21,7 @@ use crate::reconcile::desired::Desired;
 use crate::reconcile::observe::{self, Observation};
 use crate::reconcile::status::{self, Verdict};
 
-use super::context::Context;
+use super::context::{Context, key_of};
 use super::error::Error;
 use super::{requeue, write};
 
@@ -247,12 +247,4 @@ async fn clean_up(account: &MediaServicesAccount, ctx: &Context) -> Next {
             )
         }
     }
-}
-
-fn key_of(account: &MediaServicesAccount) -> String {
-    format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
-    )
 }

@@ -362,22 +362,28 @@ fn spawn_readiness(stores: Vec<kube::runtime::reflector::Store<Watched>>, ready:
     });
 }
 
-/// Records which resource claims which Azure account before any pass runs, so that the oldest
-/// claim wins whichever resource the controller happens to reconcile first. Pages of 500 keep
-/// the read's memory small at any size.
-async fn seed_claims(kube: &Client, namespaces: &[String], ctx: &Context) -> Result<(), RunError> {
-    use kube::core::DeserializeGuard;
-    let scopes: Vec<(
-        String,
-        Api<DeserializeGuard<crate::crd::MediaServicesAccount>>,
-    )> = if namespaces.is_empty() {
+/// One `Api` per watch scope, with its name for messages: all namespaces, or each one given.
+fn scoped<K>(kube: &Client, namespaces: &[String]) -> Vec<(String, Api<K>)>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
         vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
     } else {
         namespaces
             .iter()
             .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
             .collect()
-    };
+    }
+}
+
+/// Records which resource claims which Azure account before any pass runs, so that the oldest
+/// claim wins whichever resource the controller happens to reconcile first. Pages of 500 keep
+/// the read's memory small at any size.
+async fn seed_claims(kube: &Client, namespaces: &[String], ctx: &Context) -> Result<(), RunError> {
+    use kube::core::DeserializeGuard;
+    let scopes = scoped::<DeserializeGuard<crate::crd::MediaServicesAccount>>(kube, namespaces);
     for (scope, api) in scopes {
         let mut params = ListParams::default().limit(500);
         loop {
@@ -416,15 +422,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
-    let apis: Vec<(String, Api<Watched>)> = if settings.namespaces.is_empty() {
-        vec![("all namespaces".to_owned(), Api::all(kube.clone()))]
-    } else {
-        settings
-            .namespaces
-            .iter()
-            .map(|ns| (format!("namespace {ns}"), Api::namespaced(kube.clone(), ns)))
-            .collect()
-    };
+    let apis = scoped::<Watched>(&kube, &settings.namespaces);
     // Fail fast, with a hint, when the CRD is not there; otherwise the watcher would retry
     // forever in silence.
     for (scope, api) in &apis {
