@@ -110,10 +110,11 @@ pub struct MediaServicesAccountSpec {
     ).message("keyAccessCheckInterval must be between 10s and 24h"))]
     pub key_access_check_interval: super::interval::CheckInterval,
 
-    /// What deleting this resource does in Azure. `Retain` (default): nothing; the account keeps
-    /// its identity, grants and key. `RevokeGrants`: remove the role assignments and key
-    /// permissions the operator made, and keep the account. `Delete`: revoke the grants, then
-    /// delete the Media Services account itself.
+    /// What deleting this resource does in Azure. `Retain` (default): nothing but removing this
+    /// resource's ownership claim tag; the account keeps its identity, grants and key.
+    /// `RevokeGrants`: remove the claim and the role assignments and key permissions the
+    /// operator made, and keep the account. `Delete`: revoke the grants, then delete the Media
+    /// Services account itself (never one another owner claims).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
@@ -517,10 +518,10 @@ impl BuiltInRole {
 /// What deleting the resource does in Azure.
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
 pub enum DeletionPolicy {
-    /// Leave everything in Azure as it is.
+    /// Leave everything in Azure as it is, but for this resource's ownership claim.
     #[default]
     Retain,
-    /// Remove the grants the operator made; keep the account.
+    /// Remove the claim and the grants the operator made; keep the account.
     RevokeGrants,
     /// Remove the grants, then delete the Media Services account.
     Delete,
